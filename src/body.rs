@@ -1,0 +1,466 @@
+//! Response bodies: async streams of [`Bytes`] that may know their exact length.
+//!
+//! A [`Body`] is a [`Stream`] of `Result<Bytes, Error>` plus an optional exact length. The server
+//! polls it after the app returned its [`Response`](crate::Response) and writes each chunk to the
+//! client; the end of the stream is the end of the response (REQ-BODY-1).
+//!
+//! Dropping a body is WSGI's `close()`: the server drops it when the response is complete, when
+//! it fails, or when the client went away (REQ-BODY-5). Put cleanup in `Drop`.
+//!
+//! The types here cover the common shapes without boxing: [`Full`] (one chunk), [`Empty`],
+//! [`StreamBody`] (any stream), [`Either`] (one of two body types) and [`BoxBody`] (any body,
+//! type-erased).
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::Error;
+
+/// A response body: a stream of byte chunks that may fail, and may know its length.
+///
+/// # Implementer notes
+///
+/// - Yield each chunk once; return `Poll::Ready(None)` at the end and keep returning it if
+///   polled again (REQ-BODY-2).
+/// - Empty chunks are allowed but carry no meaning; servers skip them (REQ-BODY-3).
+/// - [`content_length`](Body::content_length) must be exact when it is `Some`: the number of
+///   bytes the stream will still yield from now on (REQ-BODY-4). Servers turn it into a
+///   `Content-Length` header.
+/// - An `Err` ends the response abnormally. Before the first non-empty chunk the server can
+///   still answer with an error response; after it, it aborts the connection (REQ-ERR-3).
+///
+/// Any `Stream<Item = Result<Bytes, Error>>` becomes a body with an empty `impl`:
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use rwgi::body::Body;
+/// use rwgi::Error;
+/// use bytes::Bytes;
+///
+/// /// Counts down to zero, one line per chunk.
+/// struct Countdown(u32);
+///
+/// impl futures_core::Stream for Countdown {
+///     type Item = Result<Bytes, Error>;
+///     fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+///         if self.0 == 0 {
+///             return Poll::Ready(None);
+///         }
+///         self.0 -= 1;
+///         Poll::Ready(Some(Ok(Bytes::from(format!("{}\n", self.0)))))
+///     }
+/// }
+///
+/// impl Body for Countdown {}
+/// ```
+pub trait Body: Stream<Item = Result<Bytes, Error>> {
+    /// The exact number of bytes this body will still yield, if known.
+    ///
+    /// The default is `None` (unknown: the server uses chunked encoding or closes the
+    /// connection to delimit the body).
+    ///
+    /// ```
+    /// use rwgi::body::{Body, Full};
+    /// assert_eq!(Full::new("four").content_length(), Some(4));
+    /// ```
+    fn content_length(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl<P> Body for Pin<P>
+where
+    P: std::ops::DerefMut + Unpin,
+    P::Target: Body,
+{
+    fn content_length(&self) -> Option<u64> {
+        (**self).content_length()
+    }
+}
+
+impl<B: Body + Unpin + ?Sized> Body for Box<B> {
+    fn content_length(&self) -> Option<u64> {
+        (**self).content_length()
+    }
+}
+
+impl<B: Body + Unpin + ?Sized> Body for &mut B {
+    fn content_length(&self) -> Option<u64> {
+        (**self).content_length()
+    }
+}
+
+/// A body of one chunk, known up front: the common case of a rendered page or a JSON document.
+///
+/// ```
+/// use rwgi::body::{Body, Full};
+///
+/// let body = Full::new(r#"{"ok":true}"#);
+/// assert_eq!(body.content_length(), Some(11));
+/// ```
+#[derive(Clone, Default)]
+pub struct Full {
+    data: Option<Bytes>,
+}
+
+impl Full {
+    /// A body of exactly these bytes.
+    pub fn new(data: impl Into<Bytes>) -> Self {
+        let data: Bytes = data.into();
+        Full {
+            data: (!data.is_empty()).then_some(data),
+        }
+    }
+}
+
+impl fmt::Debug for Full {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Full")
+            .field("len", &self.data.as_ref().map_or(0, Bytes::len))
+            .finish()
+    }
+}
+
+impl Stream for Full {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.data.take().map(Ok))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::from(self.data.is_some());
+        (n, Some(n))
+    }
+}
+
+impl Body for Full {
+    fn content_length(&self) -> Option<u64> {
+        Some(self.data.as_ref().map_or(0, |data| data.len() as u64))
+    }
+}
+
+/// A body with no bytes.
+///
+/// ```
+/// use rwgi::body::{Body, Empty};
+/// assert_eq!(Empty.content_length(), Some(0));
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Empty;
+
+impl Stream for Empty {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(None)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(0))
+    }
+}
+
+impl Body for Empty {
+    fn content_length(&self) -> Option<u64> {
+        Some(0)
+    }
+}
+
+/// Any stream of byte chunks as a body, with an optional declared length.
+///
+/// The stream's error type converts into [`Error`]. For a stream that is not `Unpin`, pass
+/// `Box::pin(stream)`.
+///
+/// ```
+/// use bytes::Bytes;
+/// use rwgi::body::{Body, StreamBody};
+///
+/// # struct Chunks(Vec<Bytes>);
+/// # impl futures_core::Stream for Chunks {
+/// #     type Item = Result<Bytes, std::io::Error>;
+/// #     fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>)
+/// #         -> std::task::Poll<Option<Self::Item>> {
+/// #         std::task::Poll::Ready(if self.0.is_empty() { None } else { Some(Ok(self.0.remove(0))) })
+/// #     }
+/// # }
+/// let chunks = Chunks(vec![Bytes::from("a"), Bytes::from("bc")]);
+/// let body = StreamBody::new(chunks);
+/// assert_eq!(body.content_length(), None);
+///
+/// let chunks = Chunks(vec![Bytes::from("a"), Bytes::from("bc")]);
+/// let body = StreamBody::with_length(chunks, 3);
+/// assert_eq!(body.content_length(), Some(3));
+/// ```
+#[derive(Clone, Debug)]
+pub struct StreamBody<S> {
+    stream: S,
+    remaining: Option<u64>,
+}
+
+impl<S> StreamBody<S> {
+    /// A body of unknown length.
+    pub fn new(stream: S) -> Self {
+        StreamBody {
+            stream,
+            remaining: None,
+        }
+    }
+
+    /// A body that promises to yield exactly `length` bytes.
+    ///
+    /// The promise is checked: a stream that yields more, or ends with fewer, makes the body
+    /// yield an error instead (REQ-BODY-4), so the server aborts the response rather than send
+    /// a wrong `Content-Length`.
+    pub fn with_length(stream: S, length: u64) -> Self {
+        StreamBody {
+            stream,
+            remaining: Some(length),
+        }
+    }
+
+    /// The wrapped stream.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
+
+impl<S, E> Stream for StreamBody<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<Error>,
+{
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let item = match Pin::new(&mut this.stream).poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        let Some(remaining) = this.remaining.as_mut() else {
+            return Poll::Ready(item.map(|chunk| chunk.map_err(Into::into)));
+        };
+        Poll::Ready(match item {
+            Some(Ok(chunk)) => match remaining.checked_sub(chunk.len() as u64) {
+                Some(rest) => {
+                    *remaining = rest;
+                    Some(Ok(chunk))
+                }
+                None => Some(Err(Error::msg(
+                    "REQ-BODY-4: body yielded more bytes than its declared length",
+                ))),
+            },
+            Some(Err(error)) => Some(Err(error.into())),
+            None if *remaining > 0 => {
+                let missing = *remaining;
+                *remaining = 0;
+                Some(Err(Error::msg(format!(
+                    "REQ-BODY-4: body ended {missing} bytes short of its declared length"
+                ))))
+            }
+            None => None,
+        })
+    }
+}
+
+impl<S, E> Body for StreamBody<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<Error>,
+{
+    fn content_length(&self) -> Option<u64> {
+        self.remaining
+    }
+}
+
+/// One of two body types, for an app or middleware that answers with either without boxing.
+///
+/// ```
+/// use rwgi::body::{Body, Either, Empty, Full};
+///
+/// fn pick(found: bool) -> Either<Full, Empty> {
+///     if found { Either::Left(Full::new("here")) } else { Either::Right(Empty) }
+/// }
+/// assert_eq!(pick(true).content_length(), Some(4));
+/// assert_eq!(pick(false).content_length(), Some(0));
+/// ```
+#[derive(Clone, Debug)]
+pub enum Either<L, R> {
+    /// The first body type.
+    Left(L),
+    /// The second body type.
+    Right(R),
+}
+
+impl<L, R> Stream for Either<L, R>
+where
+    L: Body + Unpin,
+    R: Body + Unpin,
+{
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            Either::Left(body) => Pin::new(body).poll_next(cx),
+            Either::Right(body) => Pin::new(body).poll_next(cx),
+        }
+    }
+}
+
+impl<L, R> Body for Either<L, R>
+where
+    L: Body + Unpin,
+    R: Body + Unpin,
+{
+    fn content_length(&self) -> Option<u64> {
+        match self {
+            Either::Left(body) => body.content_length(),
+            Either::Right(body) => body.content_length(),
+        }
+    }
+}
+
+/// Any body, type-erased: what routers and boxed apps answer with.
+///
+/// ```
+/// use rwgi::body::{Body, BoxBody, Full};
+///
+/// let body = BoxBody::new(Full::new("hi"));
+/// assert_eq!(body.content_length(), Some(2));
+/// ```
+pub struct BoxBody {
+    inner: Pin<Box<dyn Body + Send + 'static>>,
+}
+
+impl BoxBody {
+    /// Erases the type of `body`.
+    pub fn new<B>(body: B) -> Self
+    where
+        B: Body + Send + 'static,
+    {
+        BoxBody {
+            inner: Box::pin(body),
+        }
+    }
+}
+
+impl fmt::Debug for BoxBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoxBody")
+            .field("content_length", &self.inner.content_length())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for BoxBody {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl Body for BoxBody {
+    fn content_length(&self) -> Option<u64> {
+        self.inner.content_length()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    struct NoopWake;
+
+    impl Wake for NoopWake {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    /// A waker for futures and streams that tests poll by hand.
+    pub(crate) fn noop_waker() -> Waker {
+        Waker::from(Arc::new(NoopWake))
+    }
+
+    /// Polls a body that never waits to its end, collecting chunks or the first error.
+    pub(crate) fn collect<B: Body + Unpin>(mut body: B) -> Result<Vec<Bytes>, Error> {
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut chunks = Vec::new();
+        loop {
+            match Pin::new(&mut body).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(chunk))) => chunks.push(chunk),
+                Poll::Ready(Some(Err(error))) => return Err(error),
+                Poll::Ready(None) => return Ok(chunks),
+                Poll::Pending => panic!("test body is not ready"),
+            }
+        }
+    }
+
+    struct Chunks(Vec<&'static str>);
+
+    impl Stream for Chunks {
+        type Item = Result<Bytes, std::io::Error>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready((!self.0.is_empty()).then(|| Ok(Bytes::from(self.0.remove(0)))))
+        }
+    }
+
+    #[test]
+    fn full_yields_once_then_ends() {
+        let chunks = collect(Full::new("abc")).unwrap();
+        assert_eq!(chunks, vec![Bytes::from("abc")]);
+        assert!(collect(Full::new("")).unwrap().is_empty());
+        assert_eq!(Full::new("").content_length(), Some(0));
+    }
+
+    #[test]
+    fn stream_body_counts_down_its_length() {
+        let mut body = StreamBody::with_length(Chunks(vec!["ab", "c"]), 3);
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(body.content_length(), Some(3));
+        let _ = Pin::new(&mut body).poll_next(&mut cx);
+        assert_eq!(body.content_length(), Some(1));
+    }
+
+    #[test]
+    fn stream_body_rejects_a_long_stream() {
+        let error = collect(StreamBody::with_length(Chunks(vec!["ab", "cd"]), 3)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "REQ-BODY-4: body yielded more bytes than its declared length"
+        );
+    }
+
+    #[test]
+    fn stream_body_rejects_a_short_stream() {
+        let error = collect(StreamBody::with_length(Chunks(vec!["ab"]), 3)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "REQ-BODY-4: body ended 1 bytes short of its declared length"
+        );
+    }
+
+    #[test]
+    fn box_body_forwards_everything() {
+        let body = BoxBody::new(StreamBody::new(Chunks(vec!["x", "yz"])));
+        assert_eq!(body.content_length(), None);
+        assert_eq!(collect(body).unwrap().concat(), b"xyz");
+    }
+
+    #[test]
+    fn bodies_are_send_and_sync_where_it_matters() {
+        fn send<T: Send>() {}
+        send::<Full>();
+        send::<Empty>();
+        send::<BoxBody>();
+    }
+}

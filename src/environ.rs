@@ -1,0 +1,712 @@
+//! The request as the app sees it: [`Environ`], and what a server knows about the connection.
+//!
+//! A server builds an [`Environ`] from the `http::Request` its HTTP stack parsed, plus the
+//! facts about the connection in a [`ConnectionInfo`], with [`Environ::from_request`]. That one
+//! conversion is where every server applies the same mapping rules (REQ-ENV-*), so no server
+//! writes them again.
+//!
+//! # Paths
+//!
+//! The request target is kept exactly as received (REQ-PATH-1). Its path is split into
+//! [`script_name`](Environ::script_name), the part where the app is mounted, and
+//! [`path_info`](Environ::path_info), the part the app routes on. Both are *raw*
+//! (percent-encoded) slices of the one path, so `script_name + path_info` is always the path the
+//! client sent (REQ-PATH-2). Decoded forms are one call away:
+//! [`path_segments`](Environ::path_segments) decodes segment by segment, so `%2F` stays inside its
+//! segment; [`cgi_variables`](Environ::cgi_variables) gives the lossy whole-path decoding of
+//! PEP 3333 for code that expects it.
+//!
+//! | request target            | form      | `script_name` | `path_info` | `query_string` |
+//! |---------------------------|-----------|---------------|-------------|----------------|
+//! | `/a/b%2Fc?x=1`            | origin    | `""`          | `/a/b%2Fc`  | `x=1`          |
+//! | `http://h/a?x`            | absolute  | `""`          | `/a`        | `x`            |
+//! | `*` (OPTIONS only)        | asterisk  | `""`          | `*`         | `""`           |
+//! | `h:443` (CONNECT only)    | authority | `""`          | `""`        | `""`           |
+//! | `/app/a` mounted at `/app`| origin    | `/app`        | `/a`        | `""`           |
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::SocketAddr;
+
+use http::header::HOST;
+use http::uri::Scheme;
+use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
+
+use crate::cgi::CgiVariables;
+use crate::path::Segments;
+use crate::Input;
+
+/// What the app may assume about how the server runs it (REQ-ENV-9).
+///
+/// ```
+/// use rwgi::environ::ServerInfo;
+///
+/// let info = ServerInfo::new("my-server/1.0").multithread(true);
+/// assert!(info.is_multithread());
+/// assert!(!info.is_multiprocess());
+/// assert_eq!(info.spec_version(), rwgi::SPEC_VERSION);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerInfo {
+    pub(crate) software: Cow<'static, str>,
+    pub(crate) spec_version: (u16, u16),
+    pub(crate) multithread: bool,
+    pub(crate) multiprocess: bool,
+    pub(crate) run_once: bool,
+}
+
+impl ServerInfo {
+    /// Facts for a server that calls the app from one thread, in one process, many times.
+    ///
+    /// `software` names the server, like CGI's `SERVER_SOFTWARE` (`name/version`).
+    pub const fn new(software: &'static str) -> Self {
+        ServerInfo {
+            software: Cow::Borrowed(software),
+            spec_version: crate::SPEC_VERSION,
+            multithread: false,
+            multiprocess: false,
+            run_once: false,
+        }
+    }
+
+    /// Whether the app may be called concurrently from several threads.
+    #[must_use]
+    pub const fn multithread(mut self, yes: bool) -> Self {
+        self.multithread = yes;
+        self
+    }
+
+    /// Whether copies of the app run in several processes at once, so process-local state is
+    /// not shared between all requests.
+    #[must_use]
+    pub const fn multiprocess(mut self, yes: bool) -> Self {
+        self.multiprocess = yes;
+        self
+    }
+
+    /// Whether the app will be called once in this process's life (CGI-style), so caches are
+    /// not worth building.
+    #[must_use]
+    pub const fn run_once(mut self, yes: bool) -> Self {
+        self.run_once = yes;
+        self
+    }
+
+    /// The server's name and version.
+    pub fn software(&self) -> &str {
+        &self.software
+    }
+
+    /// The version of the rwgi specification the server implements.
+    pub const fn spec_version(&self) -> (u16, u16) {
+        self.spec_version
+    }
+
+    /// See [`ServerInfo::multithread`].
+    pub const fn is_multithread(&self) -> bool {
+        self.multithread
+    }
+
+    /// See [`ServerInfo::multiprocess`].
+    pub const fn is_multiprocess(&self) -> bool {
+        self.multiprocess
+    }
+
+    /// See [`ServerInfo::run_once`].
+    pub const fn is_run_once(&self) -> bool {
+        self.run_once
+    }
+}
+
+impl Default for ServerInfo {
+    fn default() -> Self {
+        ServerInfo::new("")
+    }
+}
+
+/// What a server knows about the connection a request came in on.
+///
+/// A server makes one per connection and hands it to [`Environ::from_request`] for each
+/// request.
+///
+/// ```
+/// use rwgi::environ::{ConnectionInfo, ServerInfo};
+/// use rwgi::http::uri::Scheme;
+///
+/// let local = "127.0.0.1:8000".parse().unwrap();
+/// let peer = "127.0.0.1:53122".parse().unwrap();
+/// let connection = ConnectionInfo::new(Scheme::HTTP)
+///     .local_addr(local)
+///     .peer_addr(peer)
+///     .server(ServerInfo::new("example/0.1").multithread(true));
+/// assert_eq!(connection.scheme(), &Scheme::HTTP);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    scheme: Scheme,
+    local_addr: Option<SocketAddr>,
+    peer_addr: Option<SocketAddr>,
+    server: ServerInfo,
+}
+
+impl ConnectionInfo {
+    /// A connection that carries `scheme` (`http`, or `https` behind TLS).
+    pub fn new(scheme: Scheme) -> Self {
+        ConnectionInfo {
+            scheme,
+            local_addr: None,
+            peer_addr: None,
+            server: ServerInfo::default(),
+        }
+    }
+
+    /// The address the server accepted the connection on.
+    #[must_use]
+    pub fn local_addr(mut self, addr: SocketAddr) -> Self {
+        self.local_addr = Some(addr);
+        self
+    }
+
+    /// The client's address.
+    #[must_use]
+    pub fn peer_addr(mut self, addr: SocketAddr) -> Self {
+        self.peer_addr = Some(addr);
+        self
+    }
+
+    /// The facts about the server that the app may rely on.
+    #[must_use]
+    pub fn server(mut self, server: ServerInfo) -> Self {
+        self.server = server;
+        self
+    }
+
+    /// The connection's scheme.
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+}
+
+impl Default for ConnectionInfo {
+    fn default() -> Self {
+        ConnectionInfo::new(Scheme::HTTP)
+    }
+}
+
+/// The four shapes of an HTTP request target (RFC 9112 §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TargetForm {
+    /// `/path?query`: the usual form.
+    Origin,
+    /// `http://host/path?query`: as sent to proxies; servers must accept it too.
+    Absolute,
+    /// `host:port`: only for `CONNECT`.
+    Authority,
+    /// `*`: only for `OPTIONS`.
+    Asterisk,
+}
+
+impl TargetForm {
+    fn of(uri: &Uri) -> Self {
+        if uri.scheme().is_some() {
+            TargetForm::Absolute
+        } else if uri.authority().is_some() {
+            TargetForm::Authority
+        } else if uri.path() == "*" {
+            TargetForm::Asterisk
+        } else {
+            TargetForm::Origin
+        }
+    }
+}
+
+/// The request, as the app sees it: rwgi's `environ`.
+///
+/// It owns the parts of the `http::Request` the server parsed, moved rather than copied, plus
+/// the connection facts. Everything else (server name, decoded paths, CGI variables) is derived
+/// on demand, so building one costs no allocation beyond what the request already holds.
+///
+/// ```
+/// use rwgi::environ::{ConnectionInfo, Environ};
+/// use rwgi::http::Request;
+/// use rwgi::Input;
+///
+/// let request = Request::post("/api/files/a%2Fb?v=2")
+///     .header("host", "example.com:8080")
+///     .body(Input::from("payload"))
+///     .unwrap();
+/// let mut environ = Environ::from_request(request, &ConnectionInfo::default()).unwrap();
+/// environ.mount("/api").unwrap();
+///
+/// assert_eq!(environ.method(), "POST");
+/// assert_eq!(environ.script_name(), "/api");
+/// assert_eq!(environ.path_info(), "/files/a%2Fb");
+/// assert_eq!(environ.query_string(), "v=2");
+/// assert_eq!(environ.server_name(), "example.com");
+/// assert_eq!(environ.server_port(), 8080);
+/// let segments: Vec<_> = environ.path_segments().map(|s| s.to_str().unwrap()).collect();
+/// assert_eq!(segments, ["files", "a/b"]);
+/// assert_eq!(environ.input().content_length(), Some(7));
+/// ```
+pub struct Environ {
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) extensions: Extensions,
+    pub(crate) input: Input,
+    pub(crate) connection: ConnectionInfo,
+    /// How many bytes at the start of the path belong to `script_name`.
+    pub(crate) mount: usize,
+}
+
+impl Environ {
+    /// Builds the environ for one request: the one mapping every server uses (REQ-ENV-1).
+    ///
+    /// The request is checked as RFC 9112 requires of a server before any app sees it; the
+    /// server answers `400 Bad Request` to any error and does not call the app (REQ-ENV-2).
+    ///
+    /// # Errors
+    ///
+    /// A [`TargetError`] when:
+    /// - an HTTP/1.1 request has no `Host` header and no absolute-form target, has more than
+    ///   one `Host` header, or a `Host` that is not `host[:port]`;
+    /// - the target is `*` and the method is not `OPTIONS`;
+    /// - the target is in authority form and the method is not `CONNECT`, or the method is
+    ///   `CONNECT` and the target is not in authority form.
+    ///
+    /// ```
+    /// use rwgi::environ::{ConnectionInfo, Environ};
+    /// use rwgi::http::{Request, Version};
+    /// use rwgi::Input;
+    ///
+    /// let request = Request::get("/").version(Version::HTTP_11).body(Input::empty()).unwrap();
+    /// let error = Environ::from_request(request, &ConnectionInfo::default()).unwrap_err();
+    /// assert_eq!(error.to_string(), "REQ-ENV-3: HTTP/1.1 request without a Host header");
+    /// ```
+    pub fn from_request(
+        request: Request<Input>,
+        connection: &ConnectionInfo,
+    ) -> Result<Self, TargetError> {
+        let (parts, input) = request.into_parts();
+        check_host(&parts.headers, &parts.uri, parts.version)?;
+        match (TargetForm::of(&parts.uri), parts.method == Method::CONNECT) {
+            (TargetForm::Asterisk, _) if parts.method != Method::OPTIONS => {
+                return Err(TargetError::new(TargetErrorKind::AsteriskWithoutOptions))
+            }
+            (TargetForm::Authority, false) => {
+                return Err(TargetError::new(TargetErrorKind::AuthorityWithoutConnect))
+            }
+            (TargetForm::Origin | TargetForm::Absolute | TargetForm::Asterisk, true) => {
+                return Err(TargetError::new(TargetErrorKind::ConnectWithoutAuthority))
+            }
+            _ => {}
+        }
+        Ok(Environ {
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            headers: parts.headers,
+            extensions: parts.extensions,
+            input,
+            connection: connection.clone(),
+            mount: 0,
+        })
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The request target as parsed; [`request_target`](Environ::request_target) gives it back
+    /// as text.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// Which of the four target forms the client used.
+    ///
+    /// ```
+    /// use rwgi::environ::TargetForm;
+    /// let environ = rwgi::test_client::TestRequest::get("/x").into_environ();
+    /// assert_eq!(environ.target_form(), TargetForm::Origin);
+    /// ```
+    pub fn target_form(&self) -> TargetForm {
+        TargetForm::of(&self.uri)
+    }
+
+    /// The request target as the client sent it (REQ-PATH-1): the path and query for origin
+    /// form, the whole URI for absolute form, `host:port` for authority form, `*` for asterisk
+    /// form. A fragment is never part of a request target and is not kept.
+    ///
+    /// ```
+    /// let environ = rwgi::test_client::TestRequest::get("/a%20b/?q=%2F").into_environ();
+    /// assert_eq!(environ.request_target(), "/a%20b/?q=%2F");
+    /// ```
+    pub fn request_target(&self) -> Cow<'_, str> {
+        match self.target_form() {
+            TargetForm::Origin | TargetForm::Asterisk => {
+                Cow::Borrowed(self.uri.path_and_query().map_or("", |pq| pq.as_str()))
+            }
+            TargetForm::Authority => Cow::Borrowed(self.uri.authority().map_or("", |a| a.as_str())),
+            TargetForm::Absolute => Cow::Owned(self.uri.to_string()),
+        }
+    }
+
+    /// The path part of the target, raw: `script_name() + path_info()`.
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    /// Where the app is mounted: the raw path prefix that led to it, empty or starting with
+    /// `/` and never ending with one (REQ-PATH-5).
+    pub fn script_name(&self) -> &str {
+        &self.path()[..self.mount]
+    }
+
+    /// The rest of the path, raw, that the app routes on: empty or starting with `/`, or `*`
+    /// for an asterisk-form target.
+    pub fn path_info(&self) -> &str {
+        &self.path()[self.mount..]
+    }
+
+    /// The segments of [`path_info`](Environ::path_info), each decoded on its own (REQ-PATH-4).
+    ///
+    /// ```
+    /// let environ = rwgi::test_client::TestRequest::get("/users/j%2Fdoe/").into_environ();
+    /// let decoded: Vec<Vec<u8>> = environ.path_segments().map(|s| s.decode().into_owned()).collect();
+    /// assert_eq!(decoded, [b"users".to_vec(), b"j/doe".to_vec(), b"".to_vec()]);
+    /// ```
+    pub fn path_segments(&self) -> Segments<'_> {
+        Segments::new(self.path_info())
+    }
+
+    /// The query string, raw, without the `?`; empty when there is none (REQ-ENV-5).
+    pub fn query_string(&self) -> &str {
+        self.uri.query().unwrap_or("")
+    }
+
+    /// The HTTP version of the request.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The request headers, repeated headers kept as separate entries in arrival order.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The request headers, for middleware that adds or removes some before the app sees them.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// The request body.
+    pub fn input(&self) -> &Input {
+        &self.input
+    }
+
+    /// The request body, to read from.
+    pub fn input_mut(&mut self) -> &mut Input {
+        &mut self.input
+    }
+
+    /// Takes the request body out, leaving an empty one: for middleware that wraps it.
+    pub fn take_input(&mut self) -> Input {
+        std::mem::take(&mut self.input)
+    }
+
+    /// Puts a (wrapped) request body back.
+    pub fn set_input(&mut self, input: Input) {
+        self.input = input;
+    }
+
+    /// Typed values the server or middleware attached: the place for server-specific
+    /// additions and extensions (REQ-EXT-1).
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// See [`extensions`](Environ::extensions).
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    /// The URL scheme of the request: `http` or `https`.
+    pub fn url_scheme(&self) -> &Scheme {
+        self.uri.scheme().unwrap_or(&self.connection.scheme)
+    }
+
+    /// The host the client asked for, without the port: from an absolute-form target, else the
+    /// `Host` header, else the address the server accepted the connection on, else
+    /// `localhost` (REQ-ENV-4). An IPv6 address keeps its brackets.
+    ///
+    /// ```
+    /// let environ = rwgi::test_client::TestRequest::get("/").header("host", "example.com:8080").into_environ();
+    /// assert_eq!(environ.server_name(), "example.com");
+    /// assert_eq!(environ.server_port(), 8080);
+    /// ```
+    pub fn server_name(&self) -> Cow<'_, str> {
+        if let Some((host, _)) = self.authority() {
+            return Cow::Borrowed(host);
+        }
+        match self.connection.local_addr {
+            Some(SocketAddr::V4(addr)) => Cow::Owned(addr.ip().to_string()),
+            Some(SocketAddr::V6(addr)) => Cow::Owned(format!("[{}]", addr.ip())),
+            None => Cow::Borrowed("localhost"),
+        }
+    }
+
+    /// The port the client asked for: from the target or `Host` header, else the default port
+    /// of the scheme when a host was named, else the local port (REQ-ENV-4).
+    pub fn server_port(&self) -> u16 {
+        match (self.authority(), self.connection.local_addr) {
+            (Some((_, Some(port))), _) => port,
+            (None, Some(local)) => local.port(),
+            _ if *self.url_scheme() == Scheme::HTTPS => 443,
+            _ => 80,
+        }
+    }
+
+    /// The host and port named by the request: the absolute-form authority overrides `Host`
+    /// (RFC 9112 §3.2.2).
+    fn authority(&self) -> Option<(&str, Option<u16>)> {
+        if let Some(authority) = self.uri.authority() {
+            return Some((authority.host(), authority.port_u16()));
+        }
+        let value = self.headers.get(HOST)?.to_str().ok()?;
+        split_host(value).filter(|(host, _)| !host.is_empty())
+    }
+
+    /// The client's address, when the server knows it.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.connection.peer_addr
+    }
+
+    /// The address the server accepted the connection on, when it has one (a Unix socket has
+    /// none).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.connection.local_addr
+    }
+
+    /// What the app may assume about the server.
+    pub fn server(&self) -> &ServerInfo {
+        &self.connection.server
+    }
+
+    /// The CGI variables of this request, exactly as a PEP 3333 server sets them.
+    ///
+    /// See [`CgiVariables`] for the rules.
+    pub fn cgi_variables(&self) -> CgiVariables {
+        CgiVariables::from_environ(self)
+    }
+
+    /// Mounts the app at `prefix`: moves it from the start of `path_info` to the end of
+    /// `script_name` (REQ-PATH-6). Servers use it for a configured root path; URL-map
+    /// middleware for the prefix they dispatched on.
+    ///
+    /// The prefix is compared with the raw path byte for byte and must end at a segment
+    /// boundary: `/app` mounts `/app` and `/app/x`, not `/apple` and not `/%61pp`.
+    ///
+    /// # Errors
+    ///
+    /// [`MountError`] when `prefix` is not empty and does not start with `/`, ends with `/`,
+    /// or is not a leading run of whole segments of `path_info`. The environ is unchanged.
+    ///
+    /// ```
+    /// let mut environ = rwgi::test_client::TestRequest::get("/api/v1/users").into_environ();
+    /// environ.mount("/api").unwrap();
+    /// environ.mount("/v1").unwrap();
+    /// assert_eq!(environ.script_name(), "/api/v1");
+    /// assert_eq!(environ.path_info(), "/users");
+    /// assert!(environ.mount("/user").is_err());
+    /// ```
+    pub fn mount(&mut self, prefix: &str) -> Result<(), MountError> {
+        if prefix.is_empty() {
+            return Ok(());
+        }
+        if !prefix.starts_with('/') || prefix.ends_with('/') {
+            return Err(MountError {
+                invalid_prefix: true,
+            });
+        }
+        let rest = self.path_info().strip_prefix(prefix).ok_or(MountError {
+            invalid_prefix: false,
+        })?;
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return Err(MountError {
+                invalid_prefix: false,
+            });
+        }
+        self.mount += prefix.len();
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Environ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Environ")
+            .field("method", &self.method)
+            .field("target", &self.request_target())
+            .field("script_name", &self.script_name())
+            .field("version", &self.version)
+            .field("headers", &self.headers)
+            .field("input", &self.input)
+            .field("connection", &self.connection)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Splits `host[:port]`, checking its syntax (RFC 3986 §3.2.2, §3.2.3). An empty port counts as
+/// none.
+pub(crate) fn split_host(value: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if value.starts_with('[') {
+        let end = value.find(']')?;
+        let (host, rest) = value.split_at(end + 1);
+        let literal = &host[1..host.len() - 1];
+        if literal.is_empty()
+            || !literal
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return None;
+        }
+        match rest {
+            "" => (host, None),
+            _ => (host, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        let (host, port) = match value.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        };
+        let reg_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b);
+        if !host.bytes().all(reg_name) {
+            return None;
+        }
+        (host, port)
+    };
+    let port = match port {
+        None | Some("") => None,
+        Some(digits) if digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(digits.parse().ok()?)
+        }
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
+fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), TargetError> {
+    let mut hosts = headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => Err(TargetError::new(TargetErrorKind::DuplicateHost)),
+        (Some(value), None) => match value.to_str().ok().and_then(split_host) {
+            Some(_) => Ok(()),
+            None => Err(TargetError::new(TargetErrorKind::InvalidHost)),
+        },
+        (None, None) if version == Version::HTTP_11 && uri.authority().is_none() => {
+            Err(TargetError::new(TargetErrorKind::MissingHost))
+        }
+        (None, None) => Ok(()),
+    }
+}
+
+/// Why a request cannot become an [`Environ`]; the server answers `400 Bad Request`.
+///
+/// ```
+/// use rwgi::environ::{ConnectionInfo, Environ, TargetErrorKind};
+/// use rwgi::http::Request;
+/// use rwgi::Input;
+///
+/// let request = Request::get("*").header("host", "h").body(Input::empty()).unwrap();
+/// let error = Environ::from_request(request, &ConnectionInfo::default()).unwrap_err();
+/// assert_eq!(error.kind(), TargetErrorKind::AsteriskWithoutOptions);
+/// assert_eq!(error.requirement(), "REQ-ENV-6");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetError {
+    kind: TargetErrorKind,
+}
+
+/// The kinds of [`TargetError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TargetErrorKind {
+    /// An HTTP/1.1 request without a `Host` header (RFC 9112 §3.2).
+    MissingHost,
+    /// More than one `Host` header.
+    DuplicateHost,
+    /// A `Host` header that is not `host[:port]`.
+    InvalidHost,
+    /// The `*` target with a method other than `OPTIONS`.
+    AsteriskWithoutOptions,
+    /// An authority-form target with a method other than `CONNECT`.
+    AuthorityWithoutConnect,
+    /// `CONNECT` with a target that is not in authority form.
+    ConnectWithoutAuthority,
+}
+
+impl TargetError {
+    fn new(kind: TargetErrorKind) -> Self {
+        TargetError { kind }
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> TargetErrorKind {
+        self.kind
+    }
+
+    /// The ID of the requirement in the specification that the request breaks.
+    pub fn requirement(&self) -> &'static str {
+        match self.kind {
+            TargetErrorKind::MissingHost
+            | TargetErrorKind::DuplicateHost
+            | TargetErrorKind::InvalidHost => "REQ-ENV-3",
+            TargetErrorKind::AsteriskWithoutOptions
+            | TargetErrorKind::AuthorityWithoutConnect
+            | TargetErrorKind::ConnectWithoutAuthority => "REQ-ENV-6",
+        }
+    }
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            TargetErrorKind::MissingHost => "HTTP/1.1 request without a Host header",
+            TargetErrorKind::DuplicateHost => "more than one Host header",
+            TargetErrorKind::InvalidHost => "Host header is not host[:port]",
+            TargetErrorKind::AsteriskWithoutOptions => "the * target is only for OPTIONS",
+            TargetErrorKind::AuthorityWithoutConnect => {
+                "an authority-form target is only for CONNECT"
+            }
+            TargetErrorKind::ConnectWithoutAuthority => "CONNECT needs an authority-form target",
+        };
+        write!(f, "{}: {what}", self.requirement())
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+/// [`Environ::mount`] was given a prefix that is malformed or does not lead the path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountError {
+    invalid_prefix: bool,
+}
+
+impl fmt::Display for MountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.invalid_prefix {
+            f.write_str(
+                "REQ-PATH-5: a mount prefix must be empty or start with / and not end with /",
+            )
+        } else {
+            f.write_str("REQ-PATH-6: the mount prefix is not a leading run of whole path segments")
+        }
+    }
+}
+
+impl std::error::Error for MountError {}

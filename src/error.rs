@@ -1,0 +1,133 @@
+//! The error type of app and body failures.
+//!
+//! An [`Error`] is what an app returns when it cannot produce a response, and what a response
+//! or request body yields when it cannot produce its next chunk. It is deliberately opaque: any
+//! `std::error::Error + Send + Sync` fits in, and the server only needs to know *that* something
+//! failed (REQ-ERR-1), not what.
+//!
+//! Errors about malformed input have their own typed errors next to the type they concern:
+//! [`TargetError`](crate::environ::TargetError), [`MountError`](crate::environ::MountError),
+//! [`ReadError`](crate::input::ReadError) and [`Violation`](crate::response::Violation).
+
+use std::error::Error as StdError;
+use std::fmt;
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// An app or body failure.
+///
+/// ```
+/// use rwgi::Error;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+/// let error = Error::new(io);
+/// assert_eq!(error.to_string(), "disk on fire");
+/// assert!(error.downcast_ref::<std::io::Error>().is_some());
+///
+/// let error = Error::msg("template not found");
+/// assert_eq!(error.to_string(), "template not found");
+/// ```
+pub struct Error {
+    inner: BoxError,
+}
+
+impl Error {
+    /// Wraps any error.
+    pub fn new<E>(error: E) -> Self
+    where
+        E: Into<BoxError>,
+    {
+        Error {
+            inner: error.into(),
+        }
+    }
+
+    /// An error that is only a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Error::new(message.into())
+    }
+
+    /// The wrapped error, if it is of type `E`.
+    ///
+    /// ```
+    /// use rwgi::Error;
+    ///
+    /// let error = Error::new(std::fmt::Error);
+    /// assert!(error.downcast_ref::<std::fmt::Error>().is_some());
+    /// assert!(error.downcast_ref::<std::io::Error>().is_none());
+    /// ```
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        self.inner.downcast_ref::<E>()
+    }
+
+    /// Unwraps the boxed error.
+    ///
+    /// ```
+    /// let boxed = rwgi::Error::msg("gone").into_inner();
+    /// assert_eq!(boxed.to_string(), "gone");
+    /// ```
+    pub fn into_inner(self) -> BoxError {
+        self.inner
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner.source()
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Error::new(error)
+    }
+}
+
+impl From<http::Error> for Error {
+    fn from(error: http::Error) -> Self {
+        Error::new(error)
+    }
+}
+
+impl From<BoxError> for Error {
+    fn from(inner: BoxError) -> Self {
+        Error { inner }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_mark_converts_io_errors() {
+        fn fails() -> Result<(), Error> {
+            Err(std::io::Error::new(std::io::ErrorKind::NotFound, "nope"))?;
+            Ok(())
+        }
+        let error = fails().unwrap_err();
+        assert_eq!(error.to_string(), "nope");
+        assert_eq!(
+            error.downcast_ref::<std::io::Error>().unwrap().kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn is_send_sync_and_static() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Error>();
+    }
+}

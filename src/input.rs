@@ -1,0 +1,334 @@
+//! The request body as the app reads it: rwgi's `wsgi.input`.
+//!
+//! [`Input`] is a concrete stream of [`Bytes`] chunks that the server fills from the
+//! connection. It ends exactly at the end of the request body; a body that ends early (the client
+//! went away mid-upload) yields an error, never a silent end (REQ-INPUT-2). An app that does not
+//! read the body at all is fine: the server discards or closes as it sees fit (REQ-INPUT-4), and
+//! a client that sent `Expect: 100-continue` gets its `100 Continue` only once the app starts
+//! reading (REQ-INPUT-5).
+//!
+//! A request without a body costs no allocation: [`Input::empty`] is a plain value.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+
+use crate::body::Body;
+use crate::Error;
+
+/// The request body stream.
+///
+/// ```
+/// use rwgi::Input;
+///
+/// # futures_executor::block_on(async {
+/// let mut input = Input::from("name=rwgi");
+/// assert_eq!(input.content_length(), Some(9));
+/// let body = input.read_to_end(1024).await.unwrap();
+/// assert_eq!(&body[..], b"name=rwgi");
+/// assert!(input.chunk().await.is_none());
+/// # });
+/// ```
+pub struct Input {
+    kind: Kind,
+}
+
+enum Kind {
+    Empty,
+    Full(Bytes),
+    Stream(Pin<Box<dyn Body + Send + 'static>>),
+}
+
+impl Input {
+    /// A request without a body.
+    pub const fn empty() -> Self {
+        Input { kind: Kind::Empty }
+    }
+
+    /// A body that the server already holds in memory.
+    pub fn from_bytes(data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        if data.is_empty() {
+            return Input::empty();
+        }
+        Input {
+            kind: Kind::Full(data),
+        }
+    }
+
+    /// A body read from a stream, for servers: the stream must end exactly at the end of the
+    /// request body and yield an error if the client stops sending early (REQ-INPUT-2), and its
+    /// [`content_length`](Body::content_length) is the declared length, if any.
+    pub fn from_body<B>(body: B) -> Self
+    where
+        B: Body + Send + 'static,
+    {
+        Input {
+            kind: Kind::Stream(Box::pin(body)),
+        }
+    }
+
+    /// The number of bytes still to come, if known: the declared `Content-Length` before any
+    /// read.
+    ///
+    /// ```
+    /// assert_eq!(rwgi::Input::empty().content_length(), Some(0));
+    /// ```
+    pub fn content_length(&self) -> Option<u64> {
+        Body::content_length(self)
+    }
+
+    /// Whether the body is known to have no more bytes.
+    ///
+    /// ```
+    /// assert!(rwgi::Input::empty().is_end());
+    /// assert!(!rwgi::Input::from("x").is_end());
+    /// ```
+    pub fn is_end(&self) -> bool {
+        self.content_length() == Some(0)
+    }
+
+    /// The next chunk, or `None` at the end of the body.
+    ///
+    /// # Errors
+    ///
+    /// The server's error when the body cannot be read to its end, for example when the client
+    /// disconnects in the middle of an upload.
+    pub async fn chunk(&mut self) -> Option<Result<Bytes, Error>> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Reads the rest of the body into one buffer, refusing to hold more than `limit` bytes.
+    ///
+    /// When the declared length already exceeds `limit`, nothing is read: an app can refuse an
+    /// upload before the client sends it.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError::TooLarge`] when the body is longer than `limit` (declared or as read), and
+    /// [`ReadError::Body`] when the body itself fails.
+    ///
+    /// ```
+    /// use rwgi::input::{Input, ReadError};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let mut input = Input::from("far too long");
+    /// assert!(matches!(input.read_to_end(4).await, Err(ReadError::TooLarge { limit: 4 })));
+    /// # });
+    /// ```
+    pub async fn read_to_end(&mut self, limit: usize) -> Result<Bytes, ReadError> {
+        if self.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(ReadError::TooLarge { limit });
+        }
+        let Some(first) = self.chunk().await.transpose().map_err(ReadError::Body)? else {
+            return Ok(Bytes::new());
+        };
+        let Some(second) = self.chunk().await.transpose().map_err(ReadError::Body)? else {
+            return if first.len() > limit {
+                Err(ReadError::TooLarge { limit })
+            } else {
+                Ok(first)
+            };
+        };
+        let mut buffer = BytesMut::new();
+        for chunk in [first, second] {
+            append(&mut buffer, &chunk, limit)?;
+        }
+        while let Some(chunk) = self.chunk().await {
+            append(&mut buffer, &chunk.map_err(ReadError::Body)?, limit)?;
+        }
+        Ok(buffer.freeze())
+    }
+}
+
+fn append(buffer: &mut BytesMut, chunk: &[u8], limit: usize) -> Result<(), ReadError> {
+    if buffer.len() + chunk.len() > limit {
+        return Err(ReadError::TooLarge { limit });
+    }
+    buffer.extend_from_slice(chunk);
+    Ok(())
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Input::empty()
+    }
+}
+
+impl From<Bytes> for Input {
+    fn from(data: Bytes) -> Self {
+        Input::from_bytes(data)
+    }
+}
+
+impl From<&'static str> for Input {
+    fn from(data: &'static str) -> Self {
+        Input::from_bytes(data)
+    }
+}
+
+impl From<Vec<u8>> for Input {
+    fn from(data: Vec<u8>) -> Self {
+        Input::from_bytes(data)
+    }
+}
+
+impl From<String> for Input {
+    fn from(data: String) -> Self {
+        Input::from_bytes(data)
+    }
+}
+
+impl fmt::Debug for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            Kind::Empty => "empty",
+            Kind::Full(_) => "full",
+            Kind::Stream(_) => "stream",
+        };
+        f.debug_struct("Input")
+            .field("kind", &kind)
+            .field("content_length", &self.content_length())
+            .finish()
+    }
+}
+
+impl Stream for Input {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match &mut self.kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(_) => match std::mem::replace(&mut self.kind, Kind::Empty) {
+                Kind::Full(data) => Poll::Ready(Some(Ok(data))),
+                _ => unreachable!("matched Full above"),
+            },
+            Kind::Stream(body) => body.as_mut().poll_next(cx),
+        }
+    }
+}
+
+impl Body for Input {
+    fn content_length(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Empty => Some(0),
+            Kind::Full(data) => Some(data.len() as u64),
+            Kind::Stream(body) => body.content_length(),
+        }
+    }
+}
+
+/// Why [`Input::read_to_end`] gave up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The body is longer than the caller's limit; the app should answer `413 Content Too Large`.
+    TooLarge {
+        /// The limit that was exceeded.
+        limit: usize,
+    },
+    /// The body failed while being read.
+    Body(Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::TooLarge { limit } => {
+                write!(f, "request body is larger than the limit of {limit} bytes")
+            }
+            ReadError::Body(_) => f.write_str("request body could not be read"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReadError::TooLarge { .. } => None,
+            ReadError::Body(error) => Some(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::tests::{collect, noop_waker};
+    use crate::body::StreamBody;
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut future = Box::pin(future);
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("test future is not ready"),
+        }
+    }
+
+    struct Chunks(Vec<Result<&'static str, &'static str>>);
+
+    impl Stream for Chunks {
+        type Item = Result<Bytes, Error>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready((!self.0.is_empty()).then(|| {
+                self.0
+                    .remove(0)
+                    .map(|s| Bytes::from_static(s.as_bytes()))
+                    .map_err(Error::msg)
+            }))
+        }
+    }
+
+    impl Body for Chunks {}
+
+    #[test]
+    fn empty_input_is_at_its_end() {
+        let input = Input::from("");
+        assert!(input.is_end());
+        assert!(collect(input).unwrap().is_empty());
+    }
+
+    #[test]
+    fn read_to_end_joins_chunks() {
+        let mut input = Input::from_body(Chunks(vec![Ok("ab"), Ok("cd"), Ok("e")]));
+        assert_eq!(input.content_length(), None);
+        assert_eq!(block_on(input.read_to_end(5)).unwrap(), "abcde");
+    }
+
+    #[test]
+    fn read_to_end_enforces_the_limit_while_reading() {
+        let mut input = Input::from_body(Chunks(vec![Ok("ab"), Ok("cd"), Ok("e")]));
+        let error = block_on(input.read_to_end(4)).unwrap_err();
+        assert!(matches!(error, ReadError::TooLarge { limit: 4 }));
+        assert_eq!(
+            error.to_string(),
+            "request body is larger than the limit of 4 bytes"
+        );
+    }
+
+    #[test]
+    fn read_to_end_refuses_a_declared_length_over_the_limit_without_reading() {
+        let mut input = Input::from_body(StreamBody::with_length(Chunks(vec![Ok("abcdef")]), 6));
+        assert!(matches!(
+            block_on(input.read_to_end(5)),
+            Err(ReadError::TooLarge { limit: 5 })
+        ));
+        assert_eq!(input.content_length(), Some(6), "nothing was read");
+    }
+
+    #[test]
+    fn read_to_end_reports_a_failing_body() {
+        let mut input = Input::from_body(Chunks(vec![Ok("ab"), Err("client went away")]));
+        let error = block_on(input.read_to_end(100)).unwrap_err();
+        let ReadError::Body(inner) = &error else {
+            panic!("expected a body error, got {error:?}");
+        };
+        assert_eq!(inner.to_string(), "client went away");
+    }
+}

@@ -1,0 +1,320 @@
+//! What an app returns: [`Response`], and the rules its head must follow.
+//!
+//! A response is a status, headers and a [`Body`]. Only [`Started::body`](crate::Started::body)
+//! makes one, so every response went through the `start_response` callback.
+//!
+//! [`check_head`] holds the rules a status and headers must follow before a server may send
+//! them (REQ-RESP-*). Servers call it on every response and answer `500` instead of sending a
+//! head that breaks one (REQ-SRV-5); the lint middleware calls the same function.
+
+use http::header::{self, HeaderName, CONTENT_LENGTH};
+use http::{HeaderMap, Method, StatusCode};
+
+use crate::body::Body;
+use crate::violation::Violation;
+
+/// An app's answer: status, headers and body.
+///
+/// ```
+/// use rwgi::body::Full;
+/// use rwgi::http::{HeaderMap, StatusCode};
+/// use rwgi::StartResponse;
+///
+/// let response = StartResponse::new().start(StatusCode::OK, HeaderMap::new()).body(Full::new("hi"));
+/// let (status, headers, body) = response.into_parts();
+/// assert_eq!(status, StatusCode::OK);
+/// assert!(headers.is_empty());
+/// ```
+#[derive(Debug)]
+pub struct Response<B> {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: B,
+}
+
+impl<B: Body> Response<B> {
+    pub(crate) fn new(status: StatusCode, headers: HeaderMap, body: B) -> Self {
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Changes the status, for middleware.
+    pub fn set_status(&mut self, status: StatusCode) {
+        self.status = status;
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The headers, for middleware that adds or removes some. Nothing has been sent yet: the
+    /// server sends the head only when it has the first body chunk (REQ-SRV-4).
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// The body.
+    pub fn body(&self) -> &B {
+        &self.body
+    }
+
+    /// The body, mutably.
+    pub fn body_mut(&mut self) -> &mut B {
+        &mut self.body
+    }
+
+    /// Replaces the body with `f(body)`, keeping status and headers: for middleware that wraps
+    /// the body stream.
+    ///
+    /// A middleware that changes the number of bytes must also fix `Content-Length`
+    /// (REQ-MW-3).
+    ///
+    /// ```
+    /// use rwgi::body::{Body, BoxBody, Full};
+    /// use rwgi::http::{HeaderMap, StatusCode};
+    /// use rwgi::StartResponse;
+    ///
+    /// let response = StartResponse::new().start(StatusCode::OK, HeaderMap::new()).body(Full::new("x"));
+    /// let boxed = response.map_body(BoxBody::new);
+    /// assert_eq!(boxed.body().content_length(), Some(1));
+    /// ```
+    pub fn map_body<C: Body>(self, f: impl FnOnce(B) -> C) -> Response<C> {
+        Response::new(self.status, self.headers, f(self.body))
+    }
+
+    /// Splits the response into status, headers and body.
+    pub fn into_parts(self) -> (StatusCode, HeaderMap, B) {
+        (self.status, self.headers, self.body)
+    }
+
+    /// Checks the status and headers against the rules for an answer to a `method` request:
+    /// see [`check_head`].
+    ///
+    /// # Errors
+    ///
+    /// The first rule broken.
+    pub fn check(&self, method: &Method) -> Result<(), Violation> {
+        check_head(
+            method,
+            self.status,
+            &self.headers,
+            self.body.content_length(),
+        )
+    }
+}
+
+/// The hop-by-hop headers (RFC 9110 §7.6.1, and the ones PEP 3333 lists): they describe one
+/// connection, so only the server may set them (REQ-RESP-2).
+pub const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Whether `name` is a hop-by-hop header.
+///
+/// ```
+/// use rwgi::response::is_hop_by_hop;
+/// use rwgi::http::header;
+///
+/// assert!(is_hop_by_hop(&header::TRANSFER_ENCODING));
+/// assert!(!is_hop_by_hop(&header::CONTENT_TYPE));
+/// ```
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
+/// Checks a response head before it is sent. `body_length` is the body's
+/// [`content_length`](Body::content_length), when known.
+///
+/// The rules:
+/// - REQ-RESP-1: the status is not informational (1xx); `101` belongs to the upgrade
+///   extension and the others are the server's to send.
+/// - REQ-RESP-2: no hop-by-hop header ([`HOP_BY_HOP`]).
+/// - REQ-RESP-3: at most one `Content-Length`, and it is a decimal number.
+/// - REQ-RESP-4: no `Content-Length` on a `204`.
+/// - REQ-RESP-5: a `Content-Length` equals the body's known length (for `HEAD` and `304`,
+///   where the body is not sent, it may describe the `GET` answer instead).
+///
+/// # Errors
+///
+/// The first rule broken.
+///
+/// ```
+/// use rwgi::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+/// use rwgi::response::check_head;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+/// assert!(check_head(&Method::GET, StatusCode::OK, &headers, Some(5)).is_ok());
+///
+/// let error = check_head(&Method::GET, StatusCode::OK, &headers, Some(4)).unwrap_err();
+/// assert_eq!(error.to_string(), "REQ-RESP-5: Content-Length is 5 but the body has 4 bytes");
+///
+/// headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+/// let error = check_head(&Method::GET, StatusCode::OK, &headers, Some(5)).unwrap_err();
+/// assert_eq!(error.requirement(), "REQ-RESP-2");
+/// ```
+pub fn check_head(
+    method: &Method,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body_length: Option<u64>,
+) -> Result<(), Violation> {
+    if status.is_informational() {
+        return Err(Violation::new(
+            "REQ-RESP-1",
+            format!("the final status must not be 1xx, got {}", status.as_u16()),
+        ));
+    }
+    if let Some(name) = HOP_BY_HOP.iter().find(|name| headers.contains_key(*name)) {
+        return Err(Violation::new(
+            "REQ-RESP-2",
+            format!("apps must not set the hop-by-hop header `{name}`"),
+        ));
+    }
+    let Some(length) = content_length(headers)? else {
+        return Ok(());
+    };
+    if status == StatusCode::NO_CONTENT {
+        return Err(Violation::new(
+            "REQ-RESP-4",
+            "a 204 response must not have a Content-Length",
+        ));
+    }
+    let unsent = method == Method::HEAD || status == StatusCode::NOT_MODIFIED;
+    match body_length {
+        Some(actual) if actual != length && !unsent => Err(Violation::new(
+            "REQ-RESP-5",
+            format!("Content-Length is {length} but the body has {actual} bytes"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The value of the one `Content-Length` header, if there is one.
+///
+/// # Errors
+///
+/// REQ-RESP-3 when there are several, or the value is not a decimal number.
+///
+/// ```
+/// use rwgi::http::{HeaderMap, HeaderValue};
+/// use rwgi::response::content_length;
+///
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(content_length(&headers), Ok(None));
+/// headers.insert("content-length", HeaderValue::from_static("42"));
+/// assert_eq!(content_length(&headers), Ok(Some(42)));
+/// headers.insert("content-length", HeaderValue::from_static("+42"));
+/// assert!(content_length(&headers).is_err());
+/// ```
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Violation> {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Violation::new(
+            "REQ-RESP-3",
+            "expected at most one Content-Length header, got several",
+        ));
+    }
+    let digits = value.as_bytes();
+    let parsed =
+        (!digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit))
+            .then(|| value.to_str().ok()?.parse::<u64>().ok())
+            .flatten();
+    match parsed {
+        Some(length) => Ok(Some(length)),
+        None => Err(Violation::new(
+            "REQ-RESP-3",
+            format!("Content-Length must be a decimal number, got {value:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn head(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+            .collect()
+    }
+
+    fn requirement(
+        method: Method,
+        status: u16,
+        headers: &HeaderMap,
+        len: Option<u64>,
+    ) -> &'static str {
+        let status = StatusCode::from_u16(status).unwrap();
+        check_head(&method, status, headers, len).map_or_else(|v| v.requirement(), |()| "ok")
+    }
+
+    #[test]
+    fn informational_statuses_are_refused() {
+        assert_eq!(
+            requirement(Method::GET, 100, &head(&[]), None),
+            "REQ-RESP-1"
+        );
+        assert_eq!(
+            requirement(Method::GET, 101, &head(&[]), None),
+            "REQ-RESP-1"
+        );
+        assert_eq!(requirement(Method::GET, 200, &head(&[]), None), "ok");
+    }
+
+    #[test]
+    fn every_hop_by_hop_header_is_refused() {
+        for name in HOP_BY_HOP {
+            let mut headers = HeaderMap::new();
+            headers.insert(name.clone(), HeaderValue::from_static("x"));
+            assert_eq!(
+                requirement(Method::GET, 200, &headers, None),
+                "REQ-RESP-2",
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_length_rules() {
+        let five = head(&[("content-length", "5")]);
+        assert_eq!(requirement(Method::GET, 200, &five, Some(5)), "ok");
+        assert_eq!(
+            requirement(Method::GET, 200, &five, None),
+            "ok",
+            "streamed: checked while sent"
+        );
+        assert_eq!(requirement(Method::GET, 200, &five, Some(6)), "REQ-RESP-5");
+        assert_eq!(requirement(Method::HEAD, 200, &five, Some(0)), "ok");
+        assert_eq!(requirement(Method::GET, 304, &five, Some(0)), "ok");
+        assert_eq!(requirement(Method::GET, 204, &five, Some(0)), "REQ-RESP-4");
+        let mut twice = five.clone();
+        twice.append("content-length", HeaderValue::from_static("5"));
+        assert_eq!(requirement(Method::GET, 200, &twice, Some(5)), "REQ-RESP-3");
+        let bad = head(&[("content-length", "5 ")]);
+        assert_eq!(requirement(Method::GET, 200, &bad, Some(5)), "REQ-RESP-3");
+        let huge = head(&[("content-length", "99999999999999999999")]);
+        assert_eq!(requirement(Method::GET, 200, &huge, None), "REQ-RESP-3");
+    }
+}

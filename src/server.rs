@@ -1,0 +1,378 @@
+//! Building blocks for servers: the part of serving that is the same on every HTTP stack.
+//!
+//! Between "the app returned" and "bytes go on the wire" every server must apply the same rules:
+//! refuse a head HTTP cannot carry (REQ-SRV-5), send nothing before the first non-empty chunk so
+//! that an early failure still becomes a clean `500` (REQ-SRV-4), send no body for `HEAD`, `204`
+//! and `304` (REQ-SRV-6), never let the bytes sent disagree with `Content-Length` (REQ-SRV-7),
+//! and survive a panicking app (REQ-ERR-4). [`prepare`] does all of it without depending on any
+//! runtime, so a server only maps the [`Prepared`] result onto its own HTTP stack.
+//!
+//! ```
+//! use rwgi::app::app_fn;
+//! use rwgi::body::Full;
+//! use rwgi::environ::{ConnectionInfo, Environ};
+//! use rwgi::http::{HeaderMap, Request, StatusCode};
+//! use rwgi::server::prepare;
+//! use rwgi::{Input, StartResponse};
+//!
+//! let app = app_fn(|_, start: StartResponse| async move {
+//!     Ok(start.start(StatusCode::OK, HeaderMap::new()).body(Full::new("hello")))
+//! });
+//! let request = Request::get("/").header("host", "h").body(Input::empty()).unwrap();
+//! let environ = Environ::from_request(request, &ConnectionInfo::default()).unwrap();
+//!
+//! let prepared = futures_executor::block_on(prepare(&app, environ));
+//! assert_eq!(prepared.status(), StatusCode::OK);
+//! assert!(prepared.failure().is_none());
+//! assert_eq!(prepared.content_length(), Some(5));
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+use crate::body::Body;
+use crate::response::content_length;
+use crate::violation::Violation;
+use crate::{App, Environ, Error, Response, StartResponse};
+
+/// Calls `app` for one request and gets its answer ready to send.
+///
+/// It runs the app, checks the head ([`Response::check`]), drops the body of answers that have
+/// none, and polls the body up to its first non-empty chunk. When any of this fails (the app
+/// returns an error or panics, the head breaks a rule, the body fails or panics before its
+/// first chunk) the result is a plain `500 Internal Server Error` and
+/// [`Prepared::failure`] says why, for the server's log. Nothing has been sent at that point.
+pub async fn prepare<A: App>(app: &A, environ: Environ) -> Prepared<A::Body> {
+    let method = environ.method().clone();
+    let call = pin!(app.call(environ, StartResponse::new()));
+    let response = match (CatchPanic { future: call }).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => return Prepared::failed(Failure::App(error)),
+        Err(panic) => return Prepared::failed(Failure::Panic(panic_message(&*panic))),
+    };
+    prepare_response(&method, response).await
+}
+
+async fn prepare_response<B: Body + Unpin>(method: &Method, response: Response<B>) -> Prepared<B> {
+    if let Err(violation) = response.check(method) {
+        return Prepared::failed(Failure::Violation(violation));
+    }
+    let (status, headers, body) = response.into_parts();
+    let declared = content_length(&headers).ok().flatten();
+    let bodiless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    if bodiless && body.content_length().is_some_and(|n| n > 0) {
+        return Prepared::failed(Failure::Violation(bodiless_violation(status)));
+    }
+    if *method == Method::HEAD || (bodiless && body.content_length() == Some(0)) {
+        // The body is never sent: drop it now (REQ-SRV-6), but advertise the length a GET
+        // would have had.
+        let advertised = declared.or(body.content_length()).filter(|_| !bodiless);
+        drop(body);
+        return Prepared::ready(status, headers, ResponseBody::empty(), advertised);
+    }
+    let mut guarded = Guarded::new(body, declared);
+    let first = loop {
+        match poll_fn(|cx| Pin::new(&mut guarded).poll_next(cx)).await {
+            Some(Ok(chunk)) if chunk.is_empty() => continue,
+            Some(Ok(chunk)) => break Some(chunk),
+            Some(Err(error)) => return Prepared::failed(Failure::Body(error)),
+            None => break None,
+        }
+    };
+    if bodiless {
+        if first.is_some() {
+            return Prepared::failed(Failure::Violation(bodiless_violation(status)));
+        }
+        return Prepared::ready(status, headers, ResponseBody::empty(), None);
+    }
+    let first_len = first.as_ref().map_or(0, |chunk| chunk.len() as u64);
+    let advertised = guarded.length().map(|rest| first_len + rest);
+    let body = ResponseBody {
+        first,
+        rest: (!guarded.is_done()).then_some(guarded),
+    };
+    Prepared::ready(status, headers, body, advertised)
+}
+
+fn bodiless_violation(status: StatusCode) -> Violation {
+    Violation::new(
+        "REQ-RESP-6",
+        format!("a {} response must have an empty body", status.as_u16()),
+    )
+}
+
+/// An answer ready to send: status, headers and the body to stream, or the error response
+/// that replaces a failed answer.
+pub struct Prepared<B> {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: ResponseBody<B>,
+    content_length: Option<u64>,
+    failure: Option<Failure>,
+}
+
+impl<B: Body + Unpin> Prepared<B> {
+    fn ready(
+        status: StatusCode,
+        headers: HeaderMap,
+        body: ResponseBody<B>,
+        content_length: Option<u64>,
+    ) -> Self {
+        Prepared {
+            status,
+            headers,
+            body,
+            content_length,
+            failure: None,
+        }
+    }
+
+    fn failed(failure: Failure) -> Self {
+        const TEXT: &str = "Internal Server Error\n";
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(TEXT.len()));
+        Prepared {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            headers,
+            body: ResponseBody {
+                first: Some(Bytes::from_static(TEXT.as_bytes())),
+                rest: None,
+            },
+            content_length: Some(TEXT.len() as u64),
+            failure: Some(failure),
+        }
+    }
+
+    /// The status to send.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The headers to send: the app's. The server adds its own (`Date`, framing) as its stack
+    /// does.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The `Content-Length` the response announces: the app's header if it set one, else the
+    /// body's exact length when known. `None` means the length is unknown and the server
+    /// delimits the body by chunked encoding (or by closing the connection for HTTP/1.0).
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// Why the app's answer was replaced by a `500`, if it was.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_ref()
+    }
+
+    /// Splits into status, headers and the body to send.
+    pub fn into_parts(self) -> (StatusCode, HeaderMap, ResponseBody<B>) {
+        (self.status, self.headers, self.body)
+    }
+}
+
+impl<B> fmt::Debug for Prepared<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("content_length", &self.content_length)
+            .field("failure", &self.failure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a server answered `500` in place of the app.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The app returned an error.
+    App(Error),
+    /// The app panicked; the panic's message.
+    Panic(String),
+    /// The app's head broke a rule.
+    Violation(Violation),
+    /// The body failed (or panicked) before its first chunk.
+    Body(Error),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::App(error) => write!(f, "app error: {error}"),
+            Failure::Panic(message) => write!(f, "app panicked: {message}"),
+            Failure::Violation(violation) => write!(f, "app broke {violation}"),
+            Failure::Body(error) => write!(f, "body failed before its first chunk: {error}"),
+        }
+    }
+}
+
+/// The body a server sends: the first chunk that [`prepare`] already polled, then the rest of
+/// the app's body.
+///
+/// It guards the wire (REQ-SRV-7): when the app's body yields more or fewer bytes than the
+/// announced `Content-Length`, or panics, it yields an error, and the server must abort the
+/// connection rather than end the response normally (REQ-ERR-3).
+pub struct ResponseBody<B> {
+    first: Option<Bytes>,
+    rest: Option<Guarded<B>>,
+}
+
+impl<B> ResponseBody<B> {
+    fn empty() -> Self {
+        ResponseBody {
+            first: None,
+            rest: None,
+        }
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("first", &self.first.as_ref().map(Bytes::len))
+            .field("streaming", &self.rest.is_some())
+            .finish()
+    }
+}
+
+impl<B: Body + Unpin> Stream for ResponseBody<B> {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        let Some(rest) = self.rest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(rest).poll_next(cx);
+        if let Poll::Ready(None | Some(Err(_))) = polled {
+            // Dropping the app's body now is its close() (REQ-SRV-8).
+            self.rest = None;
+        }
+        polled
+    }
+}
+
+impl<B: Body + Unpin> Body for ResponseBody<B> {
+    fn content_length(&self) -> Option<u64> {
+        let first = self.first.as_ref().map_or(0, |chunk| chunk.len() as u64);
+        match &self.rest {
+            None => Some(first),
+            Some(rest) => rest.length().map(|rest| first + rest),
+        }
+    }
+}
+
+/// The app's body, checked against the length it announced, with panics caught.
+struct Guarded<B> {
+    body: B,
+    /// Bytes still expected under the announced `Content-Length`.
+    remaining: Option<u64>,
+    done: bool,
+}
+
+impl<B: Body + Unpin> Guarded<B> {
+    fn new(body: B, declared: Option<u64>) -> Self {
+        let remaining = declared.or(body.content_length());
+        Guarded {
+            body,
+            remaining,
+            done: false,
+        }
+    }
+
+    fn length(&self) -> Option<u64> {
+        if self.done {
+            Some(0)
+        } else {
+            self.remaining
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+impl<B: Body + Unpin> Stream for Guarded<B> {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.body).poll_next(cx)));
+        let item = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(item)) => item,
+            Err(panic) => Some(Err(Error::msg(format!(
+                "body panicked: {}",
+                panic_message(&*panic)
+            )))),
+        };
+        let item = match (item, this.remaining.as_mut()) {
+            (Some(Ok(chunk)), Some(remaining)) => match remaining.checked_sub(chunk.len() as u64) {
+                Some(rest) => {
+                    *remaining = rest;
+                    Some(Ok(chunk))
+                }
+                None => Some(Err(Error::msg(
+                    "REQ-RESP-5: body yielded more bytes than its Content-Length",
+                ))),
+            },
+            (None, Some(remaining)) if *remaining > 0 => Some(Err(Error::msg(format!(
+                "REQ-RESP-5: body ended {remaining} bytes short of its Content-Length"
+            )))),
+            (item, _) => item,
+        };
+        if !matches!(item, Some(Ok(_))) {
+            this.done = true;
+        }
+        Poll::Ready(item)
+    }
+}
+
+/// A future whose panics become `Err` with the panic payload.
+struct CatchPanic<'a, F> {
+    future: Pin<&'a mut F>,
+}
+
+impl<F: Future> Future for CatchPanic<'_, F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.future.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
