@@ -56,6 +56,8 @@
 pub mod app;
 pub mod body;
 pub mod cgi;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod environ;
 pub mod error;
 pub mod input;
