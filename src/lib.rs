@@ -84,6 +84,11 @@ pub use start_response::{StartResponse, Started};
 /// The `http` crate, re-exported so that apps and servers agree on one version of its types.
 pub use http;
 
+// The README's examples are compiled and run as doctests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The version of the specification (`spec/SPEC.md`) that this crate implements, as
 /// `(major, minor)`.
 ///
