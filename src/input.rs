@@ -12,6 +12,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -40,7 +41,10 @@ pub struct Input {
 enum Kind {
     Empty,
     Full(Bytes),
-    Stream(Pin<Box<dyn Body + Send + 'static>>),
+    // The mutex is never locked while polling (`get_mut` needs no lock); it only makes the
+    // input `Sync`, so that an app's future that holds `&Environ` across an `.await` stays
+    // `Send` whatever body type the server uses.
+    Stream(Mutex<Pin<Box<dyn Body + Send + 'static>>>),
 }
 
 impl Input {
@@ -68,7 +72,7 @@ impl Input {
         B: Body + Send + 'static,
     {
         Input {
-            kind: Kind::Stream(Box::pin(body)),
+            kind: Kind::Stream(Mutex::new(Box::pin(body))),
         }
     }
 
@@ -207,7 +211,11 @@ impl Stream for Input {
                 Kind::Full(data) => Poll::Ready(Some(Ok(data))),
                 _ => unreachable!("matched Full above"),
             },
-            Kind::Stream(body) => body.as_mut().poll_next(cx),
+            Kind::Stream(body) => body
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_mut()
+                .poll_next(cx),
         }
     }
 }
@@ -217,7 +225,10 @@ impl Body for Input {
         match &self.kind {
             Kind::Empty => Some(0),
             Kind::Full(data) => Some(data.len() as u64),
-            Kind::Stream(body) => body.content_length(),
+            Kind::Stream(body) => body
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .content_length(),
         }
     }
 }
