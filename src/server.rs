@@ -250,6 +250,21 @@ impl<B> fmt::Debug for ResponseBody<B> {
     }
 }
 
+impl<B: Body + Unpin> ResponseBody<B> {
+    /// Whether the body is known to have nothing more to send, so the server can finish the
+    /// response without polling again.
+    ///
+    /// True once the body ended, and also when the app's body itself promises no more bytes
+    /// (REQ-BODY-4) and no `Content-Length` header has to be verified against it: a one-chunk
+    /// body then costs one poll, not two.
+    pub fn is_end_stream(&self) -> bool {
+        self.first.is_none()
+            && self.rest.as_ref().map_or(true, |rest| {
+                rest.done || (!rest.declared && rest.body.content_length() == Some(0))
+            })
+    }
+}
+
 impl<B: Body + Unpin> Stream for ResponseBody<B> {
     type Item = Result<Bytes, Error>;
 
@@ -284,6 +299,8 @@ struct Guarded<B> {
     body: B,
     /// Bytes still expected under the announced `Content-Length`.
     remaining: Option<u64>,
+    /// Whether `remaining` comes from a `Content-Length` header rather than the body's promise.
+    declared: bool,
     done: bool,
 }
 
@@ -293,6 +310,7 @@ impl<B: Body + Unpin> Guarded<B> {
         Guarded {
             body,
             remaining,
+            declared: declared.is_some(),
             done: false,
         }
     }
@@ -374,5 +392,204 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         message.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::app_fn;
+    use crate::body::tests::collect;
+    use crate::body::{Full, StreamBody};
+    use crate::test_client::{block_on, TestRequest};
+    use http::header::CONTENT_LENGTH;
+
+    /// A body of the given chunks; `Err` items fail.
+    struct Chunks(Vec<Result<&'static str, &'static str>>, Option<u64>);
+
+    impl Stream for Chunks {
+        type Item = Result<Bytes, Error>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready((!self.0.is_empty()).then(|| {
+                self.0
+                    .remove(0)
+                    .map(|s| Bytes::from_static(s.as_bytes()))
+                    .map_err(Error::msg)
+            }))
+        }
+    }
+
+    impl Body for Chunks {
+        fn content_length(&self) -> Option<u64> {
+            self.1
+        }
+    }
+
+    fn prepared<B: Body + Send + Unpin + 'static>(
+        request: TestRequest,
+        status: StatusCode,
+        headers: &[(&'static str, &'static str)],
+        body: impl Fn() -> B + Send + Sync,
+    ) -> Prepared<B> {
+        let headers: HeaderMap = headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    http::HeaderName::from_static(n),
+                    HeaderValue::from_static(v),
+                )
+            })
+            .collect();
+        let app = app_fn(move |_, start: StartResponse| {
+            let response = start.start(status, headers.clone()).body(body());
+            async move { Ok(response) }
+        });
+        block_on(prepare(&app, request.into_environ()))
+    }
+
+    #[test]
+    fn a_one_chunk_body_is_complete_after_one_poll() {
+        let prepared = prepared(TestRequest::get("/"), StatusCode::OK, &[], || {
+            Full::new("hi")
+        });
+        assert_eq!(prepared.content_length(), Some(2));
+        let (_, _, mut body) = prepared.into_parts();
+        assert!(!body.is_end_stream());
+        let waker = crate::body::tests::noop_waker();
+        let chunk = Pin::new(&mut body).poll_next(&mut Context::from_waker(&waker));
+        assert!(matches!(chunk, Poll::Ready(Some(Ok(ref c))) if c == "hi"));
+        assert!(body.is_end_stream());
+    }
+
+    #[test]
+    fn head_drops_the_body_and_keeps_its_length() {
+        let prepared = prepared(TestRequest::head("/"), StatusCode::OK, &[], || {
+            Full::new("hello")
+        });
+        assert_eq!(prepared.content_length(), Some(5));
+        let (_, _, body) = prepared.into_parts();
+        assert!(body.is_end_stream());
+        assert!(collect(body).unwrap().is_empty());
+    }
+
+    #[test]
+    fn empty_chunks_before_the_first_are_skipped() {
+        let prepared = prepared(TestRequest::get("/"), StatusCode::OK, &[], || {
+            Chunks(vec![Ok(""), Ok(""), Ok("a"), Ok("b")], None)
+        });
+        assert!(prepared.failure().is_none());
+        assert_eq!(prepared.content_length(), None);
+        assert_eq!(collect(prepared.into_parts().2).unwrap().concat(), b"ab");
+    }
+
+    #[test]
+    fn a_body_failing_before_its_first_chunk_becomes_a_500() {
+        let prepared = prepared(TestRequest::get("/"), StatusCode::OK, &[], || {
+            Chunks(vec![Ok(""), Err("template missing")], None)
+        });
+        assert_eq!(prepared.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            prepared.failure().unwrap().to_string(),
+            "body failed before its first chunk: template missing"
+        );
+        assert_eq!(prepared.headers()[CONTENT_LENGTH], "22");
+    }
+
+    #[test]
+    fn a_body_failing_after_its_first_chunk_yields_the_error_to_the_server() {
+        let prepared = prepared(TestRequest::get("/"), StatusCode::OK, &[], || {
+            Chunks(vec![Ok("a"), Err("disk gone")], None)
+        });
+        assert_eq!(prepared.status(), StatusCode::OK);
+        let error = collect(prepared.into_parts().2).unwrap_err();
+        assert_eq!(error.to_string(), "disk gone");
+    }
+
+    #[test]
+    fn bodiless_statuses_refuse_bytes() {
+        for status in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
+            let prepared = prepared(TestRequest::get("/"), status, &[], || {
+                Chunks(vec![Ok("x")], None)
+            });
+            let failure = prepared.failure().unwrap().to_string();
+            assert!(failure.starts_with("app broke REQ-RESP-6"), "{failure}");
+            let prepared = prepared_ok(status);
+            assert!(prepared.failure().is_none());
+            assert_eq!(prepared.content_length(), None);
+        }
+    }
+
+    fn prepared_ok(status: StatusCode) -> Prepared<StreamBody<Chunks>> {
+        prepared(TestRequest::get("/"), status, &[], || {
+            StreamBody::new(Chunks(vec![Ok("")], None))
+        })
+    }
+
+    #[test]
+    fn content_length_header_is_enforced_both_ways() {
+        let long = prepared(
+            TestRequest::get("/"),
+            StatusCode::OK,
+            &[("content-length", "1")],
+            || Chunks(vec![Ok("a"), Ok("b")], None),
+        );
+        let error = collect(long.into_parts().2).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "REQ-RESP-5: body yielded more bytes than its Content-Length"
+        );
+        let short = prepared(
+            TestRequest::get("/"),
+            StatusCode::OK,
+            &[("content-length", "3")],
+            || Chunks(vec![Ok("a")], None),
+        );
+        let error = collect(short.into_parts().2).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "REQ-RESP-5: body ended 2 bytes short of its Content-Length"
+        );
+    }
+
+    #[test]
+    fn a_lying_body_length_is_caught_on_the_wire() {
+        let prepared = prepared(TestRequest::get("/"), StatusCode::OK, &[], || {
+            Chunks(vec![Ok("a"), Ok("bc")], Some(2))
+        });
+        assert_eq!(prepared.content_length(), Some(2));
+        let error = collect(prepared.into_parts().2).unwrap_err();
+        assert!(error.to_string().starts_with("REQ-RESP-5"), "{error}");
+    }
+
+    #[test]
+    fn panics_in_the_app_and_in_the_body_are_caught() {
+        let app = app_fn(|environ: Environ, start: StartResponse| async move {
+            if environ.path_info() == "/app" {
+                panic!("app exploded");
+            }
+            let body = StreamBody::new(Exploding(false));
+            Ok(start.start(StatusCode::OK, HeaderMap::new()).body(body))
+        });
+        let prepared = block_on(prepare(&app, TestRequest::get("/app").into_environ()));
+        assert_eq!(
+            prepared.failure().unwrap().to_string(),
+            "app panicked: app exploded"
+        );
+        let prepared = block_on(prepare(&app, TestRequest::get("/body").into_environ()));
+        assert_eq!(prepared.status(), StatusCode::OK);
+        let error = collect(prepared.into_parts().2).unwrap_err();
+        assert_eq!(error.to_string(), "body panicked: body exploded");
+    }
+
+    /// Yields one chunk, then panics.
+    struct Exploding(bool);
+
+    impl Stream for Exploding {
+        type Item = Result<Bytes, Error>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            assert!(!self.0, "body exploded");
+            self.0 = true;
+            Poll::Ready(Some(Ok(Bytes::from_static(b"x"))))
+        }
     }
 }
