@@ -1,1 +1,262 @@
-//! (being written)
+//! [`AccessLog`]: middleware that records one line per request, when its response is over.
+//!
+//! A response is over only when its body is: the body may stream for minutes after the app
+//! returned, fail halfway, or be dropped because the client went away. So the middleware wraps
+//! the body, counts the bytes it yields, and emits the record when the body ends, fails or is
+//! dropped, whichever comes first (WSGI's `close()` is `Drop` here, REQ-BODY-5).
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use rwgi::body::Body;
+use rwgi::http::{Method, StatusCode};
+use rwgi::{App, Environ, Error, Middleware, Response, StartResponse};
+
+/// How a response ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The body was sent to its end, or had nothing to send (`HEAD`, `204`, `304`).
+    Complete,
+    /// The app returned an error, or its body failed while being sent.
+    Failed,
+    /// The body was dropped before its end: the client went away.
+    Dropped,
+}
+
+/// One request, as logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The request method.
+    pub method: Method,
+    /// The request target as sent, path and query.
+    pub target: String,
+    /// The status the app answered with; `500` when it returned an error.
+    pub status: StatusCode,
+    /// The body bytes the app's body yielded.
+    pub bytes_sent: u64,
+    /// From the call of the app to the end of the response.
+    pub duration: Duration,
+    /// How the response ended.
+    pub outcome: Outcome,
+}
+
+impl fmt::Display for Record {
+    /// `GET /hello?x=1 200 13 1.250ms`, plus `failed` or `dropped` when it did not complete.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.duration.as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "{} {} {} {} {millis:.3}ms",
+            self.method,
+            self.target,
+            self.status.as_u16(),
+            self.bytes_sent
+        )?;
+        match self.outcome {
+            Outcome::Complete => Ok(()),
+            Outcome::Failed => f.write_str(" failed"),
+            Outcome::Dropped => f.write_str(" dropped"),
+        }
+    }
+}
+
+type Sink = Arc<dyn Fn(&Record) + Send + Sync>;
+
+/// Middleware that hands a [`Record`] of every request to a sink once its response is over.
+///
+/// ```text
+/// let app = demo_app().with(AccessLog::new());               // one line per request on stderr
+/// let app = demo_app().with(AccessLog::with_sink(|record| metrics.observe(record)));
+/// ```
+///
+/// The body keeps streaming chunk by chunk (REQ-MW-2) and keeps its `content_length`, so the
+/// server frames the response as it would without the log.
+#[derive(Clone)]
+pub struct AccessLog {
+    sink: Sink,
+}
+
+impl AccessLog {
+    /// Logs each request as one line on stderr (see [`Record`]'s `Display`).
+    pub fn new() -> Self {
+        AccessLog::with_sink(|record| eprintln!("{record}"))
+    }
+
+    /// Hands each record to `sink`. It runs on the server's executor when a body ends: keep it
+    /// quick and non-blocking.
+    pub fn with_sink(sink: impl Fn(&Record) + Send + Sync + 'static) -> Self {
+        AccessLog {
+            sink: Arc::new(sink),
+        }
+    }
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        AccessLog::new()
+    }
+}
+
+impl fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessLog").finish_non_exhaustive()
+    }
+}
+
+impl<A: App> Middleware<A> for AccessLog {
+    type App = AccessLogApp<A>;
+
+    fn wrap(&self, inner: A) -> AccessLogApp<A> {
+        AccessLogApp {
+            inner,
+            sink: Arc::clone(&self.sink),
+        }
+    }
+}
+
+/// An app wrapped by [`AccessLog`].
+pub struct AccessLogApp<A> {
+    inner: A,
+    sink: Sink,
+}
+
+impl<A: fmt::Debug> fmt::Debug for AccessLogApp<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessLogApp")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: App> App for AccessLogApp<A> {
+    type Body = LoggedBody<A::Body>;
+
+    async fn call(
+        &self,
+        environ: Environ,
+        start: StartResponse,
+    ) -> Result<Response<LoggedBody<A::Body>>, Error> {
+        let started = Instant::now();
+        let method = environ.method().clone();
+        let target = environ.request_target().into_owned();
+        let response = match self.inner.call(environ, start).await {
+            Ok(response) => response,
+            Err(error) => {
+                // The server answers an app error with a 500 (REQ-ERR-2).
+                let record = Record {
+                    method,
+                    target,
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    bytes_sent: 0,
+                    duration: started.elapsed(),
+                    outcome: Outcome::Failed,
+                };
+                (self.sink)(&record);
+                return Err(error);
+            }
+        };
+        let status = response.status();
+        // No body goes out for these (REQ-SRV-6): the server drops it unread, and that is a
+        // complete response, not a client that went away.
+        let bodiless = method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let pending = Pending {
+            record: Record {
+                method,
+                target,
+                status,
+                bytes_sent: 0,
+                duration: Duration::ZERO,
+                outcome: Outcome::Complete,
+            },
+            started,
+            bodiless,
+            sink: Arc::clone(&self.sink),
+        };
+        Ok(response.map_body(|inner| LoggedBody {
+            inner,
+            pending: Some(pending),
+        }))
+    }
+}
+
+/// The record of a response still in flight.
+struct Pending {
+    record: Record,
+    started: Instant,
+    bodiless: bool,
+    sink: Sink,
+}
+
+impl Pending {
+    fn emit(mut self, outcome: Outcome) {
+        self.record.duration = self.started.elapsed();
+        self.record.outcome = outcome;
+        (self.sink)(&self.record);
+    }
+}
+
+/// The body of a logged response: the inner body, counted, emitting the record at its end.
+pub struct LoggedBody<B> {
+    inner: B,
+    /// `None` once the record is out, so it goes out once.
+    pending: Option<Pending>,
+}
+
+impl<B> fmt::Debug for LoggedBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoggedBody")
+            .field("record", &self.pending.as_ref().map(|p| &p.record))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body + Unpin> Stream for LoggedBody<B> {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(pending) = &mut this.pending {
+                    pending.record.bytes_sent += chunk.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(Outcome::Failed),
+            Poll::Ready(None) => this.finish(Outcome::Complete),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl<B> LoggedBody<B> {
+    fn finish(&mut self, outcome: Outcome) {
+        if let Some(pending) = self.pending.take() {
+            pending.emit(outcome);
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for LoggedBody<B> {
+    fn content_length(&self) -> Option<u64> {
+        self.inner.content_length()
+    }
+}
+
+impl<B> Drop for LoggedBody<B> {
+    fn drop(&mut self) {
+        let outcome = match &self.pending {
+            Some(pending) if pending.bodiless => Outcome::Complete,
+            _ => Outcome::Dropped,
+        };
+        self.finish(outcome);
+    }
+}
