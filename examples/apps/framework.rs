@@ -41,7 +41,8 @@ pub const ECHO_LIMIT: usize = 64 * 1024;
 /// [`Error`], or a `Result` of those, so `?` works on the request helpers.
 #[derive(Debug)]
 pub struct Reply {
-    inner: Result<Answer, Error>,
+    /// Boxed: handlers pass replies around as the error of `Result`s, which stay small.
+    inner: Result<Box<Answer>, Error>,
 }
 
 #[derive(Debug)]
@@ -58,11 +59,11 @@ impl Reply {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         }
         Reply {
-            inner: Ok(Answer {
+            inner: Ok(Box::new(Answer {
                 status,
                 headers,
                 body,
-            }),
+            })),
         }
     }
 
