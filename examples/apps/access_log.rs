@@ -203,6 +203,9 @@ impl Pending {
 }
 
 /// The body of a logged response: the inner body, counted, emitting the record at its end.
+///
+/// Dropping it drops the inner body right after the record goes out, so the inner app's
+/// cleanup still runs (REQ-MW-4).
 pub struct LoggedBody<B> {
     inner: B,
     /// `None` once the record is out, so it goes out once.
