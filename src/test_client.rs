@@ -179,7 +179,14 @@ impl TestRequest {
     pub async fn send<A: App>(self, app: &A) -> TestResponse {
         let prepared = prepare(app, self.into_environ()).await;
         let failure = prepared.failure().map(ToString::to_string);
-        let (status, headers, mut body) = prepared.into_parts();
+        let length = prepared.content_length();
+        let (status, mut headers, mut body) = prepared.into_parts();
+        // A server announces every known length; so does this client, HEAD answers included.
+        if let Some(length) = length {
+            headers
+                .entry(http::header::CONTENT_LENGTH)
+                .or_insert_with(|| HeaderValue::from(length));
+        }
         let mut bytes = BytesMut::new();
         let mut body_error = None;
         while let Some(chunk) = std::future::poll_fn(|cx| {
@@ -245,7 +252,8 @@ impl TestResponse {
         self.status
     }
 
-    /// The headers sent.
+    /// The headers a server would send: the app's, plus `Content-Length` when the length is
+    /// known (the framing headers a server adds for unknown lengths are left out).
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }

@@ -18,11 +18,13 @@ fn send(request: TestRequest) -> TestResponse {
     block_on(request.send(&demo_app()))
 }
 
-/// Asserts the whole response: status, the one header set (`content-type`), and the body.
+/// Asserts the whole response: status, the headers (`content-type`, and the `content-length`
+/// the server announces), and the body.
 fn assert_json(response: &TestResponse, status: StatusCode, body: &str) {
     assert_eq!(response.status(), status, "body: {}", response.text());
-    assert_eq!(response.headers().len(), 1, "{:?}", response.headers());
+    assert_eq!(response.headers().len(), 2, "{:?}", response.headers());
     assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(response.header("content-length"), Some(&*body.len().to_string()));
     assert_eq!(response.text(), body);
 }
 
@@ -43,7 +45,11 @@ fn parameters_are_decoded_per_segment() {
 
     let response = send(TestRequest::get("/files/a%2Fb"));
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers().len(), 1);
+    assert_eq!(response.headers().len(), 2);
+    assert_eq!(
+        response.header("content-length"),
+        Some(&*response.body().len().to_string())
+    );
     assert_eq!(
         response.header("content-type"),
         Some("text/plain; charset=utf-8")
@@ -83,7 +89,8 @@ fn unknown_paths_are_404() {
 fn a_known_path_with_another_method_is_405_with_allow() {
     let response = send(TestRequest::post("/hello/x"));
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(response.headers().len(), 2);
+    assert_eq!(response.headers().len(), 3);
+    assert_eq!(response.header("content-length"), Some("30"));
     assert_eq!(response.header("allow"), Some("GET, HEAD"));
     assert_eq!(response.header("content-type"), Some("application/json"));
     assert_eq!(response.text(), r#"{"error":"method not allowed"}"#);
@@ -123,7 +130,8 @@ fn a_head_route_comes_before_the_get_route() {
         });
     let response = block_on(TestRequest::head("/").send(&router));
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    assert!(response.headers().is_empty());
+    assert_eq!(response.headers().len(), 1);
+    assert_eq!(response.header("content-length"), Some("0"));
 }
 
 #[test]

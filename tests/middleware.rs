@@ -309,7 +309,11 @@ fn whereami(name: &'static str) -> impl App {
 
 fn assert_not_found(response: &TestResponse) {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert_eq!(response.headers().len(), 1);
+    assert_eq!(response.headers().len(), 2);
+    assert_eq!(
+        response.header("content-length"),
+        Some(&*response.body().len().to_string())
+    );
     assert_eq!(
         response.header("content-type"),
         Some("text/plain; charset=utf-8")
