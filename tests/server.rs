@@ -24,6 +24,7 @@ use bytes::Bytes;
 use rwgi::body::{BoxBody, Empty, Full, StreamBody};
 use rwgi::http::header::CONTENT_LENGTH;
 use rwgi::http::{HeaderMap, HeaderValue, StatusCode};
+use rwgi::input::ReadError;
 use rwgi::{App, Environ, Error, Response, StartResponse};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -171,8 +172,24 @@ const SLOW: Duration = Duration::from_millis(300);
 /// Answers by path with what the example apps do not do: fail, panic, stream, dawdle.
 #[derive(Default)]
 struct Probe {
-    /// Told when a `/slow` request reached the app.
-    slow_started: Option<mpsc::Sender<()>>,
+    /// Told what the app saw: that `/slow` started, how reading the `/upload` body went.
+    events: Option<mpsc::Sender<String>>,
+}
+
+impl Probe {
+    fn with_events() -> (Self, mpsc::Receiver<String>) {
+        let (events, received) = mpsc::channel();
+        let probe = Probe {
+            events: Some(events),
+        };
+        (probe, received)
+    }
+
+    fn tell(&self, event: String) {
+        if let Some(events) = &self.events {
+            events.send(event).unwrap();
+        }
+    }
 }
 
 impl App for Probe {
@@ -180,7 +197,7 @@ impl App for Probe {
 
     async fn call(
         &self,
-        environ: Environ,
+        mut environ: Environ,
         start: StartResponse,
     ) -> Result<Response<BoxBody>, Error> {
         let mut headers = HeaderMap::new();
@@ -208,10 +225,18 @@ impl App for Probe {
                 headers.insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
                 (StatusCode::OK, paced(vec![Ok(Bytes::from_static(b"abcd"))]))
             }
+            "/upload" => {
+                let input = environ.input_mut();
+                let event = match input.read_to_end(1 << 20).await {
+                    Ok(body) => format!("read {} bytes", body.len()),
+                    Err(ReadError::Body(error)) => format!("body failed: {error}"),
+                    Err(error) => format!("unexpected: {error}"),
+                };
+                self.tell(event);
+                (StatusCode::NO_CONTENT, BoxBody::new(Empty))
+            }
             "/slow" => {
-                if let Some(started) = &self.slow_started {
-                    started.send(()).unwrap();
-                }
+                self.tell("slow started".to_owned());
                 tokio::time::sleep(SLOW).await;
                 (StatusCode::OK, BoxBody::new(Full::new("finally\n")))
             }
@@ -330,6 +355,22 @@ fn content_length_request_body_reaches_the_app() {
         body["body_sha256"],
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
+}
+
+#[test]
+fn a_request_body_cut_short_reaches_the_app_as_an_error() {
+    let (probe, events) = Probe::with_events();
+    let server = TestServer::start(probe, config());
+    let mut client = server.connect();
+    let complete =
+        client.exchange(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc");
+    assert_eq!(complete.status, 204);
+    assert_eq!(events.recv_timeout(STARTUP).unwrap(), "read 3 bytes");
+
+    client.send(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
+    client.shutdown_write();
+    let event = events.recv_timeout(STARTUP).unwrap();
+    assert!(event.starts_with("body failed: "), "REQ-INPUT-2: {event}");
 }
 
 #[test]
@@ -554,10 +595,7 @@ fn a_body_shorter_than_its_content_length_aborts_the_connection() {
 
 #[test]
 fn graceful_shutdown_lets_an_in_flight_response_finish() {
-    let (started_tx, started) = mpsc::channel();
-    let probe = Probe {
-        slow_started: Some(started_tx),
-    };
+    let (probe, events) = Probe::with_events();
     let mut server = TestServer::start(probe, config());
     let addr = server.addr();
     let mut idle = server.connect();
@@ -568,9 +606,7 @@ fn graceful_shutdown_lets_an_in_flight_response_finish() {
     );
     let mut busy = server.connect();
     busy.send(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n");
-    started
-        .recv_timeout(STARTUP)
-        .expect("the app got the request");
+    assert_eq!(events.recv_timeout(STARTUP).unwrap(), "slow started");
 
     server.begin_shutdown();
     let response = busy.read_response(false);

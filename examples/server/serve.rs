@@ -534,9 +534,8 @@ impl<B: Body + Unpin> Drop for WireBody<B> {
     fn drop(&mut self) {
         // hyper drops the body once it wrote the last byte or gave up on the connection; only
         // in the first case is nothing left to send.
-        let finished = self.body.content_length() == Some(0);
         if let Some(log) = &mut self.log {
-            if log.ending == Ending::Unfinished && finished {
+            if log.ending == Ending::Unfinished && self.body.content_length() == Some(0) {
                 log.ending = Ending::Complete;
             }
         }

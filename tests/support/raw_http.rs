@@ -30,6 +30,13 @@ impl Client<TcpStream> {
         stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
         Client::new(stream)
     }
+
+    /// Tells the server no more bytes will come, keeping the connection open for reading.
+    pub fn shutdown_write(&mut self) {
+        self.stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half-close the connection");
+    }
 }
 
 impl Client<UnixStream> {
