@@ -245,10 +245,11 @@ impl Accept for TcpListener {
     async fn accept(&self) -> io::Result<(Self::Io, Option<SocketAddr>, Option<SocketAddr>)> {
         let (stream, peer) = TcpListener::accept(self).await?;
         // Responses are written whole; waiting for an ACK before the next write only adds
-        // latency.
-        stream.set_nodelay(true)?;
-        let local = stream.local_addr()?;
-        Ok((stream, Some(local), Some(peer)))
+        // latency. Failing to set it (or to read the local address) only means the socket is
+        // already dead, which hyper finds out soon enough.
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok();
+        Ok((stream, local, Some(peer)))
     }
 }
 
@@ -293,6 +294,8 @@ async fn accept_until<L, A>(
                     stopping.clone(),
                 ));
             }
+            // The client gave up before we accepted: nothing to do.
+            Err(error) if is_connection_error(&error) => {}
             Err(error) => {
                 eprintln!("rwgi-server: accept failed: {error}");
                 // Out of file descriptors, most likely: retrying at once would spin.
@@ -300,6 +303,15 @@ async fn accept_until<L, A>(
             }
         }
     }
+}
+
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    )
 }
 
 async fn serve_connection<A, I>(
@@ -339,7 +351,7 @@ fn respond<A: App + 'static>(
     peer: Option<SocketAddr>,
     request: Request<Incoming>,
 ) -> impl Future<Output = Result<Response<WireBody<A::Body>>, Infallible>> + Send {
-    let mut log = shared
+    let log = shared
         .access_log
         .then(|| Box::new(AccessLog::new(peer, &request)));
     let request = request.map(|incoming| {
@@ -371,12 +383,7 @@ fn respond<A: App + 'static>(
                 }
                 send_prepared(prepared, head, peer, log)
             }
-            Err(status) => {
-                if let Some(log) = &mut log {
-                    log.status = Some(status);
-                }
-                plain(status, peer, log)
-            }
+            Err(status) => plain(status, peer, log),
         };
         Ok(response)
     }
@@ -394,8 +401,11 @@ fn mount(mut environ: Environ, root_path: Option<&str>) -> Result<Environ, Statu
 fn plain<B: Body + Unpin>(
     status: StatusCode,
     peer: Option<SocketAddr>,
-    log: Option<Box<AccessLog>>,
+    mut log: Option<Box<AccessLog>>,
 ) -> Response<WireBody<B>> {
+    if let Some(log) = &mut log {
+        log.status = Some(status);
+    }
     let text: &'static str = match status {
         StatusCode::BAD_REQUEST => "Bad Request\n",
         _ => "Not Found\n",
@@ -581,17 +591,23 @@ impl AccessLog {
 
 impl fmt::Display for AccessLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = self.status.map_or(0, |status| status.as_u16());
         write!(
             f,
-            "{} \"{} {} {:?}\" {} {} {:.3}ms",
+            "{} \"{} {} {:?}\" ",
             Peer(self.peer),
             self.method,
             self.target,
             self.version,
-            status,
+        )?;
+        match self.status {
+            Some(status) => write!(f, "{}", status.as_u16())?,
+            None => f.write_str("-")?,
+        }
+        write!(
+            f,
+            " {} {:.3}ms",
             self.sent,
-            self.started.elapsed().as_secs_f64() * 1e3,
+            self.started.elapsed().as_secs_f64() * 1e3
         )?;
         match (self.ending, self.status) {
             (Ending::Complete, _) => Ok(()),
@@ -631,5 +647,60 @@ fn report(peer: Option<SocketAddr>, log: Option<&AccessLog>, message: fmt::Argum
             log.version
         ),
         None => eprintln!("rwgi-server: {}: {message}", Peer(peer)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line `log` writes, with its duration (the one varying field) replaced by `<ms>`.
+    fn line(log: &AccessLog) -> String {
+        let text = log.to_string();
+        let words: Vec<&str> = text
+            .split(' ')
+            .map(|word| match word.strip_suffix("ms") {
+                Some(ms) if ms.parse::<f64>().is_ok() => "<ms>",
+                _ => word,
+            })
+            .collect();
+        words.join(" ")
+    }
+
+    fn log_for(peer: Option<&str>, request: Request<()>) -> AccessLog {
+        AccessLog::new(peer.map(|peer| peer.parse().unwrap()), &request)
+    }
+
+    #[test]
+    fn access_log_lines_name_the_request_and_how_it_ended() {
+        let request = Request::get("/a%20b?q=1").body(()).unwrap();
+        let mut log = log_for(Some("127.0.0.1:5000"), request);
+        log.status = Some(StatusCode::OK);
+        log.sent = 14;
+        log.ending = Ending::Complete;
+        assert_eq!(
+            line(&log),
+            r#"127.0.0.1:5000 "GET /a%20b?q=1 HTTP/1.1" 200 14 <ms>"#
+        );
+        log.ending = Ending::Aborted;
+        assert_eq!(
+            line(&log),
+            r#"127.0.0.1:5000 "GET /a%20b?q=1 HTTP/1.1" 200 14 <ms> aborted"#
+        );
+        log.ending = Ending::Unfinished;
+        assert_eq!(
+            line(&log),
+            r#"127.0.0.1:5000 "GET /a%20b?q=1 HTTP/1.1" 200 14 <ms> client gone during the body"#
+        );
+
+        let request = Request::options("*")
+            .version(Version::HTTP_10)
+            .body(())
+            .unwrap();
+        let log = log_for(None, request);
+        assert_eq!(
+            line(&log),
+            r#"- "OPTIONS * HTTP/1.0" - 0 <ms> client gone before the answer"#
+        );
     }
 }
