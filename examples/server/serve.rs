@@ -462,15 +462,16 @@ impl Stream for RequestBody {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            return Poll::Ready(match ready!(Pin::new(&mut self.0).poll_frame(cx)) {
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => Some(Ok(data)),
+            match ready!(Pin::new(&mut self.0).poll_frame(cx)) {
+                Some(Ok(frame)) => {
                     // Trailers carry no body bytes, and the contract has no place for them.
-                    Err(_) => continue,
-                },
-                Some(Err(error)) => Some(Err(Error::new(error))),
-                None => None,
-            });
+                    if let Ok(data) = frame.into_data() {
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                }
+                Some(Err(error)) => return Poll::Ready(Some(Err(Error::new(error)))),
+                None => return Poll::Ready(None),
+            }
         }
     }
 }
@@ -484,7 +485,7 @@ impl Body for RequestBody {
 
 /// The response body as hyper sends it: the server's own text or the prepared app body,
 /// reported to the access log when it is done.
-pub struct WireBody<B: Body + Unpin> {
+struct WireBody<B: Body + Unpin> {
     body: Either<Full, ResponseBody<B>>,
     peer: Option<SocketAddr>,
     log: Option<Box<AccessLog>>,
@@ -555,7 +556,7 @@ impl<B: Body + Unpin> Drop for WireBody<B> {
 /// One access-log line, written to stderr when the request is done with: when the response
 /// body is finished or dropped, or when hyper drops the request before the app answered.
 #[derive(Debug)]
-pub struct AccessLog {
+struct AccessLog {
     peer: Option<SocketAddr>,
     method: Method,
     target: Uri,
