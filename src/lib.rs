@@ -61,6 +61,7 @@ pub mod conformance;
 pub mod environ;
 pub mod error;
 pub mod input;
+pub mod lint;
 pub mod middleware;
 pub mod path;
 pub mod response;

@@ -1,1 +1,567 @@
 //! The app suite: drives an app with a battery of requests and checks what it does.
+//!
+//! A framework author calls [`run`] (or [`run_blocking`]) with their app from a test:
+//!
+//! ```
+//! use rwgi::app::app_fn;
+//! use rwgi::body::Full;
+//! use rwgi::conformance::app_suite;
+//! use rwgi::http::{HeaderMap, StatusCode};
+//!
+//! let app = app_fn(|_, start: rwgi::StartResponse| async move {
+//!     Ok(start.start(StatusCode::OK, HeaderMap::new()).body(Full::new("hello")))
+//! });
+//! app_suite::run_blocking(&app).assert_ok();
+//! ```
+//!
+//! A driver built into the suite plays the server: it calls the app directly, in process, with
+//! each request of the battery, and polls the answer as a server would. The app runs wrapped in
+//! the [`Lint`] middleware, which checks every response head and body; the driver adds what only
+//! a server sees: panics, stalls, and the faults of real networks.
+//!
+//! # The battery
+//!
+//! `GET /`, a `GET` of a path the app cannot know, `HEAD /`, `OPTIONS *`, `DELETE /`, and `POST`
+//! with an empty body, a small form, a chunked body of unknown length, a 4 MiB body in 64 KiB
+//! chunks, and a slow body (every chunk preceded by `Pending`); a request under a mount prefix
+//! (`script_name` not empty); odd paths (`%2F`, `%FF`, `//`) and a raw query; and a request with
+//! a hundred headers, some repeated. The failure of a rule check names the request that broke
+//! the rule.
+//!
+//! # Fault injection
+//!
+//! Each fault is a check of its own: a slow reader (the body polled with pauses), a stalled
+//! write (one long pause after the first chunk), a client gone in the middle of the upload (the
+//! request body fails at byte 100 000), a client gone in the middle of the download (the body
+//! dropped after its first chunk), and a client gone before the answer (the app's future
+//! dropped while it waits for the request body). A fault check reports the rules listed with it
+//! that broke under the fault; other rules broken there count for their own rule check.
+//!
+//! # Decisions
+//!
+//! - A panic of the app or its body fails `no_panic` under REQ-ERR-4: servers turn it into an
+//!   error as a last resort, and an app that relies on that has a bug. A panic while being
+//!   dropped after a client went away breaks REQ-CONC-2.
+//! - REQ-APP-4 is a SHOULD: an app that answers `Err` where a response was possible makes
+//!   `answers_every_request` a skip with a note, not a failure. An app that never answers (its
+//!   future is pending and not woken within the time limit) fails it.
+//! - REQ-BODY-6 is checked where it is observable: a chunked request body is held back after
+//!   its first chunk; a body that yields while the rest is held back streams, and passes. When
+//!   the app reads the whole request before answering, or its body waits for the rest before
+//!   yielding anything, the check is a skip: both are allowed when the output depends on the
+//!   whole input, which the suite cannot tell. A body that is pending and not woken within the
+//!   time limit fails it.
+//! - Calling the callback and then returning `Err`, and answering through a `StartResponse` the
+//!   app made itself, are allowed: calling the callback sends nothing (REQ-START-4) and an
+//!   `Err` becomes a `500` (REQ-ERR-2). The rest of callback misuse that the types allow is in
+//!   what the callback is given, which the REQ-RESP-* checks cover.
+//! - A `HEAD` answer's body is dropped unpolled, as servers do (REQ-SRV-6), so an app may
+//!   produce one.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use http::{Method, Version};
+
+use super::{Check, Report};
+use crate::body::Body;
+use crate::lint::{Lint, LintApp};
+use crate::middleware::Middleware;
+use crate::test_client::{block_on, TestRequest};
+use crate::violation::Violation;
+use crate::{App, Input, StartResponse};
+
+mod driver;
+
+use driver::{drive, drop_caught, next_chunk, poll_once, Gate, Sleep, Stop, Upload};
+
+const FINAL_STATUS: Check = rule("final_status_not_informational", &["REQ-RESP-1"]);
+const HOP_BY_HOP: Check = rule("no_hop_by_hop_headers", &["REQ-RESP-2"]);
+const LENGTH_FORM: Check = rule("content_length_well_formed", &["REQ-RESP-3"]);
+const NO_LENGTH_ON_204: Check = rule("no_content_length_on_204", &["REQ-RESP-4"]);
+const LENGTH_MATCHES: Check = rule("content_length_matches_body", &["REQ-RESP-5"]);
+const BODILESS: Check = rule("bodiless_status_empty_body", &["REQ-RESP-6"]);
+const STAYS_ENDED: Check = rule("body_stays_ended", &["REQ-BODY-2"]);
+const LENGTH_EXACT: Check = rule("body_length_exact", &["REQ-BODY-4"]);
+const LAZY: Check = rule("body_streams_lazily", &["REQ-BODY-6"]);
+const NO_READ_AFTER_END: Check = rule("no_input_poll_after_end", &["REQ-INPUT-6"]);
+const NO_PANIC: Check = rule("no_panic", &["REQ-ERR-4"]);
+const ANSWERS: Check = rule("answers_every_request", &["REQ-APP-4"]);
+const SLOW_READER: Check = rule(
+    "slow_reader",
+    &["REQ-RESP-5", "REQ-BODY-4", "REQ-BODY-2", "REQ-ERR-4"],
+);
+const STALLED_WRITE: Check = rule("stalled_write", &["REQ-RESP-5", "REQ-BODY-4", "REQ-ERR-4"]);
+const GONE_UPLOAD: Check = rule("client_gone_during_upload", &["REQ-INPUT-6", "REQ-ERR-4"]);
+const GONE_DOWNLOAD: Check = rule("client_gone_during_download", &["REQ-CONC-2", "REQ-ERR-4"]);
+const GONE_BEFORE: Check = rule("client_gone_before_response", &["REQ-CONC-2", "REQ-ERR-4"]);
+
+const fn rule(name: &'static str, requirements: &'static [&'static str]) -> Check {
+    Check { name, requirements }
+}
+
+/// Every check of the app suite, in the order of the report.
+pub const CHECKS: &[Check] = &[
+    FINAL_STATUS,
+    HOP_BY_HOP,
+    LENGTH_FORM,
+    NO_LENGTH_ON_204,
+    LENGTH_MATCHES,
+    BODILESS,
+    STAYS_ENDED,
+    LENGTH_EXACT,
+    LAZY,
+    NO_READ_AFTER_END,
+    NO_PANIC,
+    ANSWERS,
+    SLOW_READER,
+    STALLED_WRITE,
+    GONE_UPLOAD,
+    GONE_DOWNLOAD,
+    GONE_BEFORE,
+];
+
+/// How long the suite waits for an app or body that is pending before it calls it stalled,
+/// in [`run`].
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(10);
+
+/// Runs the whole suite against `app` and reports every check of [`CHECKS`].
+///
+/// The suite needs no particular async runtime: await it in a `#[tokio::test]` when the app
+/// needs Tokio, or use [`run_blocking`].
+pub async fn run<A: App>(app: &A) -> Report {
+    run_with_time_limit(app, DEFAULT_TIME_LIMIT).await
+}
+
+/// [`run`], on the current thread.
+///
+/// ```
+/// # use rwgi::app::app_fn;
+/// # let app = app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::NO_CONTENT, Default::default()).body(rwgi::body::Empty))
+/// # });
+/// let report = rwgi::conformance::app_suite::run_blocking(&app);
+/// assert!(report.is_ok(), "{report}");
+/// ```
+pub fn run_blocking<A: App>(app: &A) -> Report {
+    block_on(run(app))
+}
+
+/// [`run`], calling an app or a body stalled when it is pending and not woken for `limit`.
+pub async fn run_with_time_limit<A: App>(app: &A, limit: Duration) -> Report {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let lint = Lint::with_hook(move |violation: &Violation| {
+        lock(&log).push(violation.clone());
+    });
+    let driver = Driver {
+        app: lint.wrap(app),
+        seen,
+        limit,
+    };
+    let mut tally = Tally {
+        verdicts: CHECKS.iter().map(|_| Verdict::default()).collect(),
+    };
+    for (label, request) in battery() {
+        let found = driver.exchange(label, request, Network::Fast).await;
+        tally.settle(label, None, found);
+    }
+    for (check, label, request, network) in faults() {
+        let found = driver.exchange(label, request, network).await;
+        tally.settle(label, Some(check), found);
+    }
+    let found = driver.streams_lazily().await;
+    tally.settle(STREAMING_LABEL, None, found);
+    tally.into_report()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The network conditions of one exchange: how the driver reads the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Network {
+    /// Reads the body as fast as it comes.
+    Fast,
+    /// Pauses before every poll of the body.
+    SlowReader,
+    /// Pauses once, after the first chunk.
+    StalledWrite,
+    /// Drops the body after its first chunk.
+    GoneDuringDownload,
+    /// Polls the app's future once, then drops it (or its answer).
+    GoneBeforeResponse,
+}
+
+const SLOW_READER_PAUSE: Duration = Duration::from_millis(2);
+const STALL: Duration = Duration::from_millis(100);
+const KIB: u64 = 1024;
+const STREAMING_LABEL: &str = "POST / with a chunked body held back after its first chunk";
+
+/// A `POST /` whose body is `upload`, chunked when its length is not declared.
+fn post(upload: Upload) -> TestRequest {
+    let chunked = upload.content_length().is_none();
+    let request = TestRequest::post("/").body(Input::from_body(upload));
+    if chunked {
+        request.header("transfer-encoding", "chunked")
+    } else {
+        request
+    }
+}
+
+/// The requests every app is sent, with the label a failure names.
+fn battery() -> Vec<(&'static str, TestRequest)> {
+    let mut many = TestRequest::get("/");
+    for i in 0..100 {
+        many = many.header(&format!("x-rwgi-suite-{i}"), "value");
+    }
+    for value in ["text/html", "application/json;q=0.9", "*/*;q=0.1"] {
+        many = many.header("accept", value);
+    }
+    vec![
+        ("GET /", TestRequest::get("/")),
+        (
+            "GET of an unknown path",
+            TestRequest::get("/rwgi-suite/no/such/path"),
+        ),
+        ("HEAD /", TestRequest::head("/")),
+        ("OPTIONS *", TestRequest::new(Method::OPTIONS, "*")),
+        ("DELETE /", TestRequest::new(Method::DELETE, "/")),
+        (
+            "POST / with an empty body",
+            TestRequest::post("/").header("content-length", "0"),
+        ),
+        (
+            "POST / with a small form",
+            TestRequest::post("/")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("name=rwgi&suite=app"),
+        ),
+        (
+            "POST / with a chunked body of unknown length",
+            post(Upload::new(3000, 1000, false)),
+        ),
+        (
+            "POST / with a 4 MiB body in 64 KiB chunks",
+            post(Upload::new(4096 * KIB, 64 * KIB, true)),
+        ),
+        (
+            "POST / with a slow body",
+            post(Upload::new(16 * KIB, 4 * KIB, true).slow()),
+        ),
+        (
+            "GET /mnt/app/x mounted at /mnt/app",
+            TestRequest::get("/mnt/app/x").mount("/mnt/app"),
+        ),
+        ("GET /files/a%2Fb/%FF", TestRequest::get("/files/a%2Fb/%FF")),
+        (
+            "GET //double//slashes/",
+            TestRequest::get("//double//slashes/"),
+        ),
+        (
+            "GET /search?q=a%2Fb&q=%FF&flag",
+            TestRequest::get("/search?q=a%2Fb&q=%FF&flag"),
+        ),
+        (
+            "GET / over HTTP/1.0",
+            TestRequest::get("/").version(Version::HTTP_10),
+        ),
+        ("GET / with 103 headers, some repeated", many),
+    ]
+}
+
+/// The fault-injection exchanges, each with the check it counts for.
+fn faults() -> Vec<(Check, &'static str, TestRequest, Network)> {
+    let upload = || post(Upload::new(256 * KIB, 16 * KIB, true));
+    let mut faults = Vec::new();
+    for (check, network) in [
+        (SLOW_READER, Network::SlowReader),
+        (STALLED_WRITE, Network::StalledWrite),
+        (GONE_DOWNLOAD, Network::GoneDuringDownload),
+    ] {
+        faults.push((check, "GET /", TestRequest::get("/"), network));
+        faults.push((
+            check,
+            "POST / with 256 KiB in 16 KiB chunks",
+            upload(),
+            network,
+        ));
+    }
+    faults.push((
+        GONE_UPLOAD,
+        "POST / of 256 KiB, client gone at byte 100000",
+        post(Upload::new(256 * KIB, 16 * KIB, true).gone_at(100_000)),
+        Network::Fast,
+    ));
+    faults.push((
+        GONE_BEFORE,
+        "GET /",
+        TestRequest::get("/"),
+        Network::GoneBeforeResponse,
+    ));
+    faults.push((
+        GONE_BEFORE,
+        "POST / with a slow body",
+        post(Upload::new(16 * KIB, 4 * KIB, true).slow()),
+        Network::GoneBeforeResponse,
+    ));
+    faults
+}
+
+/// What one exchange showed: rules broken, and notes for checks that are not failures.
+#[derive(Debug, Default)]
+struct Found {
+    violations: Vec<Violation>,
+    notes: Vec<(Check, String)>,
+}
+
+impl Found {
+    fn panicked(&mut self, what: &str, message: &str) {
+        self.violations.push(Violation::new(
+            "REQ-ERR-4",
+            format!("{what} panicked ({message}); expected an Err instead"),
+        ));
+    }
+
+    /// Drops `value` as a server does, recording a panic under `requirement`.
+    fn drop_value<T>(&mut self, what: &str, value: T, requirement: &'static str) {
+        if let Err(message) = drop_caught(value) {
+            self.violations.push(Violation::new(
+                requirement,
+                format!("dropping {what} panicked ({message}); expected it to clean up quietly"),
+            ));
+        }
+    }
+}
+
+/// The server side of the suite: the linted app and the lint's findings.
+struct Driver<'a, A> {
+    app: LintApp<&'a A>,
+    seen: Arc<Mutex<Vec<Violation>>>,
+    limit: Duration,
+}
+
+impl<A: App> Driver<'_, A> {
+    /// Sends one request and reads the answer under `network`.
+    async fn exchange(&self, label: &str, request: TestRequest, network: Network) -> Found {
+        let environ = request.into_environ();
+        let method = environ.method().clone();
+        let mut found = Found::default();
+        let mut call = Box::pin(self.app.call(environ, StartResponse::new()));
+
+        if network == Network::GoneBeforeResponse {
+            // One poll lets the app start, and wait for the request body if it reads it.
+            match poll_once(call.as_mut()).await {
+                Err(message) => found.panicked("the app", &message),
+                Ok(answer) => found.drop_value(
+                    "the answer of a client that went away",
+                    answer,
+                    "REQ-CONC-2",
+                ),
+            }
+            found.drop_value(
+                "the app's future when the client went away",
+                call,
+                "REQ-CONC-2",
+            );
+            return self.finish(found);
+        }
+
+        let answer = drive(call.as_mut(), self.limit, None).await;
+        found.drop_value("the app's future", call, "REQ-ERR-4");
+        match answer {
+            Ok(Ok(response)) => {
+                let (_, _, body) = response.into_parts();
+                if method == Method::HEAD {
+                    // Servers drop a HEAD answer's body unpolled (REQ-SRV-6).
+                    found.drop_value("the body", body, "REQ-ERR-4");
+                } else {
+                    self.read_body(body, network, &mut found).await;
+                }
+            }
+            Ok(Err(error)) => found.notes.push((
+                ANSWERS,
+                format!("REQ-APP-4 (SHOULD): {label}: the app returned Err ({error}) where a response such as 404 or 405 was possible"),
+            )),
+            Err(stop) => self.stopped(&mut found, "the app's future", stop, "REQ-APP-4"),
+        }
+        self.finish(found)
+    }
+
+    async fn read_body(
+        &self,
+        mut body: <LintApp<&A> as App>::Body,
+        network: Network,
+        found: &mut Found,
+    ) {
+        let mut produced = 0;
+        let mut stalled = false;
+        loop {
+            match network {
+                Network::SlowReader => Sleep::new(SLOW_READER_PAUSE).await,
+                Network::StalledWrite if produced > 0 && !stalled => {
+                    stalled = true;
+                    Sleep::new(STALL).await;
+                }
+                Network::GoneDuringDownload if produced > 0 => {
+                    let what =
+                        format!("the body after {produced} bytes, when the client went away");
+                    found.drop_value(&what, body, "REQ-CONC-2");
+                    return;
+                }
+                _ => {}
+            }
+            match next_chunk(&mut body, self.limit, None).await {
+                Ok(Some(Ok(chunk))) => produced += chunk.len(),
+                // A failing body is the app's way to abort a response (REQ-ERR-3).
+                Ok(Some(Err(_)) | None) => break,
+                Err(stop) => {
+                    self.stopped(found, "the body", stop, "REQ-BODY-6");
+                    break;
+                }
+            }
+        }
+        found.drop_value("the body", body, "REQ-ERR-4");
+    }
+
+    /// REQ-BODY-6, where it can be seen: the request body is held back after its first chunk.
+    async fn streams_lazily(&self) -> Found {
+        let gate = Arc::new(Gate::default());
+        let request = post(Upload::new(32 * KIB, 16 * KIB, false).gated(Arc::clone(&gate)));
+        let mut found = Found::default();
+        let mut not_observable = None;
+        let mut call = Box::pin(self.app.call(request.into_environ(), StartResponse::new()));
+        let answer = loop {
+            let gated = gate.is_closed().then_some(&*gate);
+            match drive(call.as_mut(), self.limit, gated).await {
+                Err(Stop::Gated) => {
+                    not_observable = Some("the app reads the whole request body before it answers");
+                    gate.open();
+                }
+                Ok(answer) => break Some(answer),
+                Err(stop) => {
+                    self.stopped(&mut found, "the app's future", stop, "REQ-APP-4");
+                    break None;
+                }
+            }
+        };
+        found.drop_value("the app's future", call, "REQ-ERR-4");
+        if let Some(Err(_)) = answer {
+            not_observable = Some("the app answered Err");
+        }
+        if let Some(Ok(response)) = answer {
+            let (_, _, mut body) = response.into_parts();
+            loop {
+                let gated = gate.is_closed().then_some(&*gate);
+                match next_chunk(&mut body, self.limit, gated).await {
+                    // Bytes while the rest of the input is held back: the body streams.
+                    Ok(Some(Ok(chunk))) if !chunk.is_empty() => gate.open(),
+                    Ok(Some(Ok(_))) => {}
+                    Ok(Some(Err(_)) | None) => break,
+                    Err(Stop::Gated) => {
+                        not_observable.get_or_insert(
+                            "the body waited for the whole request body before its first chunk, which is allowed when its output depends on all of it",
+                        );
+                        gate.open();
+                    }
+                    Err(stop) => {
+                        self.stopped(&mut found, "the body", stop, "REQ-BODY-6");
+                        break;
+                    }
+                }
+            }
+            found.drop_value("the body", body, "REQ-ERR-4");
+        }
+        if let Some(why) = not_observable {
+            found
+                .notes
+                .push((LAZY, format!("REQ-BODY-6: not observable: {why}")));
+        }
+        self.finish(found)
+    }
+
+    fn stopped(&self, found: &mut Found, what: &str, stop: Stop, stall: &'static str) {
+        match stop {
+            Stop::Panicked(message) => found.panicked(what, &message),
+            Stop::Stalled | Stop::Gated => found.violations.push(Violation::new(
+                stall,
+                format!(
+                    "{what} was pending and not woken for {:?}; expected it to make progress",
+                    self.limit
+                ),
+            )),
+        }
+    }
+
+    /// Adds what the lint saw during the exchange.
+    fn finish(&self, mut found: Found) -> Found {
+        found.violations.append(&mut lock(&self.seen));
+        found
+    }
+}
+
+#[derive(Debug, Default)]
+struct Verdict {
+    failures: Vec<String>,
+    note: Option<String>,
+}
+
+/// The verdicts so far, one per entry of [`CHECKS`].
+struct Tally {
+    verdicts: Vec<Verdict>,
+}
+
+impl Tally {
+    /// Files what one exchange showed: each violation under `fault` when that check lists its
+    /// requirement, else under the rule check of its requirement.
+    fn settle(&mut self, label: &str, fault: Option<Check>, found: Found) {
+        for violation in found.violations {
+            let requirement = violation.requirement();
+            let check = fault
+                .filter(|check| check.requirements.contains(&requirement))
+                .into_iter()
+                .chain(
+                    CHECKS
+                        .iter()
+                        .copied()
+                        .filter(|check| check.requirements == [requirement]),
+                )
+                .next()
+                // Only the lint's server-side rules have no check here, and the driver is the
+                // server: one of them firing is a bug in this suite.
+                .unwrap_or_else(|| panic!("app suite bug: its driver broke {violation} ({label})"));
+            self.verdict(check)
+                .failures
+                .push(format!("{violation} (request: {label})"));
+        }
+        // Under a fault, an `Err` is the expected answer, not a note for REQ-APP-4.
+        for (check, note) in found.notes.into_iter().filter(|_| fault.is_none()) {
+            self.verdict(check).note.get_or_insert(note);
+        }
+    }
+
+    fn verdict(&mut self, check: Check) -> &mut Verdict {
+        let index = CHECKS
+            .iter()
+            .position(|known| known.name == check.name)
+            .unwrap_or_else(|| panic!("app suite bug: {} is not in CHECKS", check.name));
+        &mut self.verdicts[index]
+    }
+
+    fn into_report(self) -> Report {
+        let mut report = Report::default();
+        for (check, verdict) in CHECKS.iter().zip(self.verdicts) {
+            let mut failures = verdict.failures.into_iter();
+            match (failures.next(), verdict.note) {
+                (Some(first), _) if failures.len() == 0 => report.fail(*check, first),
+                (Some(first), _) => {
+                    report.fail(*check, format!("{first}; and {} more", failures.len()));
+                }
+                (None, Some(note)) => report.skip(*check, note),
+                (None, None) => report.pass(*check),
+            }
+        }
+        report
+    }
+}

@@ -1,0 +1,650 @@
+//! [`Lint`]: a middleware that checks the specification on live traffic, in both directions.
+//!
+//! Put it between a server and an app, and every rule that can be checked while requests flow
+//! is checked: toward the **server** in front of it, on the environ and request body the server
+//! hands over; toward the **app** behind it, on the status, headers and body the app answers
+//! with, and on how the app reads the request body. A broken rule is a [`Violation`] that names
+//! its requirement ID; [`RULES`] lists every ID the lint checks.
+//!
+//! By default ([`Lint::new`]) a violation panics, which is what a test or a debug build wants:
+//! the panic message starts with the requirement ID. [`Lint::with_hook`] hands each violation
+//! to a function instead, to log or collect them.
+//!
+//! The lint wraps the request body and the response body in a small struct each, and does no
+//! other work than a few comparisons per request and per chunk. Wrapping the request body costs
+//! the one allocation [`Input::from_body`] makes. It is plain generic code: an app that does not
+//! use it pays nothing.
+//!
+//! ```
+//! use rwgi::app::{app_fn, AppExt};
+//! use rwgi::body::Full;
+//! use rwgi::http::{header, HeaderMap, HeaderValue, StatusCode};
+//! use rwgi::lint::Lint;
+//! use rwgi::test_client::{block_on, TestRequest};
+//! use std::sync::{Arc, Mutex};
+//!
+//! let app = app_fn(|_, start: rwgi::StartResponse| async move {
+//!     let mut headers = HeaderMap::new();
+//!     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+//!     Ok(start.start(StatusCode::OK, headers).body(Full::new("hi")))
+//! });
+//! let seen = Arc::new(Mutex::new(Vec::new()));
+//! let log = Arc::clone(&seen);
+//! let linted = app.with(Lint::with_hook(move |violation| {
+//!     log.lock().unwrap().push(violation.requirement());
+//! }));
+//! block_on(TestRequest::get("/").send(&linted));
+//! assert_eq!(*seen.lock().unwrap(), ["REQ-RESP-2"]);
+//! ```
+
+use std::cell::Cell;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{Method, StatusCode, Version};
+
+use crate::body::Body;
+use crate::environ::TargetForm;
+use crate::middleware::Middleware;
+use crate::response::content_length;
+use crate::violation::Violation;
+use crate::{App, Environ, Error, Input, Response, StartResponse};
+
+/// Every requirement the lint checks, in spec order.
+///
+/// Toward the server: REQ-PATH-2, REQ-PATH-5 and REQ-ENV-5 (the paths and query of the
+/// environ agree with the raw target), REQ-ENV-7 (header names and values as received),
+/// REQ-INPUT-1 and REQ-INPUT-2 (the request body yields exactly its declared length, and a
+/// short one ends with an error), REQ-INPUT-3 (the declared length matches the headers) and
+/// REQ-SRV-8 (an ended or failed response body is not polled again).
+///
+/// Toward the app: REQ-INPUT-6 (the request body is not polled after it ended or failed),
+/// REQ-RESP-1 to REQ-RESP-6 (the response head, and the body bytes against `Content-Length`
+/// and bodiless statuses), REQ-BODY-2 (an ended body stays ended) and REQ-BODY-4
+/// (`Body::content_length` is exact).
+pub const RULES: &[&str] = &[
+    "REQ-ENV-5",
+    "REQ-ENV-7",
+    "REQ-PATH-2",
+    "REQ-PATH-5",
+    "REQ-INPUT-1",
+    "REQ-INPUT-2",
+    "REQ-INPUT-3",
+    "REQ-INPUT-6",
+    "REQ-RESP-1",
+    "REQ-RESP-2",
+    "REQ-RESP-3",
+    "REQ-RESP-4",
+    "REQ-RESP-5",
+    "REQ-RESP-6",
+    "REQ-BODY-2",
+    "REQ-BODY-4",
+    "REQ-SRV-8",
+];
+
+/// What the lint does with a violation.
+#[derive(Clone)]
+enum Reaction {
+    Panic,
+    Hook(Arc<dyn Fn(&Violation) + Send + Sync>),
+}
+
+impl Reaction {
+    fn raise(&self, violation: Violation) {
+        match self {
+            Reaction::Panic => panic!("rwgi lint: {violation}"),
+            Reaction::Hook(hook) => hook(&violation),
+        }
+    }
+}
+
+impl fmt::Debug for Reaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reaction::Panic => "Panic",
+            Reaction::Hook(_) => "Hook",
+        })
+    }
+}
+
+/// The lint middleware: checks every run-time rule of the specification on the traffic that
+/// passes through it (see the [module documentation](self) and [`RULES`]).
+#[derive(Clone, Debug)]
+pub struct Lint {
+    reaction: Reaction,
+}
+
+impl Lint {
+    /// A lint that panics on the first violation, with the requirement ID at the start of the
+    /// message: for tests and debug builds.
+    ///
+    /// Behind a server that catches panics (REQ-ERR-4), a violation in the app's call or its
+    /// body turns that response into a `500` or an aborted connection.
+    pub fn new() -> Self {
+        Lint {
+            reaction: Reaction::Panic,
+        }
+    }
+
+    /// A lint that hands every violation to `hook` and lets the traffic go on unchanged.
+    pub fn with_hook<F>(hook: F) -> Self
+    where
+        F: Fn(&Violation) + Send + Sync + 'static,
+    {
+        Lint {
+            reaction: Reaction::Hook(Arc::new(hook)),
+        }
+    }
+}
+
+impl Default for Lint {
+    fn default() -> Self {
+        Lint::new()
+    }
+}
+
+impl<A: App> Middleware<A> for Lint {
+    type App = LintApp<A>;
+
+    fn wrap(&self, inner: A) -> LintApp<A> {
+        LintApp {
+            inner,
+            reaction: self.reaction.clone(),
+        }
+    }
+}
+
+/// An app wrapped by [`Lint`].
+#[derive(Debug)]
+pub struct LintApp<A> {
+    inner: A,
+    reaction: Reaction,
+}
+
+impl<A: App> App for LintApp<A> {
+    type Body = LintBody<A::Body>;
+
+    async fn call(
+        &self,
+        mut environ: Environ,
+        start: StartResponse,
+    ) -> Result<Response<LintBody<A::Body>>, Error> {
+        for violation in check_environ(&environ) {
+            self.reaction.raise(violation);
+        }
+        let method = environ.method().clone();
+        let input = LintInput::new(environ.take_input(), self.reaction.clone());
+        environ.set_input(Input::from_body(input));
+
+        let response = self.inner.call(environ, start).await?;
+
+        let status = response.status();
+        let head = response.check(&method);
+        // A head whose Content-Length is malformed or already known to be wrong is reported
+        // once, here, rather than again when the bytes are counted.
+        let length_reported =
+            matches!(&head, Err(v) if matches!(v.requirement(), "REQ-RESP-3" | "REQ-RESP-5"));
+        if let Err(violation) = head {
+            self.reaction.raise(violation);
+        }
+        let sent = method != Method::HEAD && status != StatusCode::NOT_MODIFIED;
+        let declared = content_length(response.headers())
+            .ok()
+            .flatten()
+            .filter(|_| sent && !length_reported);
+        let reaction = self.reaction.clone();
+        Ok(response.map_body(|inner| {
+            let mut body = LintBody {
+                inner,
+                reaction,
+                status,
+                produced: 0,
+                declared,
+                announced_end: None,
+                state: BodyState::Streaming,
+                reported: Reported::default(),
+            };
+            body.check_bodiless_length();
+            body
+        }))
+    }
+}
+
+/// The environ-side rules, checked when the server hands the request over.
+fn check_environ(environ: &Environ) -> impl Iterator<Item = Violation> {
+    [
+        check_target(environ),
+        check_headers(environ),
+        check_declared_length(environ),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// REQ-PATH-2, REQ-PATH-5, REQ-ENV-5: the split path and the query against the raw target
+/// text. `Environ` keeps them consistent by construction; these comparisons keep that promise
+/// honest for every server and middleware in front of the lint.
+fn check_target(environ: &Environ) -> Option<Violation> {
+    let (script_name, path_info) = (environ.script_name(), environ.path_info());
+    let raw = environ.uri().path_and_query().map_or("", |pq| pq.as_str());
+    let (raw_path, raw_query) = raw.split_once('?').unwrap_or((raw, ""));
+    // An absolute-form target may have an empty path, which means `/` (RFC 9110 §4.2.3).
+    let raw_path = match (raw_path, environ.target_form()) {
+        ("", TargetForm::Absolute) => "/",
+        (path, _) => path,
+    };
+    if raw_path.strip_prefix(script_name) != Some(path_info) {
+        return Some(Violation::new(
+            "REQ-PATH-2",
+            format!("script_name + path_info must be the raw path {raw_path:?}, got {script_name:?} + {path_info:?}"),
+        ));
+    }
+    let script_ok =
+        script_name.is_empty() || (script_name.starts_with('/') && !script_name.ends_with('/'));
+    let info_ok = path_info.is_empty()
+        || path_info.starts_with('/')
+        || (path_info == "*" && environ.target_form() == TargetForm::Asterisk);
+    if !(script_ok && info_ok) {
+        return Some(Violation::new(
+            "REQ-PATH-5",
+            format!("script_name must be empty or /-led without a trailing /, path_info empty, /-led or *; got {script_name:?} and {path_info:?}"),
+        ));
+    }
+    if environ.query_string() != raw_query {
+        return Some(Violation::new(
+            "REQ-ENV-5",
+            format!(
+                "query_string must be the raw query {raw_query:?}, got {:?}",
+                environ.query_string()
+            ),
+        ));
+    }
+    None
+}
+
+/// REQ-ENV-7: header names as received (not CGI keys turned back into headers) and values
+/// without the surrounding white space that is not part of a field value (RFC 9112 §5).
+fn check_headers(environ: &Environ) -> Option<Violation> {
+    environ.headers().iter().find_map(|(name, value)| {
+        if name.as_str().starts_with("http_") {
+            return Some(Violation::new(
+                "REQ-ENV-7",
+                format!("headers must reach the app under their own names, got the CGI-style name `{name}`"),
+            ));
+        }
+        let bytes = value.as_bytes();
+        let padded = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        (padded(bytes.first()) || padded(bytes.last())).then(|| {
+            Violation::new(
+                "REQ-ENV-7",
+                format!("the value of `{name}` must not keep surrounding white space, got {value:?}"),
+            )
+        })
+    })
+}
+
+/// REQ-INPUT-3: before any read, the request body's length is the `Content-Length` header,
+/// unknown for a chunked body, and zero for an HTTP/1 request with neither.
+fn check_declared_length(environ: &Environ) -> Option<Violation> {
+    let headers = environ.headers();
+    let got = environ.input().content_length();
+    let (expected, why) = if headers.contains_key(TRANSFER_ENCODING) {
+        (None, "a chunked body")
+    } else if let Ok(Some(length)) = content_length(headers) {
+        (Some(length), "the Content-Length header")
+    } else if !headers.contains_key(CONTENT_LENGTH) && environ.version() <= Version::HTTP_11 {
+        (Some(0), "a request without a body")
+    } else {
+        return None;
+    };
+    (got != expected).then(|| {
+        Violation::new(
+            "REQ-INPUT-3",
+            format!("Input::content_length() must be {expected:?} for {why}, got {got:?}"),
+        )
+    })
+}
+
+thread_local! {
+    static PROBING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the lint's own extra poll of an ended body (REQ-BODY-2) while it runs, so that an
+/// app whose body is its request body is not blamed for that poll (REQ-INPUT-6).
+struct Probing;
+
+impl Probing {
+    fn start() -> Self {
+        PROBING.with(|probing| probing.set(true));
+        Probing
+    }
+
+    fn active() -> bool {
+        PROBING.with(Cell::get)
+    }
+}
+
+impl Drop for Probing {
+    fn drop(&mut self) {
+        PROBING.with(|probing| probing.set(false));
+    }
+}
+
+/// Which rules a wrapped body or input has already reported: each at most once.
+#[derive(Clone, Copy, Debug, Default)]
+struct Reported(u8);
+
+impl Reported {
+    /// Whether `rule` (a bit) is reported for the first time; marks it.
+    fn first(&mut self, rule: u8) -> bool {
+        let first = self.0 & rule == 0;
+        self.0 |= rule;
+        first
+    }
+}
+
+const RESP_5: u8 = 1;
+const RESP_6: u8 = 2;
+const BODY_4: u8 = 4;
+const SRV_8: u8 = 8;
+const INPUT_1: u8 = 16;
+const INPUT_6: u8 = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyState {
+    Streaming,
+    Ended,
+    Failed,
+}
+
+/// The request body as the linted app reads it.
+struct LintInput {
+    inner: Input,
+    reaction: Reaction,
+    declared: Option<u64>,
+    read: u64,
+    state: BodyState,
+    reported: Reported,
+}
+
+impl LintInput {
+    fn new(inner: Input, reaction: Reaction) -> Self {
+        LintInput {
+            declared: inner.content_length(),
+            inner,
+            reaction,
+            read: 0,
+            state: BodyState::Streaming,
+            reported: Reported::default(),
+        }
+    }
+
+    fn raise(&mut self, rule: u8, violation: impl FnOnce() -> Violation) {
+        if self.reported.first(rule) {
+            self.reaction.raise(violation());
+        }
+    }
+}
+
+impl Stream for LintInput {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.state != BodyState::Streaming {
+            if Probing::active() {
+                // An app that answers with its request body: the lint's own REQ-BODY-2 probe.
+                return Poll::Ready(None);
+            }
+            let how = if this.state == BodyState::Ended {
+                "ended"
+            } else {
+                "failed"
+            };
+            this.raise(INPUT_6, || {
+                Violation::new(
+                    "REQ-INPUT-6",
+                    format!("the app polled the request body again after it {how}"),
+                )
+            });
+            // Shield the server's stream from the extra poll.
+            return Poll::Ready(None);
+        }
+        let item = match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        match &item {
+            Some(Ok(chunk)) => {
+                this.read += chunk.len() as u64;
+                if let Some(declared) = this.declared.filter(|&n| this.read > n) {
+                    let read = this.read;
+                    this.raise(INPUT_1, || {
+                        Violation::new(
+                            "REQ-INPUT-1",
+                            format!(
+                                "the request body declared {declared} bytes but yielded {read}"
+                            ),
+                        )
+                    });
+                }
+            }
+            Some(Err(_)) => this.state = BodyState::Failed,
+            None => {
+                this.state = BodyState::Ended;
+                if let Some(declared) = this.declared.filter(|&n| this.read < n) {
+                    this.reaction.raise(Violation::new(
+                        "REQ-INPUT-2",
+                        format!(
+                            "a request body cut short must end with an error; it declared {declared} bytes and ended after {}",
+                            this.read
+                        ),
+                    ));
+                }
+            }
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Body for LintInput {
+    fn content_length(&self) -> Option<u64> {
+        match self.state {
+            BodyState::Streaming => self.inner.content_length(),
+            BodyState::Ended | BodyState::Failed => Some(0),
+        }
+    }
+}
+
+/// The response body of a [`LintApp`]: the app's body, with its bytes counted and its end
+/// checked.
+///
+/// When the app's body ends, the lint polls it once more to check that it stays ended
+/// (REQ-BODY-2), so the check holds behind any server; the lint's own body then stays ended
+/// without polling the app's body again.
+pub struct LintBody<B> {
+    inner: B,
+    reaction: Reaction,
+    status: StatusCode,
+    produced: u64,
+    /// The `Content-Length` the bytes must match (REQ-RESP-5), when the body is sent.
+    declared: Option<u64>,
+    /// Where `content_length()` said the body would end (REQ-BODY-4).
+    announced_end: Option<u64>,
+    state: BodyState,
+    reported: Reported,
+}
+
+impl<B> fmt::Debug for LintBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LintBody")
+            .field("produced", &self.produced)
+            .field("declared", &self.declared)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body + Unpin> LintBody<B> {
+    fn raise(&mut self, rule: u8, violation: impl FnOnce() -> Violation) {
+        if self.reported.first(rule) {
+            self.reaction.raise(violation());
+        }
+    }
+
+    fn bodiless(&self) -> bool {
+        self.status == StatusCode::NO_CONTENT || self.status == StatusCode::NOT_MODIFIED
+    }
+
+    /// REQ-RESP-6 before any poll: a 204 or 304 whose body announces bytes.
+    fn check_bodiless_length(&mut self) {
+        let announced = self.inner.content_length();
+        if let Some(length) = announced.filter(|&n| n > 0 && self.bodiless()) {
+            let status = self.status.as_u16();
+            self.raise(RESP_6, || {
+                Violation::new(
+                    "REQ-RESP-6",
+                    format!(
+                        "a {status} response must have an empty body, got one of {length} bytes"
+                    ),
+                )
+            });
+        }
+    }
+
+    /// REQ-BODY-4: every `Some` the body's `content_length()` gives must point at the same end.
+    fn observe_length(&mut self) {
+        let Some(rest) = self.inner.content_length() else {
+            return;
+        };
+        let end = self.produced + rest;
+        if let Some(before) = self.announced_end.filter(|&before| before != end) {
+            let produced = self.produced;
+            self.raise(BODY_4, || {
+                Violation::new(
+                    "REQ-BODY-4",
+                    format!("content_length() announced {before} bytes in all, then {rest} more after {produced}"),
+                )
+            });
+        }
+        self.announced_end = Some(end);
+    }
+
+    fn on_chunk(&mut self, len: usize) {
+        self.produced += len as u64;
+        let produced = self.produced;
+        if len > 0 && self.bodiless() {
+            let status = self.status.as_u16();
+            self.raise(RESP_6, || {
+                Violation::new(
+                    "REQ-RESP-6",
+                    format!(
+                        "a {status} response must have an empty body, got a chunk of {len} bytes"
+                    ),
+                )
+            });
+        }
+        if let Some(declared) = self.declared.filter(|&n| produced > n) {
+            self.raise(RESP_5, || {
+                Violation::new(
+                    "REQ-RESP-5",
+                    format!("Content-Length is {declared} but the body yielded {produced} bytes and more may follow"),
+                )
+            });
+        }
+        if let Some(end) = self.announced_end.filter(|&n| produced > n) {
+            self.raise(BODY_4, || {
+                Violation::new(
+                    "REQ-BODY-4",
+                    format!("content_length() announced {end} bytes in all, but the body yielded {produced}"),
+                )
+            });
+        }
+    }
+
+    fn on_end(&mut self, cx: &mut Context<'_>) {
+        let produced = self.produced;
+        if let Some(declared) = self.declared.filter(|&n| n != produced) {
+            self.raise(RESP_5, || {
+                Violation::new(
+                    "REQ-RESP-5",
+                    format!(
+                        "Content-Length is {declared} but the body ended after {produced} bytes"
+                    ),
+                )
+            });
+        }
+        if let Some(end) = self.announced_end.filter(|&n| n != produced) {
+            self.raise(BODY_4, || {
+                Violation::new(
+                    "REQ-BODY-4",
+                    format!("content_length() announced {end} bytes in all, but the body ended after {produced}"),
+                )
+            });
+        }
+        let again = {
+            let _probing = Probing::start();
+            Pin::new(&mut self.inner).poll_next(cx)
+        };
+        let seen = match again {
+            Poll::Ready(None) => return,
+            Poll::Ready(Some(Ok(chunk))) => format!("a chunk of {} bytes", chunk.len()),
+            Poll::Ready(Some(Err(error))) => format!("an error ({error})"),
+            Poll::Pending => "Pending".to_owned(),
+        };
+        self.reaction.raise(Violation::new(
+            "REQ-BODY-2",
+            format!("a body polled again after it returned None must return None, got {seen}"),
+        ));
+    }
+}
+
+impl<B: Body + Unpin> Stream for LintBody<B> {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.state != BodyState::Streaming {
+            let how = if this.state == BodyState::Ended {
+                "ended"
+            } else {
+                "failed"
+            };
+            this.raise(SRV_8, || {
+                Violation::new(
+                    "REQ-SRV-8",
+                    format!("the server polled the response body again after it {how}; it must drop it instead"),
+                )
+            });
+            return Poll::Ready(None);
+        }
+        this.observe_length();
+        let item = match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        match &item {
+            Some(Ok(chunk)) => this.on_chunk(chunk.len()),
+            Some(Err(_)) => this.state = BodyState::Failed,
+            None => {
+                this.state = BodyState::Ended;
+                this.on_end(cx);
+            }
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl<B: Body + Unpin> Body for LintBody<B> {
+    fn content_length(&self) -> Option<u64> {
+        match self.state {
+            BodyState::Streaming => self.inner.content_length(),
+            BodyState::Ended | BodyState::Failed => Some(0),
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! The app suite against every example app and middleware, which must pass it, and against
+//! deliberately broken apps, one per family of rules, which must fail it under the right check
+//! and requirement.
+
+// Each test uses a few of the example apps; the rest are dead code in this crate.
+#[allow(dead_code)]
+#[path = "../examples/apps/mod.rs"]
+mod apps;
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use apps::access_log::AccessLog;
+use apps::echo::Echo;
+use apps::framework::demo_app;
+use apps::hello::{hello_stack, Hello};
+use apps::url_map::UrlMap;
+use bytes::Bytes;
+use futures_core::Stream;
+use rwgi::app::{app_fn, AppExt};
+use rwgi::body::{Body, Empty, Full, StreamBody};
+use rwgi::conformance::app_suite::{self, run_blocking, run_with_time_limit, CHECKS};
+use rwgi::conformance::{Outcome, Report};
+use rwgi::http::{header, HeaderMap, HeaderValue, StatusCode};
+use rwgi::test_client::block_on;
+use rwgi::{Environ, Error, StartResponse};
+
+/// The outcome of the check named `name`.
+fn outcome<'a>(report: &'a Report, name: &str) -> (&'a Outcome, &'a str) {
+    let result = report
+        .results()
+        .iter()
+        .find(|result| result.name == name)
+        .unwrap_or_else(|| panic!("no check named {name} in\n{report}"));
+    (&result.outcome, &result.detail)
+}
+
+/// Asserts that exactly the checks in `failed` failed, each with a detail that starts with
+/// `requirement`.
+fn assert_fails(report: &Report, requirement: &str, failed: &[&str]) {
+    let names: BTreeSet<&str> = report.failures().map(|result| result.name).collect();
+    assert_eq!(names, failed.iter().copied().collect(), "\n{report}");
+    for result in report.failures() {
+        assert!(
+            result.detail.starts_with(&format!("{requirement}: ")),
+            "{}: {}",
+            result.name,
+            result.detail
+        );
+    }
+    assert!(report.failed_requirement(requirement));
+}
+
+fn assert_complete(report: &Report) {
+    let names: Vec<&str> = report.results().iter().map(|result| result.name).collect();
+    let expected: Vec<&str> = CHECKS.iter().map(|check| check.name).collect();
+    assert_eq!(names, expected);
+}
+
+fn text_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers
+}
+
+/// A body of the given chunks, of unknown length.
+fn chunks(parts: &[&'static str]) -> StreamBody<impl Stream<Item = Result<Bytes, Error>> + Unpin> {
+    let parts: Vec<Result<Bytes, Error>> = parts
+        .iter()
+        .map(|p| Ok(Bytes::from_static(p.as_bytes())))
+        .collect();
+    StreamBody::new(futures_util::stream::iter(parts))
+}
+
+#[test]
+fn hello_passes() {
+    let report = run_blocking(&Hello);
+    assert_complete(&report);
+    report.assert_ok();
+    assert!(
+        report.results().iter().all(|r| r.outcome == Outcome::Pass),
+        "{report}"
+    );
+}
+
+#[test]
+fn hello_behind_pass_through_middleware_passes() {
+    let report = run_blocking(&hello_stack());
+    report.assert_ok();
+    assert_eq!(
+        report
+            .results()
+            .iter()
+            .filter(|r| r.outcome == Outcome::Skip)
+            .count(),
+        0,
+        "{report}"
+    );
+}
+
+#[test]
+fn echo_passes_and_its_buffering_is_not_observable_as_streaming() {
+    let report = run_blocking(&Echo);
+    report.assert_ok();
+    let (outcome, detail) = outcome(&report, "body_streams_lazily");
+    assert_eq!(*outcome, Outcome::Skip);
+    assert_eq!(
+        detail,
+        "REQ-BODY-6: not observable: the app reads the whole request body before it answers"
+    );
+    // Echo answers a failed upload with Err; under that fault it is no REQ-APP-4 note.
+    assert_eq!(*outcome_of(&report, "answers_every_request"), Outcome::Pass);
+}
+
+fn outcome_of<'a>(report: &'a Report, name: &str) -> &'a Outcome {
+    outcome(report, name).0
+}
+
+#[test]
+fn framework_demo_app_passes() {
+    let report = run_blocking(&demo_app());
+    report.assert_ok();
+    assert_eq!(*outcome_of(&report, "answers_every_request"), Outcome::Pass);
+}
+
+#[test]
+fn access_log_middleware_passes() {
+    let report = run_blocking(&Hello.with(AccessLog::with_sink(|_| {})));
+    report.assert_ok();
+    let report = run_blocking(&Echo.with(AccessLog::with_sink(|_| {})));
+    report.assert_ok();
+}
+
+#[test]
+fn url_map_middleware_passes() {
+    let app = UrlMap::new()
+        .mount("/mnt/app", Hello)
+        .mount("/api", demo_app())
+        .mount("", Echo);
+    run_blocking(&app).assert_ok();
+    // Nothing mounted at the root: most requests get the map's own 404.
+    run_blocking(&UrlMap::new().mount("/mnt", Hello)).assert_ok();
+}
+
+#[test]
+fn an_app_that_streams_its_request_body_back_passes_the_streaming_check() {
+    let app = app_fn(|mut environ: Environ, start: StartResponse| async move {
+        let input = environ.take_input();
+        Ok(start.start(StatusCode::OK, HeaderMap::new()).body(input))
+    });
+    let report = run_blocking(&app);
+    report.assert_ok();
+    assert_eq!(
+        *outcome_of(&report, "body_streams_lazily"),
+        Outcome::Pass,
+        "{report}"
+    );
+}
+
+#[test]
+fn the_suite_runs_on_tokio_too() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let app = app_fn(|_, start: StartResponse| async move {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        Ok(start
+            .start(StatusCode::OK, text_headers())
+            .body(Full::new("late")))
+    });
+    let report = runtime.block_on(app_suite::run(&app));
+    report.assert_ok();
+}
+
+#[test]
+fn hop_by_hop_header_fails_resp_2() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        let mut headers = text_headers();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        Ok(start.start(StatusCode::OK, headers).body(Full::new("hi")))
+    });
+    let report = run_blocking(&app);
+    assert_fails(&report, "REQ-RESP-2", &["no_hop_by_hop_headers"]);
+    let (_, detail) = outcome(&report, "no_hop_by_hop_headers");
+    assert!(
+        detail.starts_with("REQ-RESP-2: apps must not set the hop-by-hop header `connection` (request: GET /); and "),
+        "{detail}"
+    );
+}
+
+#[test]
+fn informational_final_status_fails_resp_1() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        Ok(start
+            .start(StatusCode::CONTINUE, HeaderMap::new())
+            .body(Empty))
+    });
+    let report = run_blocking(&app);
+    assert_fails(&report, "REQ-RESP-1", &["final_status_not_informational"]);
+}
+
+#[test]
+fn two_content_lengths_fail_resp_3() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONTENT_LENGTH, HeaderValue::from(2));
+        headers.append(header::CONTENT_LENGTH, HeaderValue::from(2));
+        Ok(start.start(StatusCode::OK, headers).body(Full::new("hi")))
+    });
+    assert_fails(
+        &run_blocking(&app),
+        "REQ-RESP-3",
+        &["content_length_well_formed"],
+    );
+}
+
+#[test]
+fn content_length_on_204_fails_resp_4() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+        Ok(start.start(StatusCode::NO_CONTENT, headers).body(Empty))
+    });
+    assert_fails(
+        &run_blocking(&app),
+        "REQ-RESP-4",
+        &["no_content_length_on_204"],
+    );
+}
+
+#[test]
+fn content_length_mismatch_fails_resp_5() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        let mut headers = text_headers();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(10));
+        Ok(start
+            .start(StatusCode::OK, headers)
+            .body(chunks(&["hel", "lo"])))
+    });
+    let report = run_blocking(&app);
+    assert_fails(
+        &report,
+        "REQ-RESP-5",
+        &[
+            "content_length_matches_body",
+            "slow_reader",
+            "stalled_write",
+        ],
+    );
+    let (_, detail) = outcome(&report, "slow_reader");
+    assert_eq!(
+        detail,
+        "REQ-RESP-5: Content-Length is 10 but the body ended after 5 bytes (request: GET /); and 1 more"
+    );
+}
+
+#[test]
+fn content_length_mismatch_of_a_known_length_is_caught_on_the_head() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(3));
+        Ok(start.start(StatusCode::OK, headers).body(Full::new("four")))
+    });
+    let report = run_blocking(&app);
+    let (_, detail) = outcome(&report, "content_length_matches_body");
+    assert!(
+        detail.starts_with(
+            "REQ-RESP-5: Content-Length is 3 but the body has 4 bytes (request: GET /)"
+        ),
+        "{detail}"
+    );
+}
+
+/// Yields "hello" but claims 100 bytes.
+struct Liar(Option<Bytes>);
+
+impl Stream for Liar {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.0.take().map(Ok))
+    }
+}
+
+impl Body for Liar {
+    fn content_length(&self) -> Option<u64> {
+        Some(100)
+    }
+}
+
+#[test]
+fn lying_content_length_fails_body_4() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        Ok(start
+            .start(StatusCode::OK, text_headers())
+            .body(Liar(Some(Bytes::from_static(b"hello")))))
+    });
+    let report = run_blocking(&app);
+    assert_fails(
+        &report,
+        "REQ-BODY-4",
+        &["body_length_exact", "slow_reader", "stalled_write"],
+    );
+}
+
+/// Yields "x", ends, and then yields again when polled after its end.
+#[derive(Default)]
+struct Unfused(u8);
+
+impl Stream for Unfused {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0 += 1;
+        Poll::Ready(match self.0 {
+            2 => None,
+            _ => Some(Ok(Bytes::from_static(b"x"))),
+        })
+    }
+}
+
+impl Body for Unfused {}
+
+#[test]
+fn body_not_fused_fails_body_2() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        Ok(start
+            .start(StatusCode::OK, text_headers())
+            .body(Unfused::default()))
+    });
+    let report = run_blocking(&app);
+    assert_fails(&report, "REQ-BODY-2", &["body_stays_ended", "slow_reader"]);
+    let (_, detail) = outcome(&report, "body_stays_ended");
+    assert!(
+        detail.starts_with("REQ-BODY-2: a body polled again after it returned None must return None, got a chunk of 1 bytes (request: GET /)"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn body_for_204_fails_resp_6() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        Ok(start
+            .start(StatusCode::NO_CONTENT, HeaderMap::new())
+            .body(chunks(&["surprise"])))
+    });
+    let report = run_blocking(&app);
+    assert_fails(&report, "REQ-RESP-6", &["bodiless_status_empty_body"]);
+    let (_, detail) = outcome(&report, "bodiless_status_empty_body");
+    assert!(
+        detail.starts_with("REQ-RESP-6: a 204 response must have an empty body, got a chunk of 8 bytes (request: GET /)"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn reading_input_after_its_end_fails_input_6() {
+    let app = app_fn(|mut environ: Environ, start: StartResponse| async move {
+        let _ = environ.input_mut().read_to_end(8 << 20).await;
+        let _ = environ.input_mut().chunk().await;
+        Ok(start
+            .start(StatusCode::OK, text_headers())
+            .body(Full::new("read")))
+    });
+    let report = run_blocking(&app);
+    assert_fails(
+        &report,
+        "REQ-INPUT-6",
+        &["no_input_poll_after_end", "client_gone_during_upload"],
+    );
+    let (_, detail) = outcome(&report, "client_gone_during_upload");
+    assert_eq!(
+        detail,
+        "REQ-INPUT-6: the app polled the request body again after it failed (request: POST / of 256 KiB, client gone at byte 100000)"
+    );
+}
+
+#[test]
+fn panicking_app_fails_err_4() {
+    let app = app_fn(|environ: Environ, start: StartResponse| async move {
+        if environ.path_info() == "/" {
+            panic!("boom at the root");
+        }
+        Ok(start
+            .start(StatusCode::OK, text_headers())
+            .body(Full::new("fine")))
+    });
+    let report = run_blocking(&app);
+    assert_fails(
+        &report,
+        "REQ-ERR-4",
+        &[
+            "no_panic",
+            "slow_reader",
+            "stalled_write",
+            "client_gone_during_upload",
+            "client_gone_during_download",
+            "client_gone_before_response",
+        ],
+    );
+    let (_, detail) = outcome(&report, "no_panic");
+    assert!(
+        detail.starts_with("REQ-ERR-4: the app's future panicked (boom at the root); expected an Err instead (request: GET /); and "),
+        "{detail}"
+    );
+}
+
+/// Two chunks; panics when dropped before the second was taken.
+struct FragileBody(u8);
+
+impl Stream for FragileBody {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0 += 1;
+        Poll::Ready((self.0 <= 2).then(|| Ok(Bytes::from_static(b"part"))))
+    }
+}
+
+impl Body for FragileBody {}
+
+impl Drop for FragileBody {
+    fn drop(&mut self) {
+        if self.0 < 2 && !std::thread::panicking() {
+            panic!("dropped before the end");
+        }
+    }
+}
+
+#[test]
+fn body_panicking_when_the_client_goes_away_fails_conc_2() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        Ok(start
+            .start(StatusCode::OK, text_headers())
+            .body(FragileBody(0)))
+    });
+    let report = run_blocking(&app);
+    let failed: BTreeSet<&str> = report.failures().map(|r| r.name).collect();
+    assert_eq!(
+        failed,
+        BTreeSet::from([
+            "no_panic",
+            "client_gone_during_download",
+            "client_gone_before_response"
+        ]),
+        "{report}"
+    );
+    let (_, detail) = outcome(&report, "client_gone_during_download");
+    assert_eq!(
+        detail,
+        "REQ-CONC-2: dropping the body after 4 bytes, when the client went away panicked (dropped before the end); expected it to clean up quietly (request: GET /); and 1 more"
+    );
+    // A HEAD answer's body is dropped unpolled, as servers do: a panic there is REQ-ERR-4.
+    let (_, detail) = outcome(&report, "no_panic");
+    assert_eq!(
+        detail,
+        "REQ-ERR-4: dropping the body panicked (dropped before the end); expected it to clean up quietly (request: HEAD /)"
+    );
+}
+
+#[test]
+fn an_app_that_never_answers_fails_app_4() {
+    let app = app_fn(|_: Environ, _: StartResponse| {
+        std::future::pending::<Result<rwgi::Response<Empty>, Error>>()
+    });
+    let report = block_on(run_with_time_limit(&app, Duration::from_millis(20)));
+    let (outcome, detail) = outcome(&report, "answers_every_request");
+    assert_eq!(*outcome, Outcome::Fail);
+    assert!(
+        detail.starts_with("REQ-APP-4: the app's future was pending and not woken for 20ms; expected it to make progress (request: GET /)"),
+        "{detail}"
+    );
+}
+
+/// Never yields and never wakes whoever polls it.
+struct Stuck;
+
+impl Stream for Stuck {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Pending
+    }
+}
+
+impl Body for Stuck {}
+
+#[test]
+fn a_body_that_stalls_fails_body_6() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        Ok(start.start(StatusCode::OK, text_headers()).body(Stuck))
+    });
+    let report = block_on(run_with_time_limit(&app, Duration::from_millis(20)));
+    let (outcome, detail) = outcome(&report, "body_streams_lazily");
+    assert_eq!(*outcome, Outcome::Fail);
+    assert!(
+        detail.starts_with("REQ-BODY-6: the body was pending and not woken for 20ms; expected it to make progress (request: GET /)"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn calling_start_then_returning_err_is_allowed() {
+    // Calling the callback sends nothing (REQ-START-4) and an Err becomes a 500 (REQ-ERR-2):
+    // the spec allows it. Only REQ-APP-4, a SHOULD, notes the missing answers.
+    let app = app_fn(|_, start: StartResponse| async move {
+        let _started = start.start(StatusCode::OK, text_headers());
+        Err::<rwgi::Response<Empty>, _>(Error::msg("changed my mind"))
+    });
+    let report = run_blocking(&app);
+    report.assert_ok();
+    let (outcome, detail) = outcome(&report, "answers_every_request");
+    assert_eq!(*outcome, Outcome::Skip);
+    assert_eq!(
+        detail,
+        "REQ-APP-4 (SHOULD): GET /: the app returned Err (changed my mind) where a response such as 404 or 405 was possible"
+    );
+}
+
+#[test]
+fn answering_through_a_start_response_of_ones_own_is_allowed() {
+    let app = app_fn(|_, given: StartResponse| async move {
+        drop(given);
+        let own = StartResponse::new();
+        Ok(own
+            .start(StatusCode::OK, text_headers())
+            .body(Full::new("mine")))
+    });
+    let report = run_blocking(&app);
+    report.assert_ok();
+    assert!(
+        report.results().iter().all(|r| r.outcome == Outcome::Pass),
+        "{report}"
+    );
+}
+
+#[test]
+fn the_report_serializes_with_requirement_ids() {
+    let report = run_blocking(&Hello);
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), CHECKS.len());
+    assert_eq!(results[0]["name"], "final_status_not_informational");
+    assert_eq!(results[0]["requirements"][0], "REQ-RESP-1");
+    assert_eq!(results[0]["outcome"], "pass");
+}
+
+#[test]
+fn every_check_names_known_requirements() {
+    let mut names = BTreeSet::new();
+    for check in CHECKS {
+        assert!(names.insert(check.name), "duplicate check {}", check.name);
+        assert!(!check.requirements.is_empty(), "{}", check.name);
+        for requirement in check.requirements {
+            assert!(
+                requirement.starts_with("REQ-"),
+                "{}: {requirement}",
+                check.name
+            );
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! The lint middleware on live traffic: each rule it checks is caught with its requirement ID,
+//! toward the app behind it and toward the "server" in front of it (hand-made environs and
+//! request bodies that lie), in hook mode and in panic mode; and clean traffic raises nothing.
+
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::StreamExt;
+use rwgi::app::{app_fn, AppExt};
+use rwgi::body::{Body, Empty, Full, StreamBody};
+use rwgi::environ::{ConnectionInfo, Environ};
+use rwgi::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
+use rwgi::lint::{Lint, RULES};
+use rwgi::test_client::{block_on, TestRequest, TestResponse};
+use rwgi::violation::Violation;
+use rwgi::{App, Error, Input, Response, StartResponse};
+
+/// A lint in hook mode and what it collected.
+fn collecting() -> (Lint, Arc<Mutex<Vec<Violation>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let lint = Lint::with_hook(move |violation| log.lock().unwrap().push(violation.clone()));
+    (lint, seen)
+}
+
+/// Sends `request` through a collecting lint around `app`; the violations, as `ID: message`.
+fn violations<A: App>(app: A, request: TestRequest) -> Vec<String> {
+    let (lint, seen) = collecting();
+    let linted = app.with(lint);
+    block_on(request.send(&linted));
+    let seen = seen.lock().unwrap();
+    seen.iter().map(ToString::to_string).collect()
+}
+
+fn ok<B: Body>(start: StartResponse, headers: HeaderMap, body: B) -> Result<Response<B>, Error> {
+    Ok(start.start(StatusCode::OK, headers).body(body))
+}
+
+fn one_header(name: header::HeaderName, value: &'static str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(name, HeaderValue::from_static(value));
+    headers
+}
+
+fn chunks(parts: &[&'static str]) -> StreamBody<impl Stream<Item = Result<Bytes, Error>> + Unpin> {
+    let parts: Vec<Result<Bytes, Error>> = parts
+        .iter()
+        .map(|p| Ok(Bytes::from_static(p.as_bytes())))
+        .collect();
+    StreamBody::new(futures_util::stream::iter(parts))
+}
+
+/// Reads the whole request body, then answers with its length.
+fn reader() -> impl App {
+    app_fn(|mut environ: Environ, start: StartResponse| async move {
+        let mut length = 0;
+        while let Some(chunk) = environ.input_mut().chunk().await {
+            match chunk {
+                Ok(chunk) => length += chunk.len(),
+                Err(_) => break,
+            }
+        }
+        ok(start, HeaderMap::new(), Full::new(length.to_string()))
+    })
+}
+
+// ---- toward the app -------------------------------------------------------------------------
+
+#[test]
+fn informational_status_is_resp_1() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        Ok(start
+            .start(StatusCode::EARLY_HINTS, HeaderMap::new())
+            .body(Empty))
+    });
+    assert_eq!(
+        violations(app, TestRequest::get("/")),
+        ["REQ-RESP-1: the final status must not be 1xx, got 103"]
+    );
+}
+
+#[test]
+fn hop_by_hop_header_is_resp_2() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        ok(
+            start,
+            one_header(header::TRANSFER_ENCODING, "chunked"),
+            Full::new("x"),
+        )
+    });
+    assert_eq!(
+        violations(app, TestRequest::get("/")),
+        ["REQ-RESP-2: apps must not set the hop-by-hop header `transfer-encoding`"]
+    );
+}
+
+#[test]
+fn malformed_content_length_is_resp_3_and_reported_once() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        ok(
+            start,
+            one_header(header::CONTENT_LENGTH, "0x2"),
+            chunks(&["hi"]),
+        )
+    });
+    assert_eq!(
+        violations(app, TestRequest::get("/")),
+        ["REQ-RESP-3: Content-Length must be a decimal number, got \"0x2\""]
+    );
+}
+
+#[test]
+fn content_length_on_204_is_resp_4() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        Ok(start
+            .start(
+                StatusCode::NO_CONTENT,
+                one_header(header::CONTENT_LENGTH, "0"),
+            )
+            .body(Empty))
+    });
+    assert_eq!(
+        violations(app, TestRequest::get("/")),
+        ["REQ-RESP-4: a 204 response must not have a Content-Length"]
+    );
+}
+
+#[test]
+fn streamed_body_longer_than_content_length_is_resp_5_once() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        ok(
+            start,
+            one_header(header::CONTENT_LENGTH, "3"),
+            chunks(&["ab", "cd", "ef"]),
+        )
+    });
+    assert_eq!(
+        violations(app, TestRequest::get("/")),
+        ["REQ-RESP-5: Content-Length is 3 but the body yielded 4 bytes and more may follow"]
+    );
+}
+
+#[test]
+fn streamed_body_shorter_than_content_length_is_resp_5() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        ok(
+            start,
+            one_header(header::CONTENT_LENGTH, "9"),
+            chunks(&["ab", "cd"]),
+        )
+    });
+    assert_eq!(
+        violations(app, TestRequest::get("/")),
+        ["REQ-RESP-5: Content-Length is 9 but the body ended after 4 bytes"]
+    );
+}
+
+#[test]
+fn head_and_304_may_describe_the_get_answer() {
+    let app = app_fn(|environ: Environ, start: StartResponse| async move {
+        let status = match environ.path_info() {
+            "/cached" => StatusCode::NOT_MODIFIED,
+            _ => StatusCode::OK,
+        };
+        Ok(start
+            .start(status, one_header(header::CONTENT_LENGTH, "1000"))
+            .body(Empty))
+    });
+    let linted = app.with(Lint::new());
+    let head = block_on(TestRequest::head("/").send(&linted));
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.header("content-length"), Some("1000"));
+    let cached = block_on(TestRequest::get("/cached").send(&linted));
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(cached.body(), "");
+}
+
+#[test]
+fn body_for_304_is_resp_6_on_the_head() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        Ok(start
+            .start(StatusCode::NOT_MODIFIED, HeaderMap::new())
+            .body(Full::new("stale")))
+    });
+    assert_eq!(
+        violations(app, TestRequest::get("/")),
+        ["REQ-RESP-6: a 304 response must have an empty body, got one of 5 bytes"]
+    );
+}
+
+/// Yields "abc" and then says it has more.
+struct Liar(bool);
+
+impl Stream for Liar {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let first = !std::mem::replace(&mut self.0, true);
+        Poll::Ready(first.then(|| Ok(Bytes::from_static(b"abc"))))
+    }
+}
+
+impl Body for Liar {
+    fn content_length(&self) -> Option<u64> {
+        Some(if self.0 { 2 } else { 3 })
+    }
+}
+
+#[test]
+fn wrong_content_length_is_body_4() {
+    let app =
+        app_fn(|_, start: StartResponse| async move { ok(start, HeaderMap::new(), Liar(false)) });
+    assert_eq!(
+        violations(app, TestRequest::get("/")),
+        ["REQ-BODY-4: content_length() announced 3 bytes in all, then 2 more after 3"]
+    );
+}
+
+/// Ends, then yields an error when polled again.
+struct Unfused(u8);
+
+impl Stream for Unfused {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0 += 1;
+        Poll::Ready((self.0 > 1).then(|| Err(Error::msg("polled after the end"))))
+    }
+}
+
+impl Body for Unfused {}
+
+#[test]
+fn body_polled_after_its_end_must_stay_ended_body_2() {
+    let app =
+        app_fn(|_, start: StartResponse| async move { ok(start, HeaderMap::new(), Unfused(0)) });
+    let (lint, seen) = collecting();
+    let response = block_on(TestRequest::get("/").send(&app.with(lint)));
+    // The lint's body stays ended for the server: the inner error does not leak out.
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.body_error(), None);
+    let seen: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        seen,
+        ["REQ-BODY-2: a body polled again after it returned None must return None, got an error (polled after the end)"]
+    );
+}
+
+#[test]
+fn polling_the_request_body_after_its_end_is_input_6() {
+    let app = app_fn(|mut environ: Environ, start: StartResponse| async move {
+        let body = environ
+            .input_mut()
+            .read_to_end(100)
+            .await
+            .map_err(Error::new)?;
+        let again = environ.input_mut().chunk().await;
+        assert!(
+            again.is_none(),
+            "the lint keeps the server's stream out of it"
+        );
+        ok(start, HeaderMap::new(), Full::new(body))
+    });
+    assert_eq!(
+        violations(app, TestRequest::post("/").body("payload")),
+        ["REQ-INPUT-6: the app polled the request body again after it ended"]
+    );
+}
+
+#[test]
+fn an_app_answering_with_its_request_body_is_not_blamed_for_the_lints_probe() {
+    let app = app_fn(|mut environ: Environ, start: StartResponse| async move {
+        let input = environ.take_input();
+        ok(start, HeaderMap::new(), input)
+    });
+    let (lint, seen) = collecting();
+    let response = block_on(TestRequest::post("/").body("mirror").send(&app.with(lint)));
+    assert_eq!(response.body(), "mirror");
+    assert_eq!(*seen.lock().unwrap(), []);
+}
+
+#[test]
+fn panic_mode_panics_with_the_requirement_id() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        ok(start, one_header(header::UPGRADE, "websocket"), Empty)
+    });
+    let linted = app.with(Lint::new());
+    let environ = TestRequest::get("/").into_environ();
+    let panic = catch_unwind(AssertUnwindSafe(|| {
+        block_on(linted.call(environ, StartResponse::new()))
+    }))
+    .unwrap_err();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert_eq!(
+        message,
+        "rwgi lint: REQ-RESP-2: apps must not set the hop-by-hop header `upgrade`"
+    );
+    // Behind a server, which catches the panic, the answer becomes a 500.
+    let response: TestResponse = block_on(TestRequest::get("/").send(&linted));
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        response.failure(),
+        Some("app panicked: rwgi lint: REQ-RESP-2: apps must not set the hop-by-hop header `upgrade`")
+    );
+}
+
+// ---- toward the server ----------------------------------------------------------------------
+
+/// A request body as a broken server might deliver it: `declared` bytes announced, `parts`
+/// yielded, then the end.
+struct ServerBody {
+    declared: Option<u64>,
+    parts: Vec<&'static str>,
+}
+
+impl Stream for ServerBody {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(
+            (!self.parts.is_empty())
+                .then(|| Ok(Bytes::from_static(self.parts.remove(0).as_bytes()))),
+        )
+    }
+}
+
+impl Body for ServerBody {
+    fn content_length(&self) -> Option<u64> {
+        self.declared
+    }
+}
+
+/// An environ made by hand, as a server builds it.
+fn environ(request: rwgi::http::request::Builder, input: Input) -> Environ {
+    let request = request.header("host", "example.com").body(input).unwrap();
+    Environ::from_request(request, &ConnectionInfo::default()).unwrap()
+}
+
+/// Calls the linted `app` with a hand-made environ and reads the whole answer.
+fn serve<A: App>(app: A, environ: Environ) -> Vec<String> {
+    let (lint, seen) = collecting();
+    let linted = app.with(lint);
+    block_on(async {
+        let response = linted.call(environ, StartResponse::new()).await.unwrap();
+        let (_, _, mut body) = response.into_parts();
+        while body.next().await.is_some() {}
+    });
+    let seen = seen.lock().unwrap();
+    seen.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn request_body_longer_than_declared_is_input_1() {
+    let input = Input::from_body(ServerBody {
+        declared: Some(3),
+        parts: vec!["abc", "de"],
+    });
+    let environ = environ(Request::post("/").header("content-length", "3"), input);
+    assert_eq!(
+        serve(reader(), environ),
+        ["REQ-INPUT-1: the request body declared 3 bytes but yielded 5"]
+    );
+}
+
+#[test]
+fn request_body_ending_short_without_an_error_is_input_2() {
+    let input = Input::from_body(ServerBody {
+        declared: Some(10),
+        parts: vec!["abc"],
+    });
+    let environ = environ(Request::post("/").header("content-length", "10"), input);
+    assert_eq!(
+        serve(reader(), environ),
+        ["REQ-INPUT-2: a request body cut short must end with an error; it declared 10 bytes and ended after 3"]
+    );
+}
+
+#[test]
+fn declared_length_disagreeing_with_the_headers_is_input_3() {
+    let unknown = || {
+        Input::from_body(ServerBody {
+            declared: None,
+            parts: vec!["abc"],
+        })
+    };
+    let with_length = environ(Request::post("/").header("content-length", "3"), unknown());
+    assert_eq!(
+        serve(reader(), with_length),
+        ["REQ-INPUT-3: Input::content_length() must be Some(3) for the Content-Length header, got None"]
+    );
+    let without_framing = environ(Request::post("/"), unknown());
+    assert_eq!(
+        serve(reader(), without_framing),
+        ["REQ-INPUT-3: Input::content_length() must be Some(0) for a request without a body, got None"]
+    );
+    let chunked = environ(
+        Request::post("/").header("transfer-encoding", "chunked"),
+        Input::from("abc"),
+    );
+    assert_eq!(
+        serve(reader(), chunked),
+        ["REQ-INPUT-3: Input::content_length() must be None for a chunked body, got Some(3)"]
+    );
+}
+
+#[test]
+fn cgi_style_header_names_and_padded_values_are_env_7() {
+    let cgi = environ(
+        Request::get("/").header("http_user_agent", "curl"),
+        Input::empty(),
+    );
+    assert_eq!(
+        serve(reader(), cgi),
+        ["REQ-ENV-7: headers must reach the app under their own names, got the CGI-style name `http_user_agent`"]
+    );
+    let padded = environ(
+        Request::get("/").header("accept", "text/html "),
+        Input::empty(),
+    );
+    assert_eq!(
+        serve(reader(), padded),
+        ["REQ-ENV-7: the value of `accept` must not keep surrounding white space, got \"text/html \""]
+    );
+}
+
+#[test]
+fn polling_an_ended_body_again_is_srv_8() {
+    let (lint, seen) = collecting();
+    let linted = reader().with(lint);
+    let environ = TestRequest::get("/").into_environ();
+    block_on(async {
+        let response = linted.call(environ, StartResponse::new()).await.unwrap();
+        let (_, _, mut body) = response.into_parts();
+        assert_eq!(body.next().await.unwrap().unwrap(), "0");
+        assert!(body.next().await.is_none());
+        assert!(body.next().await.is_none(), "the lint's body stays ended");
+        assert!(body.next().await.is_none());
+    });
+    let seen: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        seen,
+        ["REQ-SRV-8: the server polled the response body again after it ended; it must drop it instead"]
+    );
+}
+
+#[test]
+fn clean_traffic_raises_nothing() {
+    let echo = app_fn(|mut environ: Environ, start: StartResponse| async move {
+        let status = if environ.method() == Method::HEAD {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::OK
+        };
+        let text = format!("{} {}", environ.script_name(), environ.path_info());
+        let _ = environ.input_mut().read_to_end(1 << 20).await;
+        let body = if status == StatusCode::NO_CONTENT {
+            Full::new("")
+        } else {
+            Full::new(text)
+        };
+        Ok(start.start(status, HeaderMap::new()).body(body))
+    });
+    let linted = echo.with(Lint::new());
+    let requests = [
+        TestRequest::get("/"),
+        TestRequest::get("/a%2Fb/%FF//c/?q=%2F&x"),
+        TestRequest::head("/"),
+        TestRequest::new(Method::OPTIONS, "*"),
+        TestRequest::new(Method::CONNECT, "example.com:443"),
+        TestRequest::get("http://example.com?x=1"),
+        TestRequest::get("/api/v1/x").mount("/api/v1"),
+        TestRequest::get("/").version(Version::HTTP_10),
+        TestRequest::post("/").body("form=1"),
+        TestRequest::post("/")
+            .header("transfer-encoding", "chunked")
+            .body(Input::from_body(StreamBody::new(
+                futures_util::stream::iter(vec![Ok::<_, Error>(Bytes::from_static(b"chunk"))]),
+            ))),
+    ];
+    for request in requests {
+        let target = format!("{request:?}");
+        let response = block_on(request.send(&linted));
+        assert_eq!(response.failure(), None, "{target}");
+        assert_eq!(response.body_error(), None, "{target}");
+    }
+}
+
+#[test]
+fn rules_are_unique_requirement_ids() {
+    let unique: BTreeSet<&str> = RULES.iter().copied().collect();
+    assert_eq!(unique.len(), RULES.len());
+    assert!(RULES.iter().all(|rule| rule.starts_with("REQ-")));
+    for rule in [
+        "REQ-ENV-7",
+        "REQ-INPUT-1",
+        "REQ-INPUT-2",
+        "REQ-INPUT-3",
+        "REQ-INPUT-6",
+        "REQ-RESP-1",
+        "REQ-RESP-2",
+        "REQ-RESP-3",
+        "REQ-RESP-4",
+        "REQ-RESP-5",
+        "REQ-RESP-6",
+        "REQ-BODY-2",
+        "REQ-BODY-4",
+        "REQ-SRV-8",
+    ] {
+        assert!(RULES.contains(&rule), "{rule}");
+    }
+}
