@@ -67,6 +67,9 @@ use crate::{App, Environ, Error, Input, Response, StartResponse};
 /// REQ-RESP-1 to REQ-RESP-6 (the response head, and the body bytes against `Content-Length`
 /// and bodiless statuses), REQ-BODY-2 (an ended body stays ended) and REQ-BODY-4
 /// (`Body::content_length` is exact).
+///
+/// A `HEAD` or `304` answer's body is not held to its `Content-Length`, which may describe the
+/// `GET` answer; servers do not send that body.
 pub const RULES: &[&str] = &[
     "REQ-ENV-5",
     "REQ-ENV-7",

@@ -58,7 +58,7 @@
 //! - A `HEAD` answer's body is dropped unpolled, as servers do (REQ-SRV-6), so an app may
 //!   produce one.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Method, Version};
@@ -73,7 +73,7 @@ use crate::{App, Input, StartResponse};
 
 mod driver;
 
-use driver::{drive, drop_caught, next_chunk, poll_once, Gate, Sleep, Stop, Upload};
+use driver::{drive, drop_caught, lock, next_chunk, poll_once, Gate, Sleep, Stop, Upload};
 
 const FINAL_STATUS: Check = rule("final_status_not_informational", &["REQ-RESP-1"]);
 const HOP_BY_HOP: Check = rule("no_hop_by_hop_headers", &["REQ-RESP-2"]);
@@ -173,10 +173,6 @@ pub async fn run_with_time_limit<A: App>(app: &A, limit: Duration) -> Report {
     let found = driver.streams_lazily().await;
     tally.settle(STREAMING_LABEL, None, found);
     tally.into_report()
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The network conditions of one exchange: how the driver reads the answer.

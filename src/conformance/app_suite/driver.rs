@@ -17,9 +17,10 @@ use futures_core::Stream;
 use crate::body::Body;
 use crate::Error;
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `mutex`, poisoned or not.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded data stays consistent even if a holder panicked: every critical section is
-    // a single assignment.
+    // a single assignment or push.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -66,7 +67,9 @@ impl Sleep {
                     state.fired = true;
                     let waker = state.waker.take();
                     drop(state);
-                    waker.map(Waker::wake);
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
                 }
             })
             .expect("the app suite needs a timer thread");
