@@ -328,6 +328,8 @@ async fn serve_connection<A, I>(
     let service = service_fn(move |request| respond(&handler, &connection, peer, request));
     let mut http = pin!(shared.http.serve_connection(TokioIo::new(io), service));
     let result = tokio::select! {
+        // Fixed order: no random pick on every wake-up of a busy connection.
+        biased;
         result = http.as_mut() => result,
         _ = stopping.changed() => {
             http.as_mut().graceful_shutdown();
