@@ -10,9 +10,9 @@ mod common;
 use bytes::Bytes;
 use divan::{black_box, AllocProfiler, Bencher};
 use http_body_util::Empty;
-use rwgi::Input;
+use rwgi::{AppExt, Input};
 
-use common::{Hello, PassThrough};
+use common::{Forward, Hello, PassThrough};
 
 #[global_allocator]
 static ALLOC: AllocProfiler = AllocProfiler::system();
@@ -65,8 +65,17 @@ mod app {
 
     #[divan::bench]
     fn hello_one_pass_through(bencher: Bencher<'_, '_>) {
-        use rwgi::AppExt;
         bench_app(bencher, Hello.with(PassThrough));
+    }
+
+    #[divan::bench]
+    fn hello_one_forward(bencher: Bencher<'_, '_>) {
+        bench_app(bencher, Hello.with(Forward));
+    }
+
+    #[divan::bench]
+    fn hello_lint(bencher: Bencher<'_, '_>) {
+        bench_app(bencher, common::hello_lint());
     }
 }
 
@@ -106,6 +115,14 @@ mod request {
         bench_service(
             bencher,
             common::rwgi_service(common::hello_stack(), common::connection()),
+        );
+    }
+
+    #[divan::bench]
+    fn rwgi_hello_lint(bencher: Bencher<'_, '_>) {
+        bench_service(
+            bencher,
+            common::rwgi_service(common::hello_lint(), common::connection()),
         );
     }
 }

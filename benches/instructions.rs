@@ -23,7 +23,7 @@ use http_body_util::Empty;
 use rwgi::http::Request;
 use rwgi::{App, AppExt, Environ, Input};
 
-use common::{Hello, PassThrough};
+use common::{Forward, Hello, PassThrough};
 
 /// Counts every allocation and reallocation, then defers to the system allocator.
 struct Counting;
@@ -113,10 +113,12 @@ fn environs(built: Built) -> usize {
         unreachable!("environ cases build requests")
     };
     let connection = common::connection();
-    requests
-        .into_iter()
-        .map(|request| std::hint::black_box(common::environ(request, &connection)))
-        .count()
+    let mut built = 0;
+    for request in requests {
+        drop(std::hint::black_box(common::environ(request, &connection)));
+        built += 1;
+    }
+    built
 }
 
 fn apps<A: App>(app: A) -> impl Fn(Built) -> usize {
@@ -201,6 +203,16 @@ const CASES: &[Case] = &[
         run: |built| apps(common::hello_stack())(built),
     },
     Case {
+        name: "app/hello_one_forward",
+        input: Inputs::Environ,
+        run: |built| apps(Hello.with(Forward))(built),
+    },
+    Case {
+        name: "app/hello_lint",
+        input: Inputs::Environ,
+        run: |built| apps(common::hello_lint())(built),
+    },
+    Case {
         name: "request/raw_hyper_service_fn",
         input: Inputs::HyperRequest,
         run: |built| serve(common::raw_hyper_service())(built),
@@ -216,6 +228,16 @@ const CASES: &[Case] = &[
         run: |built| {
             serve(common::rwgi_service(
                 common::hello_stack(),
+                common::connection(),
+            ))(built)
+        },
+    },
+    Case {
+        name: "request/rwgi_hello_lint",
+        input: Inputs::HyperRequest,
+        run: |built| {
+            serve(common::rwgi_service(
+                common::hello_lint(),
                 common::connection(),
             ))(built)
         },
@@ -321,7 +343,11 @@ fn report() -> Result<(), String> {
     }
     let one = net("app/hello_one_pass_through") - net("app/hello");
     let three = (net("app/hello_stack3") - net("app/hello")) / 3.0;
-    println!("one pass-through middleware adds {one:.0} instructions (alone), {three:.0} each in a stack of three");
+    let forward = net("app/hello_one_forward") - net("app/hello");
+    println!(
+        "one no-op middleware adds {one:.0} instructions as an async wrapper ({three:.0} each \
+         in a stack of three), {forward:.0} when it returns the inner future"
+    );
     Ok(())
 }
 
@@ -350,7 +376,7 @@ fn main() {
             for case in CASES {
                 let (_, sent) = run(case, 3);
                 let expected = match case.name.split_once('/') {
-                    Some(("app" | "request", _)) => 3 * common::HELLO.len(),
+                    Some(("app" | "request", _)) => 3 * common::GREETING.len(),
                     Some(("environ", _)) => 3,
                     _ => 0,
                 };

@@ -14,14 +14,11 @@ use futures_core::Stream;
 use http_body::{Frame, SizeHint};
 use http_body_util::{Empty, Full as HyperFull};
 use hyper::service::{service_fn, Service};
-use rwgi::body::Full;
 use rwgi::environ::{ConnectionInfo, ServerInfo, TargetError};
-use rwgi::http::{header, HeaderMap, HeaderValue, Request, Response as HttpResponse, StatusCode};
+use rwgi::http::{header, HeaderValue, Request, Response as HttpResponse, StatusCode};
+use rwgi::lint::Lint;
 use rwgi::server::{prepare, ResponseBody};
 use rwgi::{App, AppExt, Body, Environ, Error, Input, Middleware, Response, StartResponse};
-
-/// The body every hello world in the comparison answers with.
-pub const HELLO: &str = "Hello, World!\n";
 
 struct NoopWake;
 
@@ -47,57 +44,46 @@ pub fn ready<F: Future>(future: F) -> F::Output {
     })
 }
 
-/// The hello app: the same answer as the raw hyper peer's, through rwgi.
+/// The reference server's `hello` app, and the pass-through middleware of its `hello-stack`.
+#[path = "../../examples/apps/hello.rs"]
+pub mod hello;
+
+pub use hello::{hello_stack, Hello, PassThrough, GREETING};
+
+/// A no-op middleware written without an `async` wrapper: its `call` returns the inner app's
+/// future itself, so the layer adds no state and no poll of its own. Measured next to
+/// [`PassThrough`] to show what the `async fn` wrapper costs.
 #[derive(Clone, Copy, Debug)]
-pub struct Hello;
+pub struct Forward;
 
-impl App for Hello {
-    type Body = Full;
-
-    async fn call(&self, _environ: Environ, start: StartResponse) -> Result<Response<Full>, Error> {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        Ok(start
-            .start(StatusCode::OK, headers)
-            .body(Full::new(Bytes::from_static(HELLO.as_bytes()))))
-    }
-}
-
-/// A middleware that passes everything through, written the way the middleware docs show:
-/// an `async fn` that awaits the inner app.
-#[derive(Clone, Copy, Debug)]
-pub struct PassThrough;
-
-/// The app [`PassThrough`] wraps around its inner app.
+/// The app [`Forward`] wraps around its inner app.
 #[derive(Debug)]
-pub struct PassThroughApp<A>(A);
+pub struct ForwardApp<A>(A);
 
-impl<A: App> Middleware<A> for PassThrough {
-    type App = PassThroughApp<A>;
+impl<A: App> Middleware<A> for Forward {
+    type App = ForwardApp<A>;
 
-    fn wrap(&self, inner: A) -> PassThroughApp<A> {
-        PassThroughApp(inner)
+    fn wrap(&self, inner: A) -> ForwardApp<A> {
+        ForwardApp(inner)
     }
 }
 
-impl<A: App> App for PassThroughApp<A> {
+impl<A: App> App for ForwardApp<A> {
     type Body = A::Body;
 
-    async fn call(
+    fn call(
         &self,
         environ: Environ,
         start: StartResponse,
-    ) -> Result<Response<A::Body>, Error> {
-        self.0.call(environ, start).await
+    ) -> impl Future<Output = Result<Response<A::Body>, Error>> + Send {
+        self.0.call(environ, start)
     }
 }
 
-/// The hello app behind three pass-through middleware, as the server's `hello-stack` app.
-pub type HelloStack = PassThroughApp<PassThroughApp<PassThroughApp<Hello>>>;
-
-/// Builds [`HelloStack`].
-pub fn hello_stack() -> HelloStack {
-    Hello.with(PassThrough).with(PassThrough).with(PassThrough)
+/// [`Hello`] behind the `rwgi::lint` middleware, which panics on a violation: the hello app
+/// has none.
+pub fn hello_lint() -> impl App {
+    Hello.with(Lint::new())
 }
 
 /// The connection facts a server makes once per connection.
@@ -190,7 +176,8 @@ pub fn raw_hyper_service() -> impl Service<
     Error = std::convert::Infallible,
 > {
     service_fn(|_request: Request<Empty<Bytes>>| async {
-        let mut response = HttpResponse::new(HyperFull::new(Bytes::from_static(HELLO.as_bytes())));
+        let mut response =
+            HttpResponse::new(HyperFull::new(Bytes::from_static(GREETING.as_bytes())));
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
