@@ -1,1 +1,397 @@
 //! The server suite: hosts probe apps in a server and checks it over real sockets.
+//!
+//! A server author calls [`run`] from a test with a closure that starts their server hosting
+//! the app it is given ([`Hosting`]) and returns a [`ServerHandle`]: the address to connect to
+//! and how to stop the server. The suite starts the server once per configuration it needs
+//! (plain, and mounted at a root path), hosts its own probe apps in it, talks HTTP/1.1 to it
+//! over TCP or a Unix socket, and checks both what the server gives the app and what it sends
+//! to the client. Every check names the requirements of `spec/SPEC.md` it covers
+//! ([`CHECKS`]); every failure starts with the ID of the requirement broken and says what was
+//! expected and what was seen.
+//!
+//! The suite needs no async runtime: it uses blocking sockets with timeouts, and its probe apps
+//! wait on signals the suite gives from its own thread. Every check is bounded in time; a
+//! server that passes runs the whole suite in a few seconds.
+//!
+//! The request→environ cases are data, in `spec/vectors/*.json`, so that implementations in
+//! other languages can run the same cases; the checks `vectors_*` run them.
+//!
+//! ```no_run
+//! # use rwgi::app::BoxApp;
+//! # struct MyServer;
+//! # impl MyServer {
+//! #     fn start(_: std::net::TcpListener, _: BoxApp, _: Option<String>) -> Self { MyServer }
+//! #     fn stop(self) {}
+//! # }
+//! use rwgi::conformance::server_suite::{self, Hosting, ServerHandle};
+//!
+//! let report = server_suite::run(|hosting: Hosting| {
+//!     let (app, root_path) = hosting.into_parts();
+//!     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+//!     let address = listener.local_addr().expect("a bound socket");
+//!     let server = MyServer::start(listener, app, root_path);
+//!     ServerHandle::new(address).on_stop(move || server.stop())
+//! });
+//! println!("{}", report.to_json());
+//! report.assert_ok();
+//! ```
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+#[cfg(unix)]
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::app::BoxApp;
+use crate::conformance::{Check, Report};
+
+mod client;
+mod lifecycle;
+mod probe;
+mod requests;
+mod responses;
+mod vectors;
+
+use client::{Connection, Response};
+use probe::Probe;
+
+/// What the suite asks a server to host: the probe app and, when set, the root path to mount
+/// it at (requests outside it get `404` without calling the app, REQ-PATH-6).
+#[derive(Debug)]
+pub struct Hosting {
+    app: BoxApp,
+    root_path: Option<String>,
+}
+
+impl Hosting {
+    /// The app to serve.
+    pub fn app(&self) -> &BoxApp {
+        &self.app
+    }
+
+    /// The root path to mount the app at, like `/app`.
+    pub fn root_path(&self) -> Option<&str> {
+        self.root_path.as_deref()
+    }
+
+    /// The app and the root path.
+    pub fn into_parts(self) -> (BoxApp, Option<String>) {
+        (self.app, self.root_path)
+    }
+}
+
+/// Where a server accepts connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Address {
+    /// A TCP address the suite can connect to (not `0.0.0.0`).
+    Tcp(SocketAddr),
+    /// The path of a Unix domain socket.
+    #[cfg(unix)]
+    Unix(PathBuf),
+}
+
+impl From<SocketAddr> for Address {
+    fn from(address: SocketAddr) -> Self {
+        Address::Tcp(address)
+    }
+}
+
+#[cfg(unix)]
+impl From<PathBuf> for Address {
+    fn from(path: PathBuf) -> Self {
+        Address::Unix(path)
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Tcp(address) => address.fmt(f),
+            #[cfg(unix)]
+            Address::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A server the suite started: where to reach it, and how to stop it. The server is stopped
+/// when the handle is dropped.
+pub struct ServerHandle {
+    address: Address,
+    stop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl ServerHandle {
+    /// A server reachable at `address`, which needs nothing done to stop it (or stops when
+    /// something the closure owns is dropped).
+    pub fn new(address: impl Into<Address>) -> Self {
+        ServerHandle {
+            address: address.into(),
+            stop: None,
+        }
+    }
+
+    /// Runs `stop` when the suite is done with the server.
+    #[must_use]
+    pub fn on_stop(mut self, stop: impl FnOnce() + Send + 'static) -> Self {
+        self.stop = Some(Box::new(stop));
+        self
+    }
+
+    /// Where the server accepts connections.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop();
+        }
+    }
+}
+
+/// How long the suite waits for any one thing: a connection, a response, a call of the app.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the suite listens to make sure a server sends nothing.
+const QUIET: Duration = Duration::from_millis(300);
+
+macro_rules! checks {
+    ($($module:ident::$name:ident: [$($requirement:literal),+ $(,)?];)+) => {
+        /// Every check of the server suite, in the order [`run`] runs them, with the
+        /// requirements each covers.
+        pub const CHECKS: &[Check] = &[
+            $(Check { name: stringify!($name), requirements: &[$($requirement),+] },)+
+        ];
+
+        /// The function behind each entry of [`CHECKS`], at the same index.
+        const RUNNERS: &[fn(&mut Suite<'_>) -> Checked] = &[$($module::$name,)+];
+    };
+}
+
+checks! {
+    requests::vectors_paths: [
+        "REQ-PATH-1", "REQ-PATH-2", "REQ-PATH-3", "REQ-PATH-5", "REQ-PATH-7", "REQ-ENV-1",
+        "REQ-ENV-2", "REQ-ENV-5", "REQ-CGI-1", "REQ-APP-3",
+    ];
+    requests::vectors_targets: [
+        "REQ-ENV-6", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-5", "REQ-ENV-8",
+        "REQ-PATH-1", "REQ-PATH-5", "REQ-CGI-1", "REQ-APP-3",
+    ];
+    requests::vectors_hosts: [
+        "REQ-ENV-3", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-11", "REQ-CGI-1",
+        "REQ-APP-3",
+    ];
+    requests::vectors_headers: [
+        "REQ-ENV-7", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-12", "REQ-CGI-1", "REQ-CGI-2",
+        "REQ-CGI-3", "REQ-CGI-4",
+    ];
+    requests::vectors_bodies: [
+        "REQ-INPUT-1", "REQ-INPUT-3", "REQ-ENV-2", "REQ-ENV-7", "REQ-ENV-12", "REQ-CGI-2",
+    ];
+    requests::vectors_mount: ["REQ-PATH-6", "REQ-PATH-2", "REQ-PATH-5", "REQ-APP-3"];
+    requests::input_large: ["REQ-INPUT-1"];
+    requests::input_partly_read: ["REQ-INPUT-4"];
+    requests::input_unread: ["REQ-INPUT-4"];
+    requests::input_client_gone: ["REQ-INPUT-2"];
+    requests::input_broken_chunked: ["REQ-INPUT-2"];
+    requests::expect_continue: ["REQ-INPUT-5"];
+    requests::connection_addresses: ["REQ-ENV-10"];
+    responses::response_content_length: ["REQ-SRV-9", "REQ-BODY-1"];
+    responses::response_chunked: ["REQ-SRV-9", "REQ-BODY-1"];
+    responses::response_close_delimited: ["REQ-SRV-9"];
+    responses::response_streams: ["REQ-SRV-11", "REQ-BODY-1"];
+    responses::response_empty_chunks: ["REQ-BODY-3"];
+    responses::head_no_body: ["REQ-SRV-6"];
+    responses::head_content_length: ["REQ-SRV-6", "REQ-RESP-5"];
+    responses::no_body_204_304: ["REQ-SRV-6", "REQ-RESP-6"];
+    responses::repeated_response_headers: ["REQ-SRV-2"];
+    responses::illegal_head_hop_by_hop: ["REQ-SRV-5", "REQ-RESP-2"];
+    responses::illegal_head_informational: ["REQ-SRV-5", "REQ-RESP-1"];
+    responses::illegal_head_content_length: ["REQ-SRV-5", "REQ-RESP-3", "REQ-RESP-5"];
+    responses::illegal_head_bodiless: ["REQ-SRV-5", "REQ-RESP-4", "REQ-RESP-6"];
+    responses::error_before_first_chunk: ["REQ-ERR-2", "REQ-SRV-4"];
+    responses::nothing_sent_before_first_chunk: ["REQ-SRV-4", "REQ-START-4"];
+    responses::error_after_first_chunk: ["REQ-ERR-3"];
+    responses::content_length_mismatch: ["REQ-SRV-7", "REQ-RESP-5"];
+    lifecycle::body_dropped_after_completion: ["REQ-SRV-8"];
+    lifecycle::body_dropped_on_disconnect: ["REQ-SRV-8", "REQ-CONC-2"];
+    lifecycle::app_dropped_on_disconnect: ["REQ-CONC-2"];
+    lifecycle::keep_alive: ["REQ-SRV-3"];
+    lifecycle::pipelining: ["REQ-SRV-3", "REQ-APP-3"];
+    lifecycle::app_error: ["REQ-ERR-2", "REQ-ERR-5"];
+    lifecycle::app_panic: ["REQ-ERR-4", "REQ-ERR-2", "REQ-ERR-3", "REQ-ERR-5"];
+    lifecycle::multithread_consistent: ["REQ-CONC-1", "REQ-ENV-9"];
+}
+
+/// Runs every check against the server that `start` starts.
+///
+/// `start` is called once for each server configuration the suite needs (the plain one, and
+/// one per root path the vectors mount at); the servers are stopped when the suite is done.
+pub fn run<F>(start: F) -> Report
+where
+    F: FnMut(Hosting) -> ServerHandle,
+{
+    run_selected(start, |_| true)
+}
+
+/// Runs only the checks named in `names`, in the order of [`CHECKS`]: for a server that is
+/// being brought up to the spec one area at a time, and for tests of the suite itself.
+///
+/// # Panics
+///
+/// When a name is not the name of a check in [`CHECKS`].
+pub fn run_checks<F>(start: F, names: &[&str]) -> Report
+where
+    F: FnMut(Hosting) -> ServerHandle,
+{
+    for name in names {
+        assert!(
+            CHECKS.iter().any(|check| check.name == *name),
+            "the server suite has no check named {name:?}"
+        );
+    }
+    run_selected(start, |check| names.contains(&check.name))
+}
+
+fn run_selected<F>(mut start: F, selected: impl Fn(&Check) -> bool) -> Report
+where
+    F: FnMut(Hosting) -> ServerHandle,
+{
+    let mut suite = Suite {
+        start: &mut start,
+        probe: Probe::new(),
+        servers: Vec::new(),
+    };
+    let mut report = Report::default();
+    for (check, runner) in CHECKS.iter().zip(RUNNERS) {
+        if !selected(check) {
+            continue;
+        }
+        match runner(&mut suite) {
+            Ok(()) => report.pass(*check),
+            Err(Problem::Fail(detail)) => report.fail(*check, detail),
+            Err(Problem::Skip(why)) => report.skip(*check, why),
+        }
+        suite.probe.clear();
+    }
+    report
+}
+
+/// The state of one run: the servers started so far and the probe they host.
+struct Suite<'a> {
+    start: &'a mut dyn FnMut(Hosting) -> ServerHandle,
+    probe: Probe,
+    servers: Vec<(Option<String>, ServerHandle)>,
+}
+
+impl Suite<'_> {
+    /// The address of the server mounted at `root_path`, started on first use.
+    fn address(&mut self, root_path: Option<&str>) -> Address {
+        if let Some((_, server)) = self.servers.iter().find(|(r, _)| r.as_deref() == root_path) {
+            return server.address.clone();
+        }
+        let server = (self.start)(Hosting {
+            app: BoxApp::new(self.probe.clone()),
+            root_path: root_path.map(str::to_owned),
+        });
+        let address = server.address.clone();
+        self.servers.push((root_path.map(str::to_owned), server));
+        address
+    }
+
+    /// A new connection to the server mounted at `root_path`.
+    fn connect_at(&mut self, root_path: Option<&str>) -> io::Result<Connection> {
+        Connection::open(&self.address(root_path), IO_TIMEOUT)
+    }
+
+    /// A new connection to the plain server.
+    fn connect(&mut self) -> Result<Connection, String> {
+        self.connect_at(None)
+            .map_err(|error| format!("no connection to the server ({error})"))
+    }
+
+    /// Sends `request` on a new connection and reads the answer.
+    fn exchange(&mut self, request: &[u8]) -> Result<(Response, Connection), String> {
+        let mut connection = self.connect()?;
+        connection
+            .send(request)
+            .map_err(|error| format!("the request could not be sent ({error})"))?;
+        let method = request.split(|&b| b == b' ').next().unwrap_or_default();
+        let response = connection
+            .response(&String::from_utf8_lossy(method))
+            .map_err(|error| error.to_string())?;
+        Ok((response, connection))
+    }
+}
+
+/// Why a check did not pass.
+enum Problem {
+    /// The server broke a requirement; the detail starts with its ID.
+    Fail(String),
+    /// The check does not apply to this server.
+    Skip(String),
+}
+
+type Checked = Result<(), Problem>;
+
+/// A failure of `requirement`: `detail` says what was expected and what was seen.
+fn fail(requirement: &str, detail: impl fmt::Display) -> Problem {
+    Problem::Fail(format!("{requirement}: {detail}"))
+}
+
+/// A request with a `Host` header, the extra field lines `fields` (each ending in CRLF), and
+/// `body`.
+fn request(method: &str, target: &str, fields: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes =
+        format!("{method} {target} HTTP/1.1\r\nHost: probe.test\r\n{fields}\r\n").into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// A plain `GET`.
+fn get(target: &str) -> Vec<u8> {
+    request("GET", target, "", b"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_names_are_unique_and_cite_spec_requirements() {
+        let spec = include_str!("../../spec/SPEC.md");
+        let mut names = std::collections::BTreeSet::new();
+        for check in CHECKS {
+            assert!(names.insert(check.name), "{} twice", check.name);
+            for requirement in check.requirements {
+                assert!(
+                    spec.contains(&format!("**{requirement}**")),
+                    "{}: {requirement} is not in the spec",
+                    check.name
+                );
+            }
+        }
+        assert_eq!(CHECKS.len(), RUNNERS.len());
+    }
+
+    #[test]
+    #[should_panic(expected = "the server suite has no check named \"no_such_check\"")]
+    fn unknown_check_names_are_refused() {
+        run_checks(
+            |_| unreachable!("no server is started for an unknown check"),
+            &["no_such_check"],
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! Checks of the life of requests and connections: bodies and futures dropped, keep-alive and
+//! pipelining, failing and panicking apps, and concurrency.
+
+use http::{HeaderMap, StatusCode};
+
+use super::client::Response;
+use super::probe::{self, Call, Gate, Script, Step};
+use super::responses::{expect_abort, no_details};
+use super::{fail, get, request, Checked, Problem, Suite, IO_TIMEOUT};
+
+/// Waits for the first call to meet `done`; `Err` with the failure of `id` when it does not.
+fn settle(
+    suite: &Suite<'_>,
+    id: &str,
+    expected: &str,
+    seen: &str,
+    done: impl Fn(&Call) -> bool,
+) -> Checked {
+    suite
+        .probe
+        .wait(IO_TIMEOUT, |calls| calls.first().is_some_and(&done))
+        .map(drop)
+        .map_err(|calls| {
+            let seen = if calls.is_empty() {
+                "no call of the app"
+            } else {
+                seen
+            };
+            fail(
+                id,
+                format!("expected {expected}, seen {seen} after {IO_TIMEOUT:?}"),
+            )
+        })
+}
+
+/// The body is dropped once the response is complete, once it failed, and when it is never
+/// sent (`HEAD`), and it is not polled after it ended.
+pub(super) fn body_dropped_after_completion(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-8";
+    let cases = [
+        (
+            "a complete response",
+            "GET",
+            Script::new([Step::Data(b"done")]),
+        ),
+        (
+            "a body that failed",
+            "GET",
+            Script::new([Step::Data(b"x"), Step::Fail]),
+        ),
+        (
+            "a HEAD answer",
+            "HEAD",
+            Script::new([Step::Data(b"x")]).with_length(1),
+        ),
+    ];
+    for (case, method, body) in cases {
+        suite
+            .probe
+            .set(probe::reply(StatusCode::OK, HeaderMap::new(), body));
+        let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+        connection
+            .send(&request(method, "/done", "", b""))
+            .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
+        // Whatever the answer (a failed body aborts it), the connection stays open meanwhile:
+        // the body must go with the response, not with the connection.
+        let _ = connection.response(method);
+        let expected = format!("the body dropped after {case}");
+        settle(suite, ID, &expected, "it still alive", |call| {
+            call.body_dropped
+        })?;
+        if suite.probe.calls()[0].polled_after_end {
+            return Err(fail(
+                ID,
+                format!("expected no poll of the body after it ended ({case}), seen one"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The body is dropped when the client goes away in the middle of it: while it streams, and
+/// while it waits for its next chunk.
+pub(super) fn body_dropped_on_disconnect(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-8";
+    let gate = Gate::default();
+    let _opener = gate.opener();
+    let cases = [
+        ("streams without end", Script::new([Step::Endless])),
+        (
+            "waits for its next chunk",
+            Script::new([Step::Data(b"x"), Step::Wait(gate.clone())]),
+        ),
+    ];
+    for (case, body) in cases {
+        suite
+            .probe
+            .set(probe::reply(StatusCode::OK, HeaderMap::new(), body));
+        let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+        connection
+            .send(&get("/endless"))
+            .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
+        connection
+            .head()
+            .and_then(|_| connection.some(1))
+            .map_err(|e| {
+                fail(
+                    ID,
+                    format!("expected the start of a body that {case}, seen {e}"),
+                )
+            })?;
+        drop(connection);
+        let expected = format!("the body dropped once the client went away while the body {case}");
+        settle(suite, ID, &expected, "it still alive", |call| {
+            call.body_dropped
+        })?;
+    }
+    Ok(())
+}
+
+/// The app's future is dropped when the client goes away before the app answered.
+pub(super) fn app_dropped_on_disconnect(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-CONC-2";
+    let gate = Gate::default();
+    let _opener = gate.opener();
+    suite.probe.set(probe::echo(&suite.probe, Some(&gate)));
+    let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+    connection
+        .send(&get("/waiting"))
+        .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
+    settle(suite, ID, "the app called", "no call", |_| true)?;
+    drop(connection);
+    settle(
+        suite,
+        ID,
+        "the app's future dropped once the client went away",
+        "it still pending",
+        |call| call.abandoned,
+    )
+}
+
+fn echoed(response: &Result<Response, super::client::WireError>, body: &[u8]) -> bool {
+    matches!(response, Ok(r) if r.status == 200 && r.is_complete() && r.body == body)
+}
+
+fn describe(response: &Result<Response, super::client::WireError>) -> String {
+    match response {
+        Ok(response) => response.describe(),
+        Err(error) => error.to_string(),
+    }
+}
+
+/// A connection serves one request after another, and closes when the client asks.
+pub(super) fn keep_alive(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-3";
+    suite.probe.set(probe::echo(&suite.probe, None));
+    let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+    for path in ["/one", "/two"] {
+        connection
+            .send(&get(path))
+            .map_err(|e| fail(ID, format!("expected the connection kept alive, seen {e}")))?;
+        let response = connection.response("GET");
+        let body = format!("GET {path} ");
+        if !echoed(&response, body.as_bytes()) {
+            return Err(fail(
+                ID,
+                format!(
+                    "expected the answer {body:?} to a request on a kept-alive connection, seen \
+                     {}",
+                    describe(&response)
+                ),
+            ));
+        }
+    }
+    let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+    connection
+        .send(&request("GET", "/close", "Connection: close\r\n", b""))
+        .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
+    let response = connection.response("GET");
+    if !echoed(&response, b"GET /close ") {
+        return Err(fail(
+            ID,
+            format!(
+                "expected the answer to a request with Connection: close, seen {}",
+                describe(&response)
+            ),
+        ));
+    }
+    connection.closed().map_err(|seen| {
+        fail(
+            ID,
+            format!(
+                "expected the connection closed after answering a request with Connection: \
+                 close, seen {seen:?}"
+            ),
+        )
+    })
+}
+
+/// Requests sent together on one connection are answered in order, one call each.
+pub(super) fn pipelining(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-3";
+    suite.probe.set(probe::echo(&suite.probe, None));
+    let mut bytes = get("/p1");
+    bytes.extend(request("POST", "/p2", "Content-Length: 4\r\n", b"data"));
+    bytes.extend(get("/p3"));
+    let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+    connection
+        .send(&bytes)
+        .map_err(|e| fail(ID, format!("the requests could not be sent: {e}")))?;
+    for (method, body) in [
+        ("GET", &b"GET /p1 "[..]),
+        ("POST", b"POST /p2 data"),
+        ("GET", b"GET /p3 "),
+    ] {
+        let response = connection.response(method);
+        if !echoed(&response, body) {
+            return Err(fail(
+                ID,
+                format!(
+                    "expected the pipelined answers GET /p1, POST /p2 data, GET /p3 in order; \
+                     where {:?} was due, seen {}",
+                    String::from_utf8_lossy(body),
+                    describe(&response)
+                ),
+            ));
+        }
+    }
+    let calls = suite.probe.calls().len();
+    if calls != 3 {
+        return Err(fail(
+            "REQ-APP-3",
+            format!("expected one call of the app per request, 3 in all, seen {calls}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Requires a `500` without details for `case`.
+fn internal_error(
+    suite: &mut Suite<'_>,
+    id: &str,
+    case: &str,
+    app: impl crate::App + 'static,
+) -> Checked {
+    suite.probe.set(app);
+    let (response, _) = suite
+        .exchange(&get("/error"))
+        .map_err(|e| fail(id, format!("expected 500 for {case}, seen {e}")))?;
+    if response.status != 500 || !response.is_complete() {
+        return Err(fail(
+            id,
+            format!("expected 500 for {case}, seen {}", response.describe()),
+        ));
+    }
+    no_details("REQ-ERR-5", case, &response)
+}
+
+/// Requires that the server still answers a plain request.
+fn still_serving(suite: &mut Suite<'_>, id: &str, after: &str) -> Checked {
+    suite.probe.set(probe::echo(&suite.probe, None));
+    let response = suite.exchange(&get("/after")).map(|(response, _)| response);
+    match response {
+        Ok(response) if response.status == 200 => Ok(()),
+        other => Err(fail(
+            id,
+            format!(
+                "expected the server to go on serving after {after}, seen {}",
+                match other {
+                    Ok(response) => response.describe(),
+                    Err(error) => error,
+                }
+            ),
+        )),
+    }
+}
+
+/// An app that returns an error gets a `500` without details, and the server goes on.
+pub(super) fn app_error(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-ERR-2";
+    internal_error(
+        suite,
+        ID,
+        "an app that returns an error",
+        probe::failing(false),
+    )?;
+    still_serving(suite, ID, "an app error")
+}
+
+/// An app or body that panics is an error like any other, and the server goes on serving.
+pub(super) fn app_panic(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-ERR-4";
+    internal_error(suite, ID, "an app that panics", probe::failing(true))?;
+    let body = Script::new([Step::Panic]);
+    let app = probe::reply(StatusCode::OK, HeaderMap::new(), body);
+    internal_error(suite, ID, "a body that panics before its first chunk", app)?;
+    let body = Script::new([Step::Data(b"partial"), Step::Panic]);
+    suite
+        .probe
+        .set(probe::reply(StatusCode::OK, HeaderMap::new(), body));
+    let expected = "the connection aborted when the body panics after its first chunk";
+    expect_abort(suite, ID, expected)?;
+    still_serving(suite, ID, "panics")
+}
+
+/// When two calls run at once on different threads, the environ says `multithread`; and
+/// every call gets the same `ServerInfo`.
+pub(super) fn multithread_consistent(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-CONC-1";
+    let gate = Gate::default();
+    let opener = gate.opener();
+    suite.probe.set(probe::echo(&suite.probe, Some(&gate)));
+    let mut connections = Vec::new();
+    for path in ["/one", "/two"] {
+        let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+        connection
+            .send(&get(path))
+            .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
+        connections.push((path, connection));
+    }
+    let at_once = suite.probe.wait(IO_TIMEOUT / 2, |calls| {
+        calls.iter().filter(|call| call.in_app()).count() >= 2
+    });
+    drop(opener);
+    for (path, connection) in &mut connections {
+        let response = connection.response("GET");
+        if !echoed(&response, format!("GET {path} ").as_bytes()) {
+            return Err(fail(
+                ID,
+                format!(
+                    "expected both concurrent requests answered, seen {} for {path}",
+                    describe(&response)
+                ),
+            ));
+        }
+    }
+    let calls = suite.probe.calls();
+    if let [first, second, ..] = &calls[..] {
+        if first.seen.server != second.seen.server {
+            return Err(fail(
+                "REQ-ENV-9",
+                format!(
+                    "expected the same ServerInfo in every call, seen {:?} then {:?}",
+                    first.seen.server, second.seen.server
+                ),
+            ));
+        }
+    }
+    let Ok(at_once) = at_once else {
+        return Err(Problem::Skip(
+            "the server never ran two calls at once, so multithread cannot be judged".into(),
+        ));
+    };
+    let threads: Vec<_> = at_once.iter().map(|call| call.thread).collect();
+    if threads.windows(2).any(|pair| pair[0] != pair[1]) && !at_once[0].seen.server.is_multithread()
+    {
+        return Err(fail(
+            ID,
+            "expected ServerInfo::multithread to be true, since two calls ran at once on \
+             different threads; seen false",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,681 @@
+//! Checks of what the server sends: framing, bodiless answers, the app's head passed on or
+//! refused, and the timing rules of the first chunk.
+
+use http::header::{HeaderName, CONTENT_LENGTH};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use super::client::{preview, End, Quiet, Response, WireError};
+use super::probe::{self, Gate, Script, Step, SECRET};
+use super::{fail, get, request, Checked, Suite, IO_TIMEOUT, QUIET};
+use crate::response::HOP_BY_HOP;
+
+/// Header fields from name and value pairs; a name given twice gives two field lines.
+fn fields(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.append(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    headers
+}
+
+/// `Content-Length` and `Transfer-Encoding` of a response, for failure messages.
+fn framing(response: &Response) -> String {
+    let text = |name| {
+        response
+            .values(name)
+            .iter()
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+            .collect::<Vec<_>>()
+    };
+    format!(
+        "Content-Length {:?}, Transfer-Encoding {:?}",
+        text("content-length"),
+        text("transfer-encoding")
+    )
+}
+
+/// Hosts an app answering `200` with `body`, sends `request` and reads the answer.
+fn fetch(suite: &mut Suite<'_>, body: Script, request: &[u8]) -> Result<Response, String> {
+    fetch_with(suite, StatusCode::OK, HeaderMap::new(), body, request)
+}
+
+fn fetch_with(
+    suite: &mut Suite<'_>,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Script,
+    request: &[u8],
+) -> Result<Response, String> {
+    suite.probe.set(probe::reply(status, headers, body));
+    suite.exchange(request).map(|(response, _)| response)
+}
+
+fn three_chunks() -> Script {
+    Script::new([
+        Step::Data(b"first,"),
+        Step::Data(b"second,"),
+        Step::Data(b"third"),
+    ])
+}
+
+const THREE_CHUNKS: &[u8] = b"first,second,third";
+
+/// A body of known length goes out with `Content-Length`, in order.
+pub(super) fn response_content_length(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-9";
+    let expected = "Content-Length: 18 and the body \"first,second,third\"";
+    let response = fetch(suite, three_chunks().with_length(18), &get("/length"))
+        .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+    let framed = response.header("content-length").as_deref() == Some("18")
+        && !response.is_chunked()
+        && response.is_complete()
+        && response.body == THREE_CHUNKS;
+    if !framed {
+        return Err(fail(
+            ID,
+            format!(
+                "expected {expected}, seen {}, {}",
+                framing(&response),
+                response.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A body of unknown length goes out chunked to an HTTP/1.1 client, in order.
+pub(super) fn response_chunked(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-9";
+    let expected = "a chunked body \"first,second,third\" without Content-Length";
+    let response = fetch(suite, three_chunks(), &get("/chunked"))
+        .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+    let framed = response.is_chunked()
+        && response.values("content-length").is_empty()
+        && response.is_complete()
+        && response.body == THREE_CHUNKS;
+    if !framed {
+        return Err(fail(
+            ID,
+            format!(
+                "expected {expected}, seen {}, {}",
+                framing(&response),
+                response.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A body of unknown length goes out to an HTTP/1.0 client delimited by closing the
+/// connection.
+pub(super) fn response_close_delimited(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-9";
+    let expected = "the body \"first,second,third\" delimited by closing the connection, \
+                    without Content-Length or chunked coding, for an HTTP/1.0 client";
+    let response = fetch(
+        suite,
+        three_chunks(),
+        b"GET /old HTTP/1.0\r\nHost: probe.test\r\n\r\n",
+    )
+    .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+    let framed = !response.is_chunked()
+        && response.values("content-length").is_empty()
+        && response.is_complete()
+        && response.body == THREE_CHUNKS;
+    if !framed {
+        return Err(fail(
+            ID,
+            format!(
+                "expected {expected}, seen {}, {}",
+                framing(&response),
+                response.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A chunk reaches the client while the body waits for its next one.
+pub(super) fn response_streams(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-11";
+    let gate = Gate::default();
+    let _opener = gate.opener();
+    let body = Script::new([
+        Step::Data(b"early"),
+        Step::Wait(gate.clone()),
+        Step::Data(b"late"),
+    ]);
+    suite.probe.set(probe::reply(
+        StatusCode::OK,
+        HeaderMap::new(),
+        body.with_length(9),
+    ));
+    let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+    let expected = "the first chunk sent while the body waits for its second";
+    connection
+        .send(&get("/stream"))
+        .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
+    connection
+        .head()
+        .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+    match connection.some(5) {
+        Ok(bytes) if bytes == b"early" => {}
+        Ok(bytes) => {
+            return Err(fail(
+                ID,
+                format!("expected {expected}, seen {:?}", preview(&bytes)),
+            ))
+        }
+        Err(error) => return Err(fail(ID, format!("expected {expected}, seen {error}"))),
+    }
+    gate.open();
+    match connection.some(4) {
+        Ok(bytes) if bytes == b"late" => Ok(()),
+        Ok(bytes) => Err(fail(
+            "REQ-BODY-1",
+            format!(
+                "expected the second chunk \"late\" once the body yields it, seen {:?}",
+                preview(&bytes)
+            ),
+        )),
+        Err(error) => Err(fail(
+            "REQ-BODY-1",
+            format!("expected the second chunk once the body yields it, seen {error}"),
+        )),
+    }
+}
+
+/// Empty chunks neither end a chunked body nor disturb a counted one.
+pub(super) fn response_empty_chunks(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-BODY-3";
+    let body = Script::new([
+        Step::Data(b"a"),
+        Step::Empty,
+        Step::Data(b"b"),
+        Step::Empty,
+        Step::Empty,
+        Step::Data(b"c"),
+    ]);
+    for (framing, body) in [("unknown", body.clone()), ("known", body.with_length(3))] {
+        let expected = format!(
+            "the body \"abc\" from chunks a, empty, b, empty, empty, c of {framing} length"
+        );
+        let response = fetch(suite, body, &get("/empty-chunks"))
+            .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+        if response.body != b"abc" || !response.is_complete() {
+            return Err(fail(
+                ID,
+                format!("expected {expected}, seen {}", response.describe()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sends `request` for an app answering `status` with `body` and makes sure nothing follows
+/// the head.
+fn bodiless(
+    suite: &mut Suite<'_>,
+    id: &str,
+    case: &str,
+    (status, headers, body): (StatusCode, HeaderMap, Script),
+    request: &[u8],
+) -> Checked {
+    suite.probe.set(probe::reply(status, headers, body));
+    let expected = format!("no body after the head of {case}");
+    let (response, mut connection) = suite
+        .exchange(request)
+        .map_err(|e| fail(id, format!("expected {expected}, seen {e}")))?;
+    if response.status != status.as_u16() {
+        return Err(fail(
+            id,
+            format!("expected {expected}, seen status {}", response.status),
+        ));
+    }
+    match connection.quiet(QUIET) {
+        Quiet::Silent | Quiet::Closed => Ok(()),
+        Quiet::Sent(bytes) => Err(fail(
+            id,
+            format!("expected {expected}, seen {:?}", preview(&bytes)),
+        )),
+    }
+}
+
+/// No body goes out for `HEAD`, whatever the app's body.
+pub(super) fn head_no_body(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-6";
+    let head = request("HEAD", "/head", "", b"");
+    let known = Script::new([Step::Data(b"hello head")]).with_length(10);
+    let answer = (StatusCode::OK, HeaderMap::new(), known);
+    bodiless(suite, ID, "a HEAD answer of known length", answer, &head)?;
+    let answer = (StatusCode::OK, HeaderMap::new(), three_chunks());
+    bodiless(suite, ID, "a HEAD answer of unknown length", answer, &head)
+}
+
+/// A `HEAD` answer carries the `Content-Length` a `GET` answer would have.
+pub(super) fn head_content_length(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-6";
+    let head = request("HEAD", "/head", "", b"");
+    let cases = [
+        (
+            "10",
+            "a body of 10 bytes",
+            HeaderMap::new(),
+            Script::new([Step::Data(b"hello head")]).with_length(10),
+        ),
+        (
+            "42",
+            "an app that describes the GET answer with Content-Length: 42",
+            fields(&[("content-length", "42")]),
+            Script::new([]).with_length(0),
+        ),
+    ];
+    for (length, case, headers, body) in cases {
+        let expected = format!("Content-Length: {length} on the HEAD answer for {case}");
+        let response = fetch_with(suite, StatusCode::OK, headers, body, &head)
+            .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+        if response.header("content-length").as_deref() != Some(length) {
+            return Err(fail(
+                ID,
+                format!("expected {expected}, seen {}", framing(&response)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `204` and `304` answers go out without a body.
+pub(super) fn no_body_204_304(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-6";
+    let empty = Script::new([]).with_length(0);
+    let answer = (StatusCode::NO_CONTENT, HeaderMap::new(), empty.clone());
+    bodiless(suite, ID, "a 204 answer", answer, &get("/204"))?;
+    let answer = (
+        StatusCode::NOT_MODIFIED,
+        fields(&[("etag", "\"probe\"")]),
+        empty,
+    );
+    bodiless(suite, ID, "a 304 answer", answer, &get("/304"))
+}
+
+/// The app's status and headers go out unchanged, repeated headers as separate lines.
+pub(super) fn repeated_response_headers(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-2";
+    let mut headers = fields(&[
+        ("set-cookie", "a=1"),
+        ("x-probe-multi", "one"),
+        ("set-cookie", "b=2"),
+        ("x-probe-multi", "two"),
+    ]);
+    headers.insert(
+        "x-probe-latin",
+        HeaderValue::from_bytes(b"caf\xe9").expect("obs-text is a valid header value"),
+    );
+    let body = Script::new([Step::Data(b"ok")]).with_length(2);
+    let expected = "status 203 with the field lines set-cookie: a=1, set-cookie: b=2, \
+                    x-probe-multi: one, x-probe-multi: two and x-probe-latin: caf\\xe9, each \
+                    sent separately and unchanged";
+    let response = fetch_with(
+        suite,
+        StatusCode::NON_AUTHORITATIVE_INFORMATION,
+        headers,
+        body,
+        &get("/headers"),
+    )
+    .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+    let same = response.status == 203
+        && response.values("set-cookie") == [&b"a=1"[..], b"b=2"]
+        && response.values("x-probe-multi") == [&b"one"[..], b"two"]
+        && response.values("x-probe-latin") == [&b"caf\xe9"[..]];
+    if !same {
+        let lines: Vec<String> = response
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value)))
+            .collect();
+        return Err(fail(
+            ID,
+            format!(
+                "expected {expected}, seen status {} with {}",
+                response.status,
+                lines.join(" | ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Each case hosts an app that answers with a head that breaks `rule`; the server must answer
+/// `500` instead.
+fn refused(
+    suite: &mut Suite<'_>,
+    cases: Vec<(&str, String, StatusCode, HeaderMap, Script)>,
+) -> Checked {
+    const ID: &str = "REQ-SRV-5";
+    for (rule, what, status, headers, body) in cases {
+        let expected = format!("500 in place of a head that breaks {rule} ({what})");
+        let response = fetch_with(suite, status, headers, body, &get("/illegal"))
+            .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+        if response.status != 500 {
+            return Err(fail(
+                ID,
+                format!("expected {expected}, seen {}", response.describe()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn hop_by_hop_value(name: &HeaderName) -> &'static str {
+    match name.as_str() {
+        "connection" => "close",
+        "keep-alive" => "timeout=5",
+        "proxy-authenticate" => "Basic realm=\"probe\"",
+        "proxy-authorization" => "Basic cHJvYmU6cHJvYmU=",
+        "te" => "trailers",
+        "trailer" => "x-probe",
+        "transfer-encoding" => "chunked",
+        _ => "websocket",
+    }
+}
+
+/// An app's hop-by-hop header is never sent: the server answers `500`.
+pub(super) fn illegal_head_hop_by_hop(suite: &mut Suite<'_>) -> Checked {
+    let cases = HOP_BY_HOP
+        .iter()
+        .map(|name| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                name.clone(),
+                HeaderValue::from_static(hop_by_hop_value(name)),
+            );
+            let body = Script::new([Step::Data(b"hop")]).with_length(3);
+            (
+                "REQ-RESP-2",
+                format!("the app set `{name}`"),
+                StatusCode::OK,
+                headers,
+                body,
+            )
+        })
+        .collect();
+    refused(suite, cases)
+}
+
+/// An app's informational final status is never sent: the server answers `500`.
+pub(super) fn illegal_head_informational(suite: &mut Suite<'_>) -> Checked {
+    let cases = [
+        StatusCode::CONTINUE,
+        StatusCode::SWITCHING_PROTOCOLS,
+        StatusCode::PROCESSING,
+    ]
+    .into_iter()
+    .map(|status| {
+        let what = format!("the app answered {}", status.as_u16());
+        let body = Script::new([]).with_length(0);
+        ("REQ-RESP-1", what, status, HeaderMap::new(), body)
+    })
+    .collect();
+    refused(suite, cases)
+}
+
+/// An app's malformed or wrong `Content-Length` is never sent: the server answers `500`.
+pub(super) fn illegal_head_content_length(suite: &mut Suite<'_>) -> Checked {
+    let abc = || Script::new([Step::Data(b"abc")]).with_length(3);
+    let cases = vec![
+        (
+            "REQ-RESP-3",
+            "Content-Length: abc".to_owned(),
+            StatusCode::OK,
+            fields(&[("content-length", "abc")]),
+            abc(),
+        ),
+        (
+            "REQ-RESP-3",
+            "two Content-Length fields".to_owned(),
+            StatusCode::OK,
+            fields(&[("content-length", "3"), ("content-length", "3")]),
+            abc(),
+        ),
+        (
+            "REQ-RESP-5",
+            "Content-Length: 10 on a body of 3 bytes".to_owned(),
+            StatusCode::OK,
+            fields(&[("content-length", "10")]),
+            abc(),
+        ),
+    ];
+    refused(suite, cases)
+}
+
+/// A `204` with a length or a body, or a `304` with a body, is never sent: the server answers
+/// `500`.
+pub(super) fn illegal_head_bodiless(suite: &mut Suite<'_>) -> Checked {
+    let x = || Script::new([Step::Data(b"x")]).with_length(1);
+    let cases = vec![
+        (
+            "REQ-RESP-4",
+            "a 204 with Content-Length: 0".to_owned(),
+            StatusCode::NO_CONTENT,
+            fields(&[("content-length", "0")]),
+            Script::new([]).with_length(0),
+        ),
+        (
+            "REQ-RESP-6",
+            "a 204 with a body".to_owned(),
+            StatusCode::NO_CONTENT,
+            HeaderMap::new(),
+            x(),
+        ),
+        (
+            "REQ-RESP-6",
+            "a 304 with a body".to_owned(),
+            StatusCode::NOT_MODIFIED,
+            HeaderMap::new(),
+            x(),
+        ),
+    ];
+    refused(suite, cases)
+}
+
+/// A body that fails before its first non-empty chunk becomes a `500`, without details.
+pub(super) fn error_before_first_chunk(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-ERR-2";
+    let cases = [
+        (
+            "a body that fails at once",
+            HeaderMap::new(),
+            vec![Step::Fail],
+        ),
+        (
+            "a body that yields an empty chunk, then fails",
+            HeaderMap::new(),
+            vec![Step::Empty, Step::Fail],
+        ),
+        (
+            "a body announced with Content-Length: 10 that fails at once",
+            fields(&[("content-length", "10")]),
+            vec![Step::Fail],
+        ),
+    ];
+    for (case, headers, steps) in cases {
+        let expected = format!("500 for {case}");
+        let response = fetch_with(
+            suite,
+            StatusCode::OK,
+            headers,
+            Script::new(steps),
+            &get("/fail"),
+        )
+        .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+        if response.status != 500 || !response.is_complete() {
+            return Err(fail(
+                ID,
+                format!("expected {expected}, seen {}", response.describe()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Nothing of the response goes out before the body's first chunk, even once the app has
+/// returned its response.
+pub(super) fn nothing_sent_before_first_chunk(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-4";
+    let gate = Gate::default();
+    let _opener = gate.opener();
+    let body = Script::new([Step::Wait(gate.clone()), Step::Data(b"late")]);
+    suite
+        .probe
+        .set(probe::reply(StatusCode::OK, HeaderMap::new(), body));
+    let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+    connection
+        .send(&get("/slow"))
+        .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
+    suite
+        .probe
+        .wait(IO_TIMEOUT, |calls| {
+            calls.first().is_some_and(|call| call.answered)
+        })
+        .map_err(|_| {
+            fail(
+                ID,
+                format!("expected the app called and answering, seen no answer in {IO_TIMEOUT:?}"),
+            )
+        })?;
+    let expected = "nothing sent before the body's first chunk";
+    match connection.quiet(QUIET) {
+        Quiet::Silent => {}
+        Quiet::Sent(bytes) => {
+            return Err(fail(
+                ID,
+                format!(
+                    "expected {expected}, seen {:?} while the body waited",
+                    preview(&bytes)
+                ),
+            ))
+        }
+        Quiet::Closed => {
+            return Err(fail(
+                ID,
+                format!("expected {expected}, seen the connection closed"),
+            ))
+        }
+    }
+    gate.open();
+    match connection.response("GET") {
+        Ok(response) if response.status == 200 && response.body == b"late" => Ok(()),
+        Ok(response) => Err(fail(
+            ID,
+            format!(
+                "expected the answer with the body \"late\" once the body yields it, seen {}",
+                response.describe()
+            ),
+        )),
+        Err(error) => Err(fail(
+            ID,
+            format!("expected the answer once the body yields its chunk, seen {error}"),
+        )),
+    }
+}
+
+/// Sends a `GET` for the app the probe runs and requires the server to abort the answer:
+/// close the connection before the response is complete. A server that buffers the head with
+/// the first chunk may abort before anything went out; that is an abort too.
+pub(super) fn expect_abort(suite: &mut Suite<'_>, id: &str, expected: &str) -> Checked {
+    let mut connection = suite.connect().map_err(|e| fail(id, e))?;
+    connection
+        .send(&get("/abort"))
+        .map_err(|e| fail(id, format!("the request could not be sent: {e}")))?;
+    let response = match connection.response("GET") {
+        Ok(response) => response,
+        Err(WireError::Closed | WireError::Io(_)) => return Ok(()),
+        Err(error) => return Err(fail(id, format!("expected {expected}, seen {error}"))),
+    };
+    match &response.end {
+        End::Cut(WireError::Closed | WireError::Io(_)) => Ok(()),
+        End::Complete => Err(fail(
+            id,
+            format!(
+                "expected {expected}, seen a complete response: {}",
+                response.describe()
+            ),
+        )),
+        End::Cut(WireError::TimedOut) => Err(fail(
+            id,
+            format!(
+                "expected {expected}, seen the connection left open after {} body bytes",
+                response.body.len()
+            ),
+        )),
+        End::Cut(other) => Err(fail(id, format!("expected {expected}, seen {other}"))),
+    }
+}
+
+/// A body that fails after its first chunk aborts the connection.
+pub(super) fn error_after_first_chunk(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-ERR-3";
+    let steps = || Script::new([Step::Data(b"partial"), Step::Fail]);
+    let cases = [
+        ("a chunked body", HeaderMap::new()),
+        (
+            "a body announced with Content-Length: 20",
+            fields(&[("content-length", "20")]),
+        ),
+    ];
+    for (case, headers) in cases {
+        suite
+            .probe
+            .set(probe::reply(StatusCode::OK, headers, steps()));
+        let expected = format!("the connection aborted when {case} fails after its first chunk");
+        expect_abort(suite, ID, &expected)?;
+    }
+    Ok(())
+}
+
+/// A body that yields more or fewer bytes than its `Content-Length` aborts the connection.
+pub(super) fn content_length_mismatch(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-7";
+    let cases = [
+        (
+            "yields 12 bytes",
+            Script::new([Step::Data(b"longer"), Step::Data(b"-extra")]),
+        ),
+        ("yields 6 bytes", Script::new([Step::Data(b"sixsix")])),
+    ];
+    for (case, body) in cases {
+        let expected =
+            format!("the connection aborted when a body announced with Content-Length: 10 {case}");
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
+        suite.probe.set(probe::reply(StatusCode::OK, headers, body));
+        expect_abort(suite, ID, &expected)?;
+    }
+    Ok(())
+}
+
+/// A `500` carries none of the details of the error behind it.
+pub(super) fn no_details(id: &str, case: &str, response: &Response) -> Checked {
+    let leaked = response
+        .body
+        .windows(SECRET.len())
+        .any(|w| w == SECRET.as_bytes())
+        || response
+            .headers
+            .iter()
+            .any(|(_, value)| value.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
+    if leaked {
+        return Err(fail(
+            id,
+            format!(
+                "expected no error details in the answer to {case}, seen the error's message in \
+                 {}",
+                response.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
