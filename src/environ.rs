@@ -27,6 +27,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::header::HOST;
 use http::uri::Scheme;
@@ -143,8 +144,14 @@ impl Default for ServerInfo {
 /// assert_eq!(connection.scheme(), &Scheme::HTTP);
 /// ```
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct ConnectionInfo {
+    // Shared, because every request on the connection carries the same facts: cloning is a
+    // reference-count increment and the environ stays small to move between async layers.
+    inner: Arc<ConnectionFacts>,
+}
+
+#[derive(Clone, Debug)]
+struct ConnectionFacts {
     scheme: Scheme,
     local_addr: Option<SocketAddr>,
     peer_addr: Option<SocketAddr>,
@@ -155,37 +162,41 @@ impl ConnectionInfo {
     /// A connection that carries `scheme` (`http`, or `https` behind TLS).
     pub fn new(scheme: Scheme) -> Self {
         ConnectionInfo {
-            scheme,
-            local_addr: None,
-            peer_addr: None,
-            server: ServerInfo::default(),
+            inner: Arc::new(ConnectionFacts {
+                scheme,
+                local_addr: None,
+                peer_addr: None,
+                server: ServerInfo::default(),
+            }),
         }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut ConnectionFacts)) -> Self {
+        f(Arc::make_mut(&mut self.inner));
+        self
     }
 
     /// The address the server accepted the connection on.
     #[must_use]
-    pub fn local_addr(mut self, addr: SocketAddr) -> Self {
-        self.local_addr = Some(addr);
-        self
+    pub fn local_addr(self, addr: SocketAddr) -> Self {
+        self.edit(|facts| facts.local_addr = Some(addr))
     }
 
     /// The client's address.
     #[must_use]
-    pub fn peer_addr(mut self, addr: SocketAddr) -> Self {
-        self.peer_addr = Some(addr);
-        self
+    pub fn peer_addr(self, addr: SocketAddr) -> Self {
+        self.edit(|facts| facts.peer_addr = Some(addr))
     }
 
     /// The facts about the server that the app may rely on.
     #[must_use]
-    pub fn server(mut self, server: ServerInfo) -> Self {
-        self.server = server;
-        self
+    pub fn server(self, server: ServerInfo) -> Self {
+        self.edit(|facts| facts.server = server)
     }
 
     /// The connection's scheme.
     pub fn scheme(&self) -> &Scheme {
-        &self.scheme
+        &self.inner.scheme
     }
 }
 
@@ -438,7 +449,7 @@ impl Environ {
 
     /// The URL scheme of the request: `http` or `https`.
     pub fn url_scheme(&self) -> &Scheme {
-        self.uri.scheme().unwrap_or(&self.connection.scheme)
+        self.uri.scheme().unwrap_or(self.connection.scheme())
     }
 
     /// The host the client asked for, without the port: from an absolute-form target, else the
@@ -454,7 +465,7 @@ impl Environ {
         if let Some((host, _)) = self.authority() {
             return Cow::Borrowed(host);
         }
-        match self.connection.local_addr {
+        match self.connection.inner.local_addr {
             Some(SocketAddr::V4(addr)) => Cow::Owned(addr.ip().to_string()),
             Some(SocketAddr::V6(addr)) => Cow::Owned(format!("[{}]", addr.ip())),
             None => Cow::Borrowed("localhost"),
@@ -464,7 +475,7 @@ impl Environ {
     /// The port the client asked for: from the target or `Host` header, else the default port
     /// of the scheme when a host was named, else the local port (REQ-ENV-4).
     pub fn server_port(&self) -> u16 {
-        match (self.authority(), self.connection.local_addr) {
+        match (self.authority(), self.connection.inner.local_addr) {
             (Some((_, Some(port))), _) => port,
             (None, Some(local)) => local.port(),
             _ if *self.url_scheme() == Scheme::HTTPS => 443,
@@ -484,18 +495,18 @@ impl Environ {
 
     /// The client's address, when the server knows it.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.connection.peer_addr
+        self.connection.inner.peer_addr
     }
 
     /// The address the server accepted the connection on, when it has one (a Unix socket has
     /// none).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.connection.local_addr
+        self.connection.inner.local_addr
     }
 
     /// What the app may assume about the server.
     pub fn server(&self) -> &ServerInfo {
-        &self.connection.server
+        &self.connection.inner.server
     }
 
     /// The CGI variables of this request, exactly as a PEP 3333 server sets them.
@@ -561,6 +572,37 @@ impl fmt::Debug for Environ {
     }
 }
 
+/// The bytes allowed in a host name: RFC 3986 `reg-name` (unreserved, sub-delims and the `%`
+/// of percent-encoding), as a table because this runs on every request.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        i += 1;
+    }
+    table
+};
+
 /// Splits `host[:port]`, checking its syntax (RFC 3986 §3.2.2, §3.2.3). An empty port counts as
 /// none.
 pub(crate) fn split_host(value: &str) -> Option<(&str, Option<u16>)> {
@@ -584,8 +626,7 @@ pub(crate) fn split_host(value: &str) -> Option<(&str, Option<u16>)> {
             Some((host, port)) => (host, Some(port)),
             None => (value, None),
         };
-        let reg_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b);
-        if !host.bytes().all(reg_name) {
+        if !host.bytes().all(|b| REG_NAME[usize::from(b)]) {
             return None;
         }
         (host, port)

@@ -40,13 +40,13 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::body::Body;
-use crate::response::content_length;
+use crate::response::{check_head_with_length, content_length};
 use crate::violation::Violation;
 use crate::{App, Environ, Error, Response, StartResponse};
 
 /// Calls `app` for one request and gets its answer ready to send.
 ///
-/// It runs the app, checks the head ([`Response::check`]), drops the body of answers that have
+/// It runs the app, checks the head ([`check_head`](crate::response::check_head)), drops the body of answers that have
 /// none, and polls the body up to its first non-empty chunk. When any of this fails (the app
 /// returns an error or panics, the head breaks a rule, the body fails or panics before its
 /// first chunk) the result is a plain `500 Internal Server Error` and
@@ -63,11 +63,15 @@ pub async fn prepare<A: App>(app: &A, environ: Environ) -> Prepared<A::Body> {
 }
 
 async fn prepare_response<B: Body + Unpin>(method: &Method, response: Response<B>) -> Prepared<B> {
-    if let Err(violation) = response.check(method) {
-        return Prepared::failed(Failure::Violation(violation));
-    }
     let (status, headers, body) = response.into_parts();
-    let declared = content_length(&headers).ok().flatten();
+    let checked = content_length(&headers).and_then(|declared| {
+        check_head_with_length(method, status, &headers, declared, body.content_length())
+            .map(|()| declared)
+    });
+    let declared = match checked {
+        Ok(declared) => declared,
+        Err(violation) => return Prepared::failed(Failure::Violation(violation)),
+    };
     let bodiless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     if bodiless && body.content_length().is_some_and(|n| n > 0) {
         return Prepared::failed(Failure::Violation(bodiless_violation(status)));
