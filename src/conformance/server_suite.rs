@@ -182,7 +182,8 @@ macro_rules! checks {
 
 checks! {
     requests::vectors_paths: [
-        "REQ-PATH-1", "REQ-PATH-2", "REQ-PATH-3", "REQ-PATH-5", "REQ-PATH-7", "REQ-ENV-1",
+        "REQ-PATH-1", "REQ-PATH-2", "REQ-PATH-3", "REQ-PATH-4", "REQ-PATH-5", "REQ-PATH-7",
+        "REQ-ENV-1",
         "REQ-ENV-2", "REQ-ENV-5", "REQ-CGI-1", "REQ-APP-3",
     ];
     requests::vectors_targets: [

@@ -37,6 +37,8 @@ pub(super) struct Seen {
     pub(super) method: String,
     pub(super) script_name: String,
     pub(super) path_info: String,
+    /// The segments of `path_info`, each decoded on its own.
+    pub(super) path_segments: Vec<String>,
     pub(super) query_string: String,
     pub(super) server_name: String,
     pub(super) server_port: u16,
@@ -65,6 +67,10 @@ impl Seen {
             method: environ.method().as_str().to_owned(),
             script_name: text(environ.script_name()),
             path_info: text(environ.path_info()),
+            path_segments: environ
+                .path_segments()
+                .map(|segment| latin1(&segment.decode()).into_owned())
+                .collect(),
             query_string: text(environ.query_string()),
             server_name: text(&environ.server_name()),
             server_port: environ.server_port(),

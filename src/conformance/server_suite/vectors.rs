@@ -86,6 +86,7 @@ pub(super) struct ExpectedEnviron {
     pub(super) method: String,
     pub(super) script_name: String,
     pub(super) path_info: String,
+    pub(super) path_segments: Vec<String>,
     pub(super) query_string: String,
     pub(super) server_name: String,
     pub(super) server_port: String,
@@ -248,6 +249,12 @@ impl Called {
         );
         field("version", &expected.version, seen.version);
         field("url_scheme", &expected.url_scheme, &seen.url_scheme);
+        if expected.path_segments != seen.path_segments {
+            out.push(format!(
+                "path_segments {:?} (seen {:?})",
+                expected.path_segments, seen.path_segments
+            ));
+        }
         let names: BTreeSet<&String> = expected.headers.keys().chain(seen.headers.keys()).collect();
         for name in names {
             let want = expected.headers.get(name);
