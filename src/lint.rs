@@ -317,14 +317,19 @@ thread_local! {
     static PROBING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Marks the lint's own extra poll of an ended body (REQ-BODY-2) while it runs, so that an
-/// app whose body is its request body is not blamed for that poll (REQ-INPUT-6).
-struct Probing;
+/// Marks the lint's own extra poll of an ended body (REQ-BODY-2) while it runs. The poll may
+/// reach a request body (an app that answers with it) or the body of another lint (behind a
+/// middleware that forwards it); neither the app (REQ-INPUT-6) nor the middleware (REQ-SRV-8)
+/// is to blame for it.
+struct Probing {
+    outer: bool,
+}
 
 impl Probing {
     fn start() -> Self {
-        PROBING.with(|probing| probing.set(true));
-        Probing
+        Probing {
+            outer: PROBING.with(|probing| probing.replace(true)),
+        }
     }
 
     fn active() -> bool {
@@ -334,7 +339,7 @@ impl Probing {
 
 impl Drop for Probing {
     fn drop(&mut self) {
-        PROBING.with(|probing| probing.set(false));
+        PROBING.with(|probing| probing.set(self.outer));
     }
 }
 
@@ -613,6 +618,9 @@ impl<B: Body + Unpin> Stream for LintBody<B> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.state != BodyState::Streaming {
+            if Probing::active() {
+                return Poll::Ready(None);
+            }
             let how = if this.state == BodyState::Ended {
                 "ended"
             } else {

@@ -15,17 +15,21 @@ use std::time::Duration;
 use apps::access_log::AccessLog;
 use apps::echo::Echo;
 use apps::framework::demo_app;
-use apps::hello::{hello_stack, Hello};
+use apps::hello::{hello_stack, Hello, PassThrough};
 use apps::url_map::UrlMap;
 use bytes::Bytes;
 use futures_core::Stream;
 use rwgi::app::{app_fn, AppExt};
-use rwgi::body::{Body, Empty, Full, StreamBody};
-use rwgi::conformance::app_suite::{self, run_blocking, run_with_time_limit, CHECKS};
+use rwgi::body::{Body, Either, Empty, Full, StreamBody};
+use rwgi::conformance::app_suite::{
+    self, run_blocking, run_middleware, run_with_time_limit, Probe, ProbeBody, APP_CHECKS, CHECKS,
+    MIDDLEWARE_CHECKS,
+};
 use rwgi::conformance::{Outcome, Report};
 use rwgi::http::{header, HeaderMap, HeaderValue, StatusCode};
+use rwgi::lint::LintBody;
 use rwgi::test_client::block_on;
-use rwgi::{Environ, Error, StartResponse};
+use rwgi::{App, Environ, Error, Middleware, StartResponse};
 
 /// The outcome of the check named `name`.
 fn outcome<'a>(report: &'a Report, name: &str) -> (&'a Outcome, &'a str) {
@@ -55,7 +59,7 @@ fn assert_fails(report: &Report, requirement: &str, failed: &[&str]) {
 
 fn assert_complete(report: &Report) {
     let names: Vec<&str> = report.results().iter().map(|result| result.name).collect();
-    let expected: Vec<&str> = CHECKS.iter().map(|check| check.name).collect();
+    let expected: Vec<&str> = APP_CHECKS.iter().map(|check| check.name).collect();
     assert_eq!(names, expected);
 }
 
@@ -538,7 +542,7 @@ fn the_report_serializes_with_requirement_ids() {
     let report = run_blocking(&Hello);
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     let results = json["results"].as_array().unwrap();
-    assert_eq!(results.len(), CHECKS.len());
+    assert_eq!(results.len(), APP_CHECKS.len());
     assert_eq!(results[0]["name"], "final_status_not_informational");
     assert_eq!(results[0]["requirements"][0], "REQ-RESP-1");
     assert_eq!(results[0]["outcome"], "pass");
@@ -546,6 +550,7 @@ fn the_report_serializes_with_requirement_ids() {
 
 #[test]
 fn every_check_names_known_requirements() {
+    assert_eq!(APP_CHECKS.len() + MIDDLEWARE_CHECKS.len(), CHECKS.len());
     let mut names = BTreeSet::new();
     for check in CHECKS {
         assert!(names.insert(check.name), "duplicate check {}", check.name);
@@ -558,4 +563,326 @@ fn every_check_names_known_requirements() {
             );
         }
     }
+}
+
+// ---- middleware ---------------------------------------------------------------------------
+
+/// What the probe answers with, as the middleware receives it.
+type Inner = rwgi::Response<LintBody<ProbeBody>>;
+
+/// A middleware made of two functions: one edits the environ, one the inner answer.
+#[derive(Clone)]
+struct Layer<E, R>(E, R);
+
+struct LayerApp<E, R> {
+    inner: Probe,
+    edit: E,
+    map: R,
+}
+
+impl<E, R, B> Middleware<Probe> for Layer<E, R>
+where
+    E: Fn(&mut Environ) + Clone + Send + Sync,
+    R: Fn(Inner) -> rwgi::Response<B> + Clone + Send + Sync,
+    B: Body + Send + Unpin + 'static,
+{
+    type App = LayerApp<E, R>;
+
+    fn wrap(&self, inner: Probe) -> LayerApp<E, R> {
+        LayerApp {
+            inner,
+            edit: self.0.clone(),
+            map: self.1.clone(),
+        }
+    }
+}
+
+impl<E, R, B> App for LayerApp<E, R>
+where
+    E: Fn(&mut Environ) + Clone + Send + Sync,
+    R: Fn(Inner) -> rwgi::Response<B> + Clone + Send + Sync,
+    B: Body + Send + Unpin + 'static,
+{
+    type Body = B;
+
+    async fn call(
+        &self,
+        mut environ: Environ,
+        start: StartResponse,
+    ) -> Result<rwgi::Response<B>, Error> {
+        (self.edit)(&mut environ);
+        let response = self.inner.call(environ, start).await?;
+        Ok((self.map)(response))
+    }
+}
+
+fn run_layer<E, R, B>(edit: E, map: R) -> Report
+where
+    E: Fn(&mut Environ) + Clone + Send + Sync,
+    R: Fn(Inner) -> rwgi::Response<B> + Clone + Send + Sync,
+    B: Body + Send + Unpin + 'static,
+{
+    block_on(run_middleware(&Layer(edit, map)))
+}
+
+fn assert_middleware_complete(report: &Report) {
+    let names: Vec<&str> = report.results().iter().map(|result| result.name).collect();
+    let expected: Vec<&str> = APP_CHECKS
+        .iter()
+        .chain(MIDDLEWARE_CHECKS)
+        .map(|check| check.name)
+        .collect();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn access_log_passes_as_middleware() {
+    let report = block_on(run_middleware(&AccessLog::with_sink(|_| {})));
+    assert_middleware_complete(&report);
+    report.assert_ok();
+    for check in MIDDLEWARE_CHECKS {
+        assert_eq!(*outcome_of(&report, check.name), Outcome::Pass, "{report}");
+    }
+}
+
+#[test]
+fn pass_through_and_identity_pass_as_middleware() {
+    block_on(run_middleware(&PassThrough)).assert_ok();
+    block_on(run_middleware(&rwgi::middleware::Identity)).assert_ok();
+}
+
+#[test]
+fn a_middleware_that_changes_nothing_passes() {
+    let report = run_layer(|_| {}, |response| response);
+    report.assert_ok();
+    assert_eq!(
+        *outcome_of(&report, "middleware_serves_inner_app"),
+        Outcome::Pass
+    );
+}
+
+/// Collects the whole inner body before yielding it as one chunk.
+struct Buffered<B> {
+    inner: B,
+    collected: Vec<u8>,
+    done: bool,
+}
+
+impl<B: Body + Unpin> Stream for Buffered<B> {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        while !self.done {
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => self.collected.extend_from_slice(&chunk),
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
+                Poll::Ready(None) => {
+                    self.done = true;
+                    let all = std::mem::take(&mut self.collected);
+                    return Poll::Ready((!all.is_empty()).then(|| Ok(Bytes::from(all))));
+                }
+            }
+        }
+        Poll::Ready(None)
+    }
+}
+
+impl<B: Body + Unpin> Body for Buffered<B> {}
+
+#[test]
+fn a_middleware_that_collects_the_body_fails_mw_2() {
+    let report = run_layer(
+        |_| {},
+        |response: Inner| {
+            response.map_body(|inner| Buffered {
+                inner,
+                collected: Vec::new(),
+                done: false,
+            })
+        },
+    );
+    assert_fails(&report, "REQ-MW-2", &["middleware_streams_inner_body"]);
+    let (_, detail) = outcome(&report, "middleware_streams_inner_body");
+    assert_eq!(
+        detail,
+        "REQ-MW-2: the middleware's body waited for the inner body's second chunk before yielding the first; expected at least one yield per inner chunk (request: GET / with the inner body held back after its first chunk)"
+    );
+}
+
+/// Adds a byte at the end of the inner body.
+struct Appending<B> {
+    inner: B,
+    ended: bool,
+    tail: Option<Bytes>,
+}
+
+impl<B: Body + Unpin> Stream for Appending<B> {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(self.tail.take().map(Ok));
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(self.tail.take().map(Ok))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for Appending<B> {}
+
+#[test]
+fn a_middleware_that_changes_the_length_without_fixing_content_length_fails_mw_3() {
+    let report = run_layer(
+        |_| {},
+        |response: Inner| {
+            response.map_body(|inner| Appending {
+                inner,
+                ended: false,
+                tail: Some(Bytes::from_static(b"!")),
+            })
+        },
+    );
+    assert_fails(
+        &report,
+        "REQ-RESP-5",
+        &[
+            "middleware_fixes_content_length",
+            "slow_reader",
+            "stalled_write",
+        ],
+    );
+    let (_, detail) = outcome(&report, "middleware_fixes_content_length");
+    assert!(
+        detail.starts_with("REQ-RESP-5: Content-Length is 16 but the body yielded 17 bytes and more may follow (request: GET /); and "),
+        "{detail}"
+    );
+}
+
+/// Forwards the inner body but never drops it.
+struct Leaking<B>(std::mem::ManuallyDrop<B>);
+
+impl<B: Body + Unpin> Stream for Leaking<B> {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut *self.0).poll_next(cx)
+    }
+}
+
+impl<B: Body + Unpin> Body for Leaking<B> {
+    fn content_length(&self) -> Option<u64> {
+        self.0.content_length()
+    }
+}
+
+#[test]
+fn a_middleware_that_keeps_the_inner_body_alive_fails_mw_4() {
+    let report = run_layer(
+        |_| {},
+        |response: Inner| response.map_body(|inner| Leaking(std::mem::ManuallyDrop::new(inner))),
+    );
+    assert_fails(&report, "REQ-MW-4", &["middleware_drops_inner_body"]);
+    let (_, detail) = outcome(&report, "middleware_drops_inner_body");
+    assert!(
+        detail.starts_with("REQ-MW-4: the inner app's body was still alive after the middleware's answer was dropped (request: GET /); and "),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_middleware_that_drops_extensions_fails_ext_2() {
+    let report = run_layer(
+        |environ: &mut Environ| *environ.extensions_mut() = rwgi::http::Extensions::new(),
+        |response| response,
+    );
+    assert_fails(&report, "REQ-EXT-2", &["middleware_passes_extensions"]);
+}
+
+#[test]
+fn a_middleware_that_breaks_server_rules_toward_its_app_fails_mw_1() {
+    // Removing Content-Length leaves a request body whose declared length no header backs.
+    let report = run_layer(
+        |environ: &mut Environ| {
+            environ.headers_mut().remove(header::CONTENT_LENGTH);
+        },
+        |response| response,
+    );
+    assert_fails(&report, "REQ-MW-1", &["middleware_serves_inner_app"]);
+    let (_, detail) = outcome(&report, "middleware_serves_inner_app");
+    assert!(
+        detail.starts_with("REQ-MW-1: toward the app it wraps, the middleware broke REQ-INPUT-3: Input::content_length() must be Some(0) for a request without a body, got Some(19) (request: POST / with a small form); and "),
+        "{detail}"
+    );
+}
+
+/// Answers `DELETE` itself with `403`; passes everything else on.
+struct NoDeletes;
+
+struct NoDeletesApp(Probe);
+
+impl Middleware<Probe> for NoDeletes {
+    type App = NoDeletesApp;
+
+    fn wrap(&self, inner: Probe) -> NoDeletesApp {
+        NoDeletesApp(inner)
+    }
+}
+
+impl App for NoDeletesApp {
+    type Body = Either<LintBody<ProbeBody>, Empty>;
+
+    async fn call(
+        &self,
+        environ: Environ,
+        start: StartResponse,
+    ) -> Result<rwgi::Response<Self::Body>, Error> {
+        if environ.method() == rwgi::http::Method::DELETE {
+            return Ok(start
+                .start(StatusCode::FORBIDDEN, HeaderMap::new())
+                .body(Either::Right(Empty)));
+        }
+        Ok(self.0.call(environ, start).await?.map_body(Either::Left))
+    }
+}
+
+#[test]
+fn a_middleware_answering_some_requests_itself_gets_a_note() {
+    let report = block_on(run_middleware(&NoDeletes));
+    report.assert_ok();
+    let (outcome, detail) = outcome(&report, "middleware_serves_inner_app");
+    assert_eq!(*outcome, Outcome::Skip);
+    assert_eq!(detail, "REQ-MW-1: the middleware answered DELETE / itself");
+}
+
+/// Polls the inner body once more after it ended, as a sloppy wrapper might.
+struct Repolling<B>(B);
+
+impl<B: Body + Unpin> Stream for Repolling<B> {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match Pin::new(&mut self.0).poll_next(cx) {
+            Poll::Ready(None) => Pin::new(&mut self.0).poll_next(cx),
+            other => other,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for Repolling<B> {
+    fn content_length(&self) -> Option<u64> {
+        self.0.content_length()
+    }
+}
+
+#[test]
+fn a_middleware_that_polls_the_inner_body_after_its_end_fails_mw_1() {
+    let report = run_layer(|_| {}, |response: Inner| response.map_body(Repolling));
+    assert_fails(&report, "REQ-MW-1", &["middleware_serves_inner_app"]);
+    let (_, detail) = outcome(&report, "middleware_serves_inner_app");
+    assert!(
+        detail.starts_with("REQ-MW-1: toward the app it wraps, the middleware broke REQ-SRV-8: the server polled the response body again after it ended; it must drop it instead (request: GET /); and "),
+        "{detail}"
+    );
 }

@@ -521,3 +521,18 @@ fn rules_are_unique_requirement_ids() {
         assert!(RULES.contains(&rule), "{rule}");
     }
 }
+
+#[test]
+fn nested_lints_do_not_blame_each_other_for_their_probes() {
+    let (inner, inner_seen) = collecting();
+    let (outer, outer_seen) = collecting();
+    let app = app_fn(|mut environ: Environ, start: StartResponse| async move {
+        let input = environ.take_input();
+        ok(start, HeaderMap::new(), input)
+    });
+    let linted = app.with(inner).with(outer);
+    let response = block_on(TestRequest::post("/").body("twice").send(&linted));
+    assert_eq!(response.body(), "twice");
+    assert_eq!(*inner_seen.lock().unwrap(), []);
+    assert_eq!(*outer_seen.lock().unwrap(), []);
+}

@@ -58,6 +58,7 @@
 //! - A `HEAD` answer's body is dropped unpolled, as servers do (REQ-SRV-6), so an app may
 //!   produce one.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,11 +70,14 @@ use crate::lint::{Lint, LintApp};
 use crate::middleware::Middleware;
 use crate::test_client::{block_on, TestRequest};
 use crate::violation::Violation;
-use crate::{App, Input, StartResponse};
+use crate::{App, Environ, Input, StartResponse};
 
 mod driver;
+mod probe;
 
 use driver::{drive, drop_caught, lock, next_chunk, poll_once, Gate, Sleep, Stop, Upload};
+use probe::{Mark, ProbeState};
+pub use probe::{Probe, ProbeBody};
 
 const FINAL_STATUS: Check = rule("final_status_not_informational", &["REQ-RESP-1"]);
 const HOP_BY_HOP: Check = rule("no_hop_by_hop_headers", &["REQ-RESP-2"]);
@@ -95,12 +99,21 @@ const STALLED_WRITE: Check = rule("stalled_write", &["REQ-RESP-5", "REQ-BODY-4",
 const GONE_UPLOAD: Check = rule("client_gone_during_upload", &["REQ-INPUT-6", "REQ-ERR-4"]);
 const GONE_DOWNLOAD: Check = rule("client_gone_during_download", &["REQ-CONC-2", "REQ-ERR-4"]);
 const GONE_BEFORE: Check = rule("client_gone_before_response", &["REQ-CONC-2", "REQ-ERR-4"]);
+const MW_SERVES: Check = rule("middleware_serves_inner_app", &["REQ-MW-1"]);
+const MW_STREAMS: Check = rule("middleware_streams_inner_body", &["REQ-MW-2"]);
+const MW_LENGTH: Check = rule(
+    "middleware_fixes_content_length",
+    &["REQ-MW-3", "REQ-RESP-5"],
+);
+const MW_DROPS: Check = rule("middleware_drops_inner_body", &["REQ-MW-4"]);
+const MW_EXTENSIONS: Check = rule("middleware_passes_extensions", &["REQ-EXT-2", "REQ-MW-5"]);
 
 const fn rule(name: &'static str, requirements: &'static [&'static str]) -> Check {
     Check { name, requirements }
 }
 
-/// Every check of the app suite, in the order of the report.
+/// Every check of the app suite, in the order of the report: [`APP_CHECKS`], then
+/// [`MIDDLEWARE_CHECKS`].
 pub const CHECKS: &[Check] = &[
     FINAL_STATUS,
     HOP_BY_HOP,
@@ -119,13 +132,24 @@ pub const CHECKS: &[Check] = &[
     GONE_UPLOAD,
     GONE_DOWNLOAD,
     GONE_BEFORE,
+    MW_SERVES,
+    MW_STREAMS,
+    MW_LENGTH,
+    MW_DROPS,
+    MW_EXTENSIONS,
 ];
+
+/// The checks [`run`] reports: everything an app does toward its server.
+pub const APP_CHECKS: &[Check] = CHECKS.split_at(17).0;
+
+/// The checks [`run_middleware`] adds: what a middleware does toward the app it wraps.
+pub const MIDDLEWARE_CHECKS: &[Check] = CHECKS.split_at(17).1;
 
 /// How long the suite waits for an app or body that is pending before it calls it stalled,
 /// in [`run`].
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(10);
 
-/// Runs the whole suite against `app` and reports every check of [`CHECKS`].
+/// Runs the suite against `app` and reports every check of [`APP_CHECKS`].
 ///
 /// The suite needs no particular async runtime: await it in a `#[tokio::test]` when the app
 /// needs Tokio, or use [`run_blocking`].
@@ -149,6 +173,38 @@ pub fn run_blocking<A: App>(app: &A) -> Report {
 
 /// [`run`], calling an app or a body stalled when it is pending and not woken for `limit`.
 pub async fn run_with_time_limit<A: App>(app: &A, limit: Duration) -> Report {
+    run_suite(app, limit, None).await
+}
+
+/// Runs the suite against a middleware: wraps a [`Probe`] app in it, runs every app check on
+/// the result, and checks what the middleware does as a server to the probe
+/// ([`MIDDLEWARE_CHECKS`]).
+///
+/// ```
+/// use rwgi::conformance::app_suite;
+/// use rwgi::middleware::Identity;
+///
+/// let report = rwgi::test_client::block_on(app_suite::run_middleware(&Identity));
+/// report.assert_ok();
+/// ```
+///
+/// The middleware checks:
+/// - `middleware_serves_inner_app` (REQ-MW-1): toward the probe, the middleware keeps every
+///   rule a server keeps that the lint checks; a request it answers itself is a note.
+/// - `middleware_streams_inner_body` (REQ-MW-2): with the probe's body held back after its
+///   first chunk, the middleware's body yields before the rest comes.
+/// - `middleware_fixes_content_length` (REQ-MW-3): the probe's `Content-Length` is exact, so a
+///   mismatch in the middleware's answer is the middleware's.
+/// - `middleware_drops_inner_body` (REQ-MW-4): when its body is dropped, the probe's is too.
+/// - `middleware_passes_extensions` (REQ-EXT-2, REQ-MW-5): a typed value the suite puts in
+///   the environ's extensions reaches the probe.
+pub async fn run_middleware<M: Middleware<Probe>>(middleware: &M) -> Report {
+    let state = Arc::new(ProbeState::default());
+    let app = middleware.wrap(Probe::new(&state));
+    run_suite(&app, DEFAULT_TIME_LIMIT, Some(&state)).await
+}
+
+async fn run_suite<A: App>(app: &A, limit: Duration, probe: Option<&Arc<ProbeState>>) -> Report {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     let lint = Lint::with_hook(move |violation: &Violation| {
@@ -158,21 +214,39 @@ pub async fn run_with_time_limit<A: App>(app: &A, limit: Duration) -> Report {
         app: lint.wrap(app),
         seen,
         limit,
+        probe,
+    };
+    // Behind a middleware, a wrong Content-Length is the middleware's: the probe's is exact.
+    let owners: &[Check] = if probe.is_some() {
+        &[MW_LENGTH, MW_EXTENSIONS]
+    } else {
+        &[]
     };
     let mut tally = Tally {
         verdicts: CHECKS.iter().map(|_| Verdict::default()).collect(),
     };
     for (label, request) in battery() {
         let found = driver.exchange(label, request, Network::Fast).await;
-        tally.settle(label, None, found);
+        tally.settle(label, None, owners, found);
     }
     for (check, label, request, network) in faults() {
         let found = driver.exchange(label, request, network).await;
-        tally.settle(label, Some(check), found);
+        tally.settle(label, Some(check), owners, found);
     }
     let found = driver.streams_lazily().await;
-    tally.settle(STREAMING_LABEL, None, found);
-    tally.into_report()
+    tally.settle(STREAMING_LABEL, None, owners, found);
+    if let Some(probe) = probe {
+        let found = driver.middleware_streams(probe).await;
+        tally.settle(
+            "GET / with the inner body held back after its first chunk",
+            None,
+            owners,
+            found,
+        );
+        tally.into_report(CHECKS)
+    } else {
+        tally.into_report(APP_CHECKS)
+    }
 }
 
 /// The network conditions of one exchange: how the driver reads the answer.
@@ -336,12 +410,15 @@ struct Driver<'a, A> {
     app: LintApp<&'a A>,
     seen: Arc<Mutex<Vec<Violation>>>,
     limit: Duration,
+    /// In middleware mode, what the app behind the middleware saw.
+    probe: Option<&'a Arc<ProbeState>>,
 }
 
 impl<A: App> Driver<'_, A> {
     /// Sends one request and reads the answer under `network`.
     async fn exchange(&self, label: &str, request: TestRequest, network: Network) -> Found {
-        let environ = request.into_environ();
+        let served = self.served();
+        let environ = self.environ(request);
         let method = environ.method().clone();
         let mut found = Found::default();
         let mut call = Box::pin(self.app.call(environ, StartResponse::new()));
@@ -361,7 +438,7 @@ impl<A: App> Driver<'_, A> {
                 call,
                 "REQ-CONC-2",
             );
-            return self.finish(found);
+            return self.finish(found, None);
         }
 
         let answer = drive(call.as_mut(), self.limit, None).await;
@@ -382,7 +459,7 @@ impl<A: App> Driver<'_, A> {
             )),
             Err(stop) => self.stopped(&mut found, "the app's future", stop, "REQ-APP-4"),
         }
-        self.finish(found)
+        self.finish(found, Some((label, served)))
     }
 
     async fn read_body(
@@ -427,7 +504,7 @@ impl<A: App> Driver<'_, A> {
         let request = post(Upload::new(32 * KIB, 16 * KIB, false).gated(Arc::clone(&gate)));
         let mut found = Found::default();
         let mut not_observable = None;
-        let mut call = Box::pin(self.app.call(request.into_environ(), StartResponse::new()));
+        let mut call = Box::pin(self.app.call(self.environ(request), StartResponse::new()));
         let answer = loop {
             let gated = gate.is_closed().then_some(&*gate);
             match drive(call.as_mut(), self.limit, gated).await {
@@ -447,34 +524,106 @@ impl<A: App> Driver<'_, A> {
             not_observable = Some("the app answered Err");
         }
         if let Some(Ok(response)) = answer {
-            let (_, _, mut body) = response.into_parts();
-            loop {
-                let gated = gate.is_closed().then_some(&*gate);
-                match next_chunk(&mut body, self.limit, gated).await {
-                    // Bytes while the rest of the input is held back: the body streams.
-                    Ok(Some(Ok(chunk))) if !chunk.is_empty() => gate.open(),
-                    Ok(Some(Ok(_))) => {}
-                    Ok(Some(Err(_)) | None) => break,
-                    Err(Stop::Gated) => {
-                        not_observable.get_or_insert(
-                            "the body waited for the whole request body before its first chunk, which is allowed when its output depends on all of it",
-                        );
-                        gate.open();
-                    }
-                    Err(stop) => {
-                        self.stopped(&mut found, "the body", stop, "REQ-BODY-6");
-                        break;
-                    }
-                }
+            let (_, _, body) = response.into_parts();
+            if self.read_gated(body, &gate, &mut found).await {
+                not_observable.get_or_insert(
+                    "the body waited for the whole request body before its first chunk, which is allowed when its output depends on all of it",
+                );
             }
-            found.drop_value("the body", body, "REQ-ERR-4");
         }
+        gate.open();
         if let Some(why) = not_observable {
             found
                 .notes
                 .push((LAZY, format!("REQ-BODY-6: not observable: {why}")));
         }
-        self.finish(found)
+        self.finish(found, None)
+    }
+
+    /// REQ-MW-2: the probe's body is held back after its first chunk; the middleware's body
+    /// must yield before the rest comes.
+    async fn middleware_streams(&self, probe: &ProbeState) -> Found {
+        let gate = Arc::new(Gate::default());
+        *lock(&probe.gate) = Some(Arc::clone(&gate));
+        let served = probe.calls.load(Ordering::SeqCst);
+        let mut found = Found::default();
+        let environ = self.environ(TestRequest::get("/"));
+        let mut call = Box::pin(self.app.call(environ, StartResponse::new()));
+        let answer = drive(call.as_mut(), self.limit, None).await;
+        found.drop_value("the app's future", call, "REQ-ERR-4");
+        let not_observable = match answer {
+            Ok(Ok(response)) if probe.calls.load(Ordering::SeqCst) == served => {
+                found.drop_value("the answer", response, "REQ-ERR-4");
+                Some("the middleware answered GET / itself")
+            }
+            Ok(Ok(response)) => {
+                let (_, _, body) = response.into_parts();
+                if self.read_gated(body, &gate, &mut found).await {
+                    found.violations.push(Violation::new(
+                        "REQ-MW-2",
+                        "the middleware's body waited for the inner body's second chunk before yielding the first; expected at least one yield per inner chunk",
+                    ));
+                }
+                None
+            }
+            Ok(Err(_)) => Some("the middleware answered Err"),
+            Err(stop) => {
+                self.stopped(&mut found, "the app's future", stop, "REQ-APP-4");
+                None
+            }
+        };
+        gate.open();
+        *lock(&probe.gate) = None;
+        if let Some(why) = not_observable {
+            found
+                .notes
+                .push((MW_STREAMS, format!("REQ-MW-2: not observable: {why}")));
+        }
+        self.finish(found, None)
+    }
+
+    /// Reads `body` to its end while `gate` holds back what it depends on; whether it waited
+    /// at the gate before yielding its first bytes.
+    async fn read_gated(
+        &self,
+        mut body: <LintApp<&A> as App>::Body,
+        gate: &Gate,
+        found: &mut Found,
+    ) -> bool {
+        let mut waited = false;
+        loop {
+            let gated = gate.is_closed().then_some(gate);
+            match next_chunk(&mut body, self.limit, gated).await {
+                Ok(Some(Ok(chunk))) if !chunk.is_empty() => gate.open(),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => break,
+                Err(Stop::Gated) => {
+                    waited = true;
+                    gate.open();
+                }
+                Err(stop) => {
+                    self.stopped(found, "the body", stop, "REQ-BODY-6");
+                    break;
+                }
+            }
+        }
+        found.drop_value("the body", body, "REQ-ERR-4");
+        waited
+    }
+
+    /// The environ of `request`, marked for the probe in middleware mode.
+    fn environ(&self, request: TestRequest) -> Environ {
+        let mut environ = request.into_environ();
+        if self.probe.is_some() {
+            environ.extensions_mut().insert(Mark);
+        }
+        environ
+    }
+
+    /// How many requests reached the probe so far.
+    fn served(&self) -> usize {
+        self.probe
+            .map_or(0, |probe| probe.calls.load(Ordering::SeqCst))
     }
 
     fn stopped(&self, found: &mut Found, what: &str, stop: Stop, stall: &'static str) {
@@ -490,9 +639,41 @@ impl<A: App> Driver<'_, A> {
         }
     }
 
-    /// Adds what the lint saw during the exchange.
-    fn finish(&self, mut found: Found) -> Found {
+    /// Adds what the lint saw during the exchange and, in middleware mode, what the probe saw;
+    /// `passed_on` names the request and how many requests the probe had served before it,
+    /// when a request the middleware answers itself deserves a note.
+    fn finish(&self, mut found: Found, passed_on: Option<(&str, usize)>) -> Found {
         found.violations.append(&mut lock(&self.seen));
+        let Some(probe) = self.probe else {
+            return found;
+        };
+        for violation in lock(&probe.seen).drain(..) {
+            found.violations.push(Violation::new(
+                "REQ-MW-1",
+                format!("toward the app it wraps, the middleware broke {violation}"),
+            ));
+        }
+        if probe.unmarked.swap(0, Ordering::SeqCst) > 0 {
+            found.violations.push(Violation::new(
+                "REQ-EXT-2",
+                "a typed value in the environ's extensions did not reach the app behind the middleware",
+            ));
+        }
+        let alive = probe.alive.load(Ordering::SeqCst);
+        if alive > probe.leaked.swap(alive, Ordering::SeqCst) {
+            found.violations.push(Violation::new(
+                "REQ-MW-4",
+                "the inner app's body was still alive after the middleware's answer was dropped",
+            ));
+        }
+        if let Some((label, served)) = passed_on {
+            if probe.calls.load(Ordering::SeqCst) == served {
+                found.notes.push((
+                    MW_SERVES,
+                    format!("REQ-MW-1: the middleware answered {label} itself"),
+                ));
+            }
+        }
         found
     }
 }
@@ -509,14 +690,17 @@ struct Tally {
 }
 
 impl Tally {
-    /// Files what one exchange showed: each violation under `fault` when that check lists its
-    /// requirement, else under the rule check of its requirement.
-    fn settle(&mut self, label: &str, fault: Option<Check>, found: Found) {
+    /// Files what one exchange showed: each violation under `fault`, else under the first of
+    /// `owners`, when that check lists its requirement, else under the rule check of its
+    /// requirement.
+    fn settle(&mut self, label: &str, fault: Option<Check>, owners: &[Check], found: Found) {
         for violation in found.violations {
             let requirement = violation.requirement();
             let check = fault
+                .iter()
+                .chain(owners)
+                .copied()
                 .filter(|check| check.requirements.contains(&requirement))
-                .into_iter()
                 .chain(
                     CHECKS
                         .iter()
@@ -545,9 +729,11 @@ impl Tally {
         &mut self.verdicts[index]
     }
 
-    fn into_report(self) -> Report {
+    /// The report of the checks in `reported`, a part of [`CHECKS`].
+    fn into_report(self, reported: &[Check]) -> Report {
         let mut report = Report::default();
-        for (check, verdict) in CHECKS.iter().zip(self.verdicts) {
+        let verdicts = CHECKS.iter().zip(self.verdicts);
+        for (check, verdict) in verdicts.filter(|(check, _)| reported.contains(check)) {
             let mut failures = verdict.failures.into_iter();
             match (failures.next(), verdict.note) {
                 (Some(first), _) if failures.len() == 0 => report.fail(*check, first),

@@ -181,7 +181,7 @@ pub(super) struct Gate {
 
 impl Gate {
     /// Whether the body may go on; when not, remembers who to wake.
-    fn pass(&self, cx: &Context<'_>) -> bool {
+    pub(super) fn pass(&self, cx: &Context<'_>) -> bool {
         if self.open.load(Ordering::SeqCst) {
             return true;
         }

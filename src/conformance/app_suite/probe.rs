@@ -1,0 +1,177 @@
+//! The app the middleware suite wraps: it answers every request with a known body and records
+//! how the middleware in front of it behaved as its server.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use super::driver::{lock, Gate};
+use crate::body::Body;
+use crate::lint::{Lint, LintApp, LintBody};
+use crate::middleware::Middleware;
+use crate::violation::Violation;
+use crate::{App, Environ, Error, Response, StartResponse};
+
+/// The probe's answer, in three chunks.
+const PARTS: [&str; 3] = ["rwgi ", "probe ", "body\n"];
+
+/// A typed value the suite puts in every environ; the probe looks for it behind the middleware
+/// (REQ-EXT-2).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Mark;
+
+/// What the probe saw.
+#[derive(Default)]
+pub(super) struct ProbeState {
+    /// Calls that reached the probe.
+    pub(super) calls: AtomicUsize,
+    /// Calls whose environ had lost the suite's [`Mark`].
+    pub(super) unmarked: AtomicUsize,
+    /// Probe bodies not yet dropped.
+    pub(super) alive: AtomicUsize,
+    /// Of those, how many the suite already reported as leaked.
+    pub(super) leaked: AtomicUsize,
+    /// When set, the probe's bodies wait here after their first chunk.
+    pub(super) gate: Mutex<Option<Arc<Gate>>>,
+    /// What the lint in front of the probe saw the middleware do as a server.
+    pub(super) seen: Mutex<Vec<Violation>>,
+}
+
+/// The app that [`run_middleware`](super::run_middleware) wraps in the middleware under test.
+///
+/// It reads the whole request body, then answers `200 OK` with a `Content-Length` and a body of
+/// three chunks. Behind a lint of its own, it checks the middleware in front of it as a server
+/// (REQ-MW-1), and it records whether the environ's extensions reached it (REQ-EXT-2) and
+/// whether its bodies were dropped (REQ-MW-4).
+pub struct Probe {
+    app: LintApp<ProbeApp>,
+}
+
+impl Probe {
+    pub(super) fn new(state: &Arc<ProbeState>) -> Self {
+        let log = Arc::clone(state);
+        let lint = Lint::with_hook(move |violation: &Violation| {
+            lock(&log.seen).push(violation.clone());
+        });
+        Probe {
+            app: lint.wrap(ProbeApp {
+                state: Arc::clone(state),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Probe").finish_non_exhaustive()
+    }
+}
+
+impl App for Probe {
+    type Body = LintBody<ProbeBody>;
+
+    fn call(
+        &self,
+        environ: Environ,
+        start: StartResponse,
+    ) -> impl std::future::Future<Output = Result<Response<Self::Body>, Error>> + Send {
+        self.app.call(environ, start)
+    }
+}
+
+struct ProbeApp {
+    state: Arc<ProbeState>,
+}
+
+impl fmt::Debug for ProbeApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProbeApp").finish_non_exhaustive()
+    }
+}
+
+impl App for ProbeApp {
+    type Body = ProbeBody;
+
+    async fn call(
+        &self,
+        mut environ: Environ,
+        start: StartResponse,
+    ) -> Result<Response<ProbeBody>, Error> {
+        self.state.calls.fetch_add(1, Ordering::SeqCst);
+        if environ.extensions().get::<Mark>().is_none() {
+            self.state.unmarked.fetch_add(1, Ordering::SeqCst);
+        }
+        while let Some(chunk) = environ.input_mut().chunk().await {
+            chunk?;
+        }
+        let body = ProbeBody::new(&self.state);
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.length()));
+        Ok(start.start(StatusCode::OK, headers).body(body))
+    }
+}
+
+/// The probe's response body: three chunks, counted alive until dropped.
+pub struct ProbeBody {
+    state: Arc<ProbeState>,
+    next: usize,
+    gate: Option<Arc<Gate>>,
+}
+
+impl ProbeBody {
+    fn new(state: &Arc<ProbeState>) -> Self {
+        state.alive.fetch_add(1, Ordering::SeqCst);
+        ProbeBody {
+            state: Arc::clone(state),
+            next: 0,
+            gate: lock(&state.gate).clone(),
+        }
+    }
+
+    fn length(&self) -> usize {
+        PARTS[self.next..].iter().map(|part| part.len()).sum()
+    }
+}
+
+impl fmt::Debug for ProbeBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProbeBody")
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for ProbeBody {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.next > 0 && self.gate.as_ref().is_some_and(|gate| !gate.pass(cx)) {
+            return Poll::Pending;
+        }
+        let Some(part) = PARTS.get(self.next) else {
+            return Poll::Ready(None);
+        };
+        self.next += 1;
+        Poll::Ready(Some(Ok(Bytes::from_static(part.as_bytes()))))
+    }
+}
+
+impl Body for ProbeBody {
+    fn content_length(&self) -> Option<u64> {
+        Some(self.length() as u64)
+    }
+}
+
+impl Drop for ProbeBody {
+    fn drop(&mut self) {
+        self.state.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+}
