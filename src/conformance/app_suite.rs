@@ -37,6 +37,12 @@
 //! dropped while it waits for the request body). A fault check reports the rules listed with it
 //! that broke under the fault; other rules broken there count for their own rule check.
 //!
+//! # Middleware
+//!
+//! [`run_middleware`] runs the same battery through a middleware wrapped around a [`Probe`], an
+//! app the suite controls, and checks the middleware in both of its roles: as an app toward the
+//! driver (every check above) and as a server toward the probe ([`MIDDLEWARE_CHECKS`]).
+//!
 //! # Decisions
 //!
 //! - A panic of the app or its body fails `no_panic` under REQ-ERR-4: servers turn it into an
