@@ -282,6 +282,16 @@ pub(super) enum Quiet {
     Closed,
 }
 
+impl fmt::Display for Quiet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quiet::Silent => f.write_str("the connection left open"),
+            Quiet::Sent(bytes) => write!(f, "{:?} sent", preview(bytes)),
+            Quiet::Closed => f.write_str("the connection closed"),
+        }
+    }
+}
+
 /// A connection to the server under test.
 pub(super) struct Connection {
     wire: Wire<Socket>,
@@ -436,10 +446,10 @@ impl Connection {
         self.wire.until_closed(&mut response.body)
     }
 
-    /// Up to `limit` body bytes of a response whose head was read, as they come.
-    pub(super) fn some(&mut self, limit: usize) -> Result<Vec<u8>, WireError> {
+    /// The next `n` bytes as sent, framing included: for reading a body piece by piece.
+    pub(super) fn next_bytes(&mut self, n: usize) -> Result<Vec<u8>, WireError> {
         let mut out = Vec::new();
-        self.wire.exact(limit, &mut out).map(|()| out)
+        self.wire.exact(n, &mut out).map(|()| out)
     }
 
     /// Waits `period` and reports whatever the server sent in that time.

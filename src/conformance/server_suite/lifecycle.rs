@@ -4,8 +4,8 @@
 use http::{HeaderMap, StatusCode};
 
 use super::client::Response;
-use super::probe::{self, Call, Gate, Script, Step};
-use super::responses::{expect_abort, no_details};
+use super::probe::{self, Call, Gate, Script, Step, SECRET};
+use super::responses::expect_abort;
 use super::{fail, get, request, Checked, Problem, Suite, IO_TIMEOUT};
 
 /// Waits for the first call to meet `done`; `Err` with the failure of `id` when it does not.
@@ -102,7 +102,7 @@ pub(super) fn body_dropped_on_disconnect(suite: &mut Suite<'_>) -> Checked {
             .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
         connection
             .head()
-            .and_then(|_| connection.some(1))
+            .and_then(|_| connection.next_bytes(1))
             .map_err(|e| {
                 fail(
                     ID,
@@ -191,7 +191,7 @@ pub(super) fn keep_alive(suite: &mut Suite<'_>) -> Checked {
             ID,
             format!(
                 "expected the connection closed after answering a request with Connection: \
-                 close, seen {seen:?}"
+                 close, seen {seen}"
             ),
         )
     })
@@ -236,6 +236,25 @@ pub(super) fn pipelining(suite: &mut Suite<'_>) -> Checked {
     Ok(())
 }
 
+/// Requires that the answer to `case` carries none of the details of the error behind it.
+fn no_details(case: &str, response: &Response) -> Checked {
+    let secret = SECRET.as_bytes();
+    let contains = |bytes: &[u8]| bytes.windows(secret.len()).any(|w| w == secret);
+    let leaked =
+        contains(&response.body) || response.headers.iter().any(|(_, value)| contains(value));
+    if leaked {
+        return Err(fail(
+            "REQ-ERR-5",
+            format!(
+                "expected no error details in the answer to {case}, seen the error's message in \
+                 {}",
+                response.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Requires a `500` without details for `case`.
 fn internal_error(
     suite: &mut Suite<'_>,
@@ -253,7 +272,7 @@ fn internal_error(
             format!("expected 500 for {case}, seen {}", response.describe()),
         ));
     }
-    no_details("REQ-ERR-5", case, &response)
+    no_details(case, &response)
 }
 
 /// Requires that the server still answers a plain request.
