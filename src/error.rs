@@ -7,7 +7,7 @@
 //!
 //! Errors about malformed input have their own typed errors next to the type they concern:
 //! [`TargetError`](crate::environ::TargetError), [`MountError`](crate::environ::MountError),
-//! [`ReadError`](crate::input::ReadError) and [`Violation`](crate::response::Violation).
+//! [`ReadError`](crate::input::ReadError) and [`Violation`](crate::violation::Violation).
 
 use std::error::Error as StdError;
 use std::fmt;

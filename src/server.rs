@@ -389,7 +389,8 @@ impl<F: Future> Future for CatchPanic<'_, F> {
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+/// The message of a panic payload, for logs and reports.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(message) = panic.downcast_ref::<&str>() {
         (*message).to_owned()
     } else if let Some(message) = panic.downcast_ref::<String>() {

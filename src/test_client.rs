@@ -2,7 +2,7 @@
 //!
 //! Build a request with [`TestRequest`], [`send`](TestRequest::send) it to an app, and look at
 //! the [`TestResponse`]. The request goes through the same [`Environ::from_request`] mapping and
-//! the same [`prepare`](crate::server::prepare) step a real server uses, so the app sees what it
+//! the same [`prepare`] step a real server uses, so the app sees what it
 //! would see behind a server, and a failing app gets the `500` a server would send.
 //!
 //! [`block_on`] runs the future on the calling thread for tests without an async runtime.

@@ -393,7 +393,7 @@ fn panicking_app_fails_err_4() {
     let report = run_blocking(&app);
     assert_fails(
         &report,
-        "REQ-ERR-4",
+        "REQ-APP-5",
         &[
             "no_panic",
             "slow_reader",
@@ -405,7 +405,7 @@ fn panicking_app_fails_err_4() {
     );
     let (_, detail) = outcome(&report, "no_panic");
     assert!(
-        detail.starts_with("REQ-ERR-4: the app's future panicked (boom at the root); expected an Err instead (request: GET /); and "),
+        detail.starts_with("REQ-APP-5: the app's future panicked (boom at the root); expected an Err instead (request: GET /); and "),
         "{detail}"
     );
 }
@@ -454,11 +454,11 @@ fn body_panicking_when_the_client_goes_away_fails_conc_2() {
         detail,
         "REQ-CONC-2: dropping the body after 4 bytes, when the client went away panicked (dropped before the end); expected it to clean up quietly (request: GET /); and 1 more"
     );
-    // A HEAD answer's body is dropped unpolled, as servers do: a panic there is REQ-ERR-4.
+    // A HEAD answer's body is dropped unpolled, as servers do: a panic there is REQ-APP-5.
     let (_, detail) = outcome(&report, "no_panic");
     assert_eq!(
         detail,
-        "REQ-ERR-4: dropping the body panicked (dropped before the end); expected it to clean up quietly (request: HEAD /)"
+        "REQ-APP-5: dropping the body panicked (dropped before the end); expected it to clean up quietly (request: HEAD /)"
     );
 }
 

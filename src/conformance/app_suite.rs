@@ -45,7 +45,7 @@
 //!
 //! # Decisions
 //!
-//! - A panic of the app or its body fails `no_panic` under REQ-ERR-4: servers turn it into an
+//! - A panic of the app or its body fails `no_panic` under REQ-APP-5: servers turn it into an
 //!   error as a last resort, and an app that relies on that has a bug. A panic while being
 //!   dropped after a client went away breaks REQ-CONC-2.
 //! - REQ-APP-4 is a SHOULD: an app that answers `Err` where a response was possible makes
@@ -95,16 +95,16 @@ const STAYS_ENDED: Check = rule("body_stays_ended", &["REQ-BODY-2"]);
 const LENGTH_EXACT: Check = rule("body_length_exact", &["REQ-BODY-4"]);
 const LAZY: Check = rule("body_streams_lazily", &["REQ-BODY-6"]);
 const NO_READ_AFTER_END: Check = rule("no_input_poll_after_end", &["REQ-INPUT-6"]);
-const NO_PANIC: Check = rule("no_panic", &["REQ-ERR-4"]);
+const NO_PANIC: Check = rule("no_panic", &["REQ-APP-5"]);
 const ANSWERS: Check = rule("answers_every_request", &["REQ-APP-4"]);
 const SLOW_READER: Check = rule(
     "slow_reader",
-    &["REQ-RESP-5", "REQ-BODY-4", "REQ-BODY-2", "REQ-ERR-4"],
+    &["REQ-RESP-5", "REQ-BODY-4", "REQ-BODY-2", "REQ-APP-5"],
 );
-const STALLED_WRITE: Check = rule("stalled_write", &["REQ-RESP-5", "REQ-BODY-4", "REQ-ERR-4"]);
-const GONE_UPLOAD: Check = rule("client_gone_during_upload", &["REQ-INPUT-6", "REQ-ERR-4"]);
-const GONE_DOWNLOAD: Check = rule("client_gone_during_download", &["REQ-CONC-2", "REQ-ERR-4"]);
-const GONE_BEFORE: Check = rule("client_gone_before_response", &["REQ-CONC-2", "REQ-ERR-4"]);
+const STALLED_WRITE: Check = rule("stalled_write", &["REQ-RESP-5", "REQ-BODY-4", "REQ-APP-5"]);
+const GONE_UPLOAD: Check = rule("client_gone_during_upload", &["REQ-INPUT-6", "REQ-APP-5"]);
+const GONE_DOWNLOAD: Check = rule("client_gone_during_download", &["REQ-CONC-2", "REQ-APP-5"]);
+const GONE_BEFORE: Check = rule("client_gone_before_response", &["REQ-CONC-2", "REQ-APP-5"]);
 const MW_SERVES: Check = rule("middleware_serves_inner_app", &["REQ-MW-1"]);
 const MW_STREAMS: Check = rule("middleware_streams_inner_body", &["REQ-MW-2"]);
 const MW_LENGTH: Check = rule(
@@ -395,7 +395,7 @@ struct Found {
 impl Found {
     fn panicked(&mut self, what: &str, message: &str) {
         self.violations.push(Violation::new(
-            "REQ-ERR-4",
+            "REQ-APP-5",
             format!("{what} panicked ({message}); expected an Err instead"),
         ));
     }
@@ -448,13 +448,13 @@ impl<A: App> Driver<'_, A> {
         }
 
         let answer = drive(call.as_mut(), self.limit, None).await;
-        found.drop_value("the app's future", call, "REQ-ERR-4");
+        found.drop_value("the app's future", call, "REQ-APP-5");
         match answer {
             Ok(Ok(response)) => {
                 let (_, _, body) = response.into_parts();
                 if method == Method::HEAD {
                     // Servers drop a HEAD answer's body unpolled (REQ-SRV-6).
-                    found.drop_value("the body", body, "REQ-ERR-4");
+                    found.drop_value("the body", body, "REQ-APP-5");
                 } else {
                     self.read_body(body, network, &mut found).await;
                 }
@@ -501,7 +501,7 @@ impl<A: App> Driver<'_, A> {
                 }
             }
         }
-        found.drop_value("the body", body, "REQ-ERR-4");
+        found.drop_value("the body", body, "REQ-APP-5");
     }
 
     /// REQ-BODY-6, where it can be seen: the request body is held back after its first chunk.
@@ -525,7 +525,7 @@ impl<A: App> Driver<'_, A> {
                 }
             }
         };
-        found.drop_value("the app's future", call, "REQ-ERR-4");
+        found.drop_value("the app's future", call, "REQ-APP-5");
         if let Some(Err(_)) = answer {
             not_observable = Some("the app answered Err");
         }
@@ -556,10 +556,10 @@ impl<A: App> Driver<'_, A> {
         let environ = self.environ(TestRequest::get("/"));
         let mut call = Box::pin(self.app.call(environ, StartResponse::new()));
         let answer = drive(call.as_mut(), self.limit, None).await;
-        found.drop_value("the app's future", call, "REQ-ERR-4");
+        found.drop_value("the app's future", call, "REQ-APP-5");
         let not_observable = match answer {
             Ok(Ok(response)) if probe.calls.load(Ordering::SeqCst) == served => {
-                found.drop_value("the answer", response, "REQ-ERR-4");
+                found.drop_value("the answer", response, "REQ-APP-5");
                 Some("the middleware answered GET / itself")
             }
             Ok(Ok(response)) => {
@@ -613,7 +613,7 @@ impl<A: App> Driver<'_, A> {
                 }
             }
         }
-        found.drop_value("the body", body, "REQ-ERR-4");
+        found.drop_value("the body", body, "REQ-APP-5");
         waited
     }
 

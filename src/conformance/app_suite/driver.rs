@@ -1,7 +1,6 @@
 //! The app suite's driving machinery, independent of any async runtime: a timer thread, polling
 //! with caught panics and a time limit, and the request bodies the suite sends.
 
-use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -15,6 +14,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::body::Body;
+use crate::server::panic_message;
 use crate::Error;
 
 /// Locks `mutex`, poisoned or not.
@@ -110,15 +110,6 @@ pub(super) enum Stop {
     Stalled,
     /// It waits for the part of the request body the gate holds back.
     Gated,
-}
-
-/// The message of a caught panic.
-pub(super) fn panic_message(panic: &(dyn Any + Send)) -> String {
-    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(message), _) => (*message).to_owned(),
-        (_, Some(message)) => message.clone(),
-        _ => "a panic without a message".to_owned(),
-    }
 }
 
 /// Drops `value`, catching a panic in its `Drop`.
