@@ -63,9 +63,7 @@ fn section<'a>(spec: &'a str, heading: &str) -> &'a str {
     let end = body
         .match_indices('\n')
         .map(|(i, _)| i + 1)
-        .find(|&i| {
-            body[i..].starts_with(level) && body[i..].as_bytes().get(level.len()) == Some(&b' ')
-        })
+        .find(|&i| body[i..].starts_with(&format!("{level} ")))
         .unwrap_or(body.len());
     &body[..end]
 }
