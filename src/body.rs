@@ -404,13 +404,33 @@ pub(crate) mod tests {
         }
     }
 
-    struct Chunks(Vec<&'static str>);
+    /// A test body of the given chunks (`Err` items fail) and the length it claims.
+    pub(crate) struct Chunks(
+        pub(crate) Vec<Result<&'static str, &'static str>>,
+        pub(crate) Option<u64>,
+    );
 
     impl Stream for Chunks {
-        type Item = Result<Bytes, std::io::Error>;
+        type Item = Result<Bytes, Error>;
         fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            Poll::Ready((!self.0.is_empty()).then(|| Ok(Bytes::from(self.0.remove(0)))))
+            Poll::Ready((!self.0.is_empty()).then(|| {
+                self.0
+                    .remove(0)
+                    .map(|s| Bytes::from_static(s.as_bytes()))
+                    .map_err(Error::msg)
+            }))
         }
+    }
+
+    impl Body for Chunks {
+        fn content_length(&self) -> Option<u64> {
+            self.1
+        }
+    }
+
+    /// The chunks of a body that does not fail.
+    fn ok(chunks: &[&'static str]) -> Chunks {
+        Chunks(chunks.iter().map(|c| Ok(*c)).collect(), None)
     }
 
     #[test]
@@ -423,7 +443,7 @@ pub(crate) mod tests {
 
     #[test]
     fn stream_body_counts_down_its_length() {
-        let mut body = StreamBody::with_length(Chunks(vec!["ab", "c"]), 3);
+        let mut body = StreamBody::with_length(ok(&["ab", "c"]), 3);
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert_eq!(body.content_length(), Some(3));
@@ -433,7 +453,7 @@ pub(crate) mod tests {
 
     #[test]
     fn stream_body_rejects_a_long_stream() {
-        let error = collect(StreamBody::with_length(Chunks(vec!["ab", "cd"]), 3)).unwrap_err();
+        let error = collect(StreamBody::with_length(ok(&["ab", "cd"]), 3)).unwrap_err();
         assert_eq!(
             error.to_string(),
             "REQ-BODY-4: body yielded more bytes than its declared length"
@@ -442,7 +462,7 @@ pub(crate) mod tests {
 
     #[test]
     fn stream_body_rejects_a_short_stream() {
-        let error = collect(StreamBody::with_length(Chunks(vec!["ab"]), 3)).unwrap_err();
+        let error = collect(StreamBody::with_length(ok(&["ab"]), 3)).unwrap_err();
         assert_eq!(
             error.to_string(),
             "REQ-BODY-4: body ended 1 bytes short of its declared length"
@@ -451,7 +471,7 @@ pub(crate) mod tests {
 
     #[test]
     fn box_body_forwards_everything() {
-        let body = BoxBody::new(StreamBody::new(Chunks(vec!["x", "yz"])));
+        let body = BoxBody::new(StreamBody::new(ok(&["x", "yz"])));
         assert_eq!(body.content_length(), None);
         assert_eq!(collect(body).unwrap().concat(), b"xyz");
     }

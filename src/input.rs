@@ -269,34 +269,9 @@ impl std::error::Error for ReadError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::tests::{collect, noop_waker};
+    use crate::body::tests::{collect, Chunks};
     use crate::body::StreamBody;
-
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        let waker = noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut future = Box::pin(future);
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(output) => output,
-            Poll::Pending => panic!("test future is not ready"),
-        }
-    }
-
-    struct Chunks(Vec<Result<&'static str, &'static str>>);
-
-    impl Stream for Chunks {
-        type Item = Result<Bytes, Error>;
-        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            Poll::Ready((!self.0.is_empty()).then(|| {
-                self.0
-                    .remove(0)
-                    .map(|s| Bytes::from_static(s.as_bytes()))
-                    .map_err(Error::msg)
-            }))
-        }
-    }
-
-    impl Body for Chunks {}
+    use crate::test_client::block_on;
 
     #[test]
     fn empty_input_is_at_its_end() {
@@ -307,14 +282,14 @@ mod tests {
 
     #[test]
     fn read_to_end_joins_chunks() {
-        let mut input = Input::from_body(Chunks(vec![Ok("ab"), Ok("cd"), Ok("e")]));
+        let mut input = Input::from_body(Chunks(vec![Ok("ab"), Ok("cd"), Ok("e")], None));
         assert_eq!(input.content_length(), None);
         assert_eq!(block_on(input.read_to_end(5)).unwrap(), "abcde");
     }
 
     #[test]
     fn read_to_end_enforces_the_limit_while_reading() {
-        let mut input = Input::from_body(Chunks(vec![Ok("ab"), Ok("cd"), Ok("e")]));
+        let mut input = Input::from_body(Chunks(vec![Ok("ab"), Ok("cd"), Ok("e")], None));
         let error = block_on(input.read_to_end(4)).unwrap_err();
         assert!(matches!(error, ReadError::TooLarge { limit: 4 }));
         assert_eq!(
@@ -325,7 +300,8 @@ mod tests {
 
     #[test]
     fn read_to_end_refuses_a_declared_length_over_the_limit_without_reading() {
-        let mut input = Input::from_body(StreamBody::with_length(Chunks(vec![Ok("abcdef")]), 6));
+        let mut input =
+            Input::from_body(StreamBody::with_length(Chunks(vec![Ok("abcdef")], None), 6));
         assert!(matches!(
             block_on(input.read_to_end(5)),
             Err(ReadError::TooLarge { limit: 5 })
@@ -335,7 +311,7 @@ mod tests {
 
     #[test]
     fn read_to_end_reports_a_failing_body() {
-        let mut input = Input::from_body(Chunks(vec![Ok("ab"), Err("client went away")]));
+        let mut input = Input::from_body(Chunks(vec![Ok("ab"), Err("client went away")], None));
         let error = block_on(input.read_to_end(100)).unwrap_err();
         let ReadError::Body(inner) = &error else {
             panic!("expected a body error, got {error:?}");

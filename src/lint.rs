@@ -370,6 +370,17 @@ enum BodyState {
     Failed,
 }
 
+impl BodyState {
+    /// How a body that is no longer streaming stopped, for violation messages.
+    fn stopped(self) -> &'static str {
+        if self == BodyState::Ended {
+            "ended"
+        } else {
+            "failed"
+        }
+    }
+}
+
 /// The request body as the linted app reads it.
 struct LintInput {
     inner: Input,
@@ -409,11 +420,7 @@ impl Stream for LintInput {
                 // An app that answers with its request body: the lint's own REQ-BODY-2 probe.
                 return Poll::Ready(None);
             }
-            let how = if this.state == BodyState::Ended {
-                "ended"
-            } else {
-                "failed"
-            };
+            let how = this.state.stopped();
             this.raise(INPUT_6, || {
                 Violation::new(
                     "REQ-INPUT-6",
@@ -621,11 +628,7 @@ impl<B: Body + Unpin> Stream for LintBody<B> {
             if Probing::active() {
                 return Poll::Ready(None);
             }
-            let how = if this.state == BodyState::Ended {
-                "ended"
-            } else {
-                "failed"
-            };
+            let how = this.state.stopped();
             this.raise(SRV_8, || {
                 Violation::new(
                     "REQ-SRV-8",

@@ -404,31 +404,10 @@ pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
 mod tests {
     use super::*;
     use crate::app::app_fn;
-    use crate::body::tests::collect;
+    use crate::body::tests::{collect, Chunks};
     use crate::body::{Full, StreamBody};
     use crate::test_client::{block_on, TestRequest};
     use http::header::CONTENT_LENGTH;
-
-    /// A body of the given chunks; `Err` items fail.
-    struct Chunks(Vec<Result<&'static str, &'static str>>, Option<u64>);
-
-    impl Stream for Chunks {
-        type Item = Result<Bytes, Error>;
-        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            Poll::Ready((!self.0.is_empty()).then(|| {
-                self.0
-                    .remove(0)
-                    .map(|s| Bytes::from_static(s.as_bytes()))
-                    .map_err(Error::msg)
-            }))
-        }
-    }
-
-    impl Body for Chunks {
-        fn content_length(&self) -> Option<u64> {
-            self.1
-        }
-    }
 
     fn prepared<B: Body + Send + Unpin + 'static>(
         request: TestRequest,
