@@ -24,7 +24,10 @@ fn assert_json(response: &TestResponse, status: StatusCode, body: &str) {
     assert_eq!(response.status(), status, "body: {}", response.text());
     assert_eq!(response.headers().len(), 2, "{:?}", response.headers());
     assert_eq!(response.header("content-type"), Some("application/json"));
-    assert_eq!(response.header("content-length"), Some(&*body.len().to_string()));
+    assert_eq!(
+        response.header("content-length"),
+        Some(&*body.len().to_string())
+    );
     assert_eq!(response.text(), body);
 }
 
