@@ -104,6 +104,11 @@ impl Download {
             remaining: DOWNLOAD_BYTES,
         }
     }
+
+    /// The bytes still to send.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
 }
 
 impl Default for Download {
