@@ -270,6 +270,24 @@ stream raw-hyper-stream /upload upload
 stream rwgi-download /download download
 stream rwgi-echo /upload upload
 
+# User-space instructions of one 1 GiB download under cachegrind (start-up included: it is
+# small next to 16 384 chunks); sets ICOUNT.
+download_instructions() {
+  local name=$1 port=$((PORT + 10)) vglog="$WORK/$1.cachegrind.download"
+  start "$name" "$port" valgrind --tool=cachegrind --cache-sim=no \
+    --cachegrind-out-file=/dev/null --log-file="$vglog"
+  local pid=$STARTED_PID out
+  out=$(timeout 600 taskset -c "$CLIENT_CPU" curl -sS -o /dev/null -w '%{size_download}' \
+    "http://$HOST:$port/download")
+  [[ $out == 1073741824 ]] || die "$name download under cachegrind: $out"
+  stop "$pid"
+  ICOUNT=$(awk '/I *refs:/ { gsub(",", "", $NF); print $NF }' "$vglog")
+  [[ -n $ICOUNT ]] || die "no instruction count in $vglog"
+}
+download_instructions raw-hyper-stream
+raw_download=$ICOUNT
+download_instructions rwgi-download
+
 echo
 echo "## 1 GiB streamed (median, min-max of $STREAM_REPEATS runs; ratio = median / raw hyper's)"
 printf '%-18s %-9s %24s %8s %26s %8s %18s\n' server direction "MB/s" ratio \
@@ -287,3 +305,5 @@ for kind in download upload; do
       "$(awk -v a="$rss" -v b="$rss_hi" 'BEGIN { printf "%.1f (max %.1f)", a / 1024, b / 1024 }')"
   done
 done
+printf '\nuser-space instructions for one 1 GiB download: raw hyper %s, rwgi %s (%s per 64 KiB chunk more)\n' \
+  "$raw_download" "$ICOUNT" "$(awk -v a="$ICOUNT" -v b="$raw_download" 'BEGIN { printf "%.0f", (a - b) / 16384 }')"
