@@ -489,8 +489,11 @@ impl Environ {
         if let Some(authority) = self.uri.authority() {
             return Some((authority.host(), authority.port_u16()));
         }
-        let value = self.headers.get(HOST)?.to_str().ok()?;
-        split_host(value).filter(|(host, _)| !host.is_empty())
+        let value = self.headers.get(HOST)?.as_bytes();
+        let (end, port) = split_host(value).filter(|&(end, _)| end > 0)?;
+        // A valid host is ASCII, so this never fails.
+        let host = std::str::from_utf8(&value[..end]).ok()?;
+        Some((host, port))
     }
 
     /// The client's address, when the server knows it.
@@ -603,49 +606,65 @@ const REG_NAME: [bool; 256] = {
     table
 };
 
-/// Splits `host[:port]`, checking its syntax (RFC 3986 §3.2.2, §3.2.3). An empty port counts as
+/// The bytes allowed inside the brackets of an IP literal (RFC 3986 §3.2.2, IPv6 and IPvFuture
+/// kept simple: hex digits, `:` and `.`).
+const IP_LITERAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_hexdigit() || b == b':' || b == b'.';
+        i += 1;
+    }
+    table
+};
+
+/// Checks `host[:port]` (RFC 3986 §3.2.2, §3.2.3) in one pass over the bytes, as this runs on
+/// every request, and returns where the host ends and the port, if any. An empty port counts as
 /// none.
-pub(crate) fn split_host(value: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = if value.starts_with('[') {
-        let end = value.find(']')?;
-        let (host, rest) = value.split_at(end + 1);
-        let literal = &host[1..host.len() - 1];
-        if literal.is_empty()
-            || !literal
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
+pub(crate) fn split_host(value: &[u8]) -> Option<(usize, Option<u16>)> {
+    let host_end = if value.first() == Some(&b'[') {
+        let end = value.iter().position(|&b| b == b']')? + 1;
+        let literal = &value[1..end - 1];
+        if literal.is_empty() || !literal.iter().all(|&b| IP_LITERAL[usize::from(b)]) {
             return None;
         }
-        match rest {
-            "" => (host, None),
-            _ => (host, Some(rest.strip_prefix(':')?)),
-        }
+        end
     } else {
-        let (host, port) = match value.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (value, None),
-        };
-        if !host.bytes().all(|b| REG_NAME[usize::from(b)]) {
-            return None;
+        let mut end = value.len();
+        for (i, &b) in value.iter().enumerate() {
+            if !REG_NAME[usize::from(b)] {
+                if b != b':' {
+                    return None;
+                }
+                end = i;
+                break;
+            }
         }
-        (host, port)
+        end
     };
-    let port = match port {
-        None | Some("") => None,
-        Some(digits) if digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(digits.parse().ok()?)
+    let port = match &value[host_end..] {
+        [] | [b':'] => None,
+        [b':', digits @ ..] if digits.len() <= 5 => {
+            let mut port: u32 = 0;
+            for &digit in digits {
+                if !digit.is_ascii_digit() {
+                    return None;
+                }
+                port = port * 10 + u32::from(digit - b'0');
+            }
+            Some(u16::try_from(port).ok()?)
         }
-        Some(_) => return None,
+        _ => return None,
     };
-    Some((host, port))
+    Some((host_end, port))
 }
 
 fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), TargetError> {
     let mut hosts = headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => Err(TargetError::new(TargetErrorKind::DuplicateHost)),
-        (Some(value), None) => match value.to_str().ok().and_then(split_host) {
+        (Some(value), None) => match split_host(value.as_bytes()) {
             Some(_) => Ok(()),
             None => Err(TargetError::new(TargetErrorKind::InvalidHost)),
         },
@@ -751,3 +770,121 @@ impl fmt::Display for MountError {
 }
 
 impl std::error::Error for MountError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_client::TestRequest;
+
+    #[test]
+    fn host_syntax() {
+        let split = |value: &str| split_host(value.as_bytes());
+        assert_eq!(split("example.com"), Some((11, None)));
+        assert_eq!(split("example.com:8080"), Some((11, Some(8080))));
+        assert_eq!(split("h:"), Some((1, None)));
+        assert_eq!(split("h:65535"), Some((1, Some(65535))));
+        assert_eq!(split("[::1]:8080"), Some((5, Some(8080))));
+        assert_eq!(split("[::1]"), Some((5, None)));
+        assert_eq!(split(""), Some((0, None)));
+        for bad in [
+            "[]", "a b", "h:65536", "h:123456", "h:8a", "[::1]x", "h:80:90", "h/x", "[g]",
+        ] {
+            assert_eq!(split(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn host_rules_of_rfc_9112() {
+        let kind = |request: TestRequest| request.try_into_environ().err().map(|e| e.to_string());
+        assert_eq!(
+            kind(
+                TestRequest::get("/")
+                    .header("host", "a")
+                    .header("host", "b")
+            )
+            .as_deref(),
+            Some("REQ-ENV-3: more than one Host header")
+        );
+        assert_eq!(
+            kind(TestRequest::get("/").header("host", "a b")).as_deref(),
+            Some("REQ-ENV-3: Host header is not host[:port]")
+        );
+        assert_eq!(
+            kind(TestRequest::get("http://h/").header("host", "h")),
+            None
+        );
+        assert_eq!(kind(TestRequest::get("/").version(Version::HTTP_10)), None);
+    }
+
+    #[test]
+    fn server_name_and_port_fall_back_in_order() {
+        let environ = TestRequest::get("http://absolute.example:81/x")
+            .header("host", "header.example:82")
+            .into_environ();
+        assert_eq!(
+            (environ.server_name().as_ref(), environ.server_port()),
+            ("absolute.example", 81)
+        );
+        let environ = TestRequest::get("/").header("host", "[::1]").into_environ();
+        assert_eq!(
+            (environ.server_name().as_ref(), environ.server_port()),
+            ("[::1]", 80)
+        );
+        let environ = TestRequest::get("/")
+            .version(Version::HTTP_10)
+            .header("host", "")
+            .connection(
+                ConnectionInfo::new(Scheme::HTTPS).local_addr("[::1]:8443".parse().unwrap()),
+            )
+            .into_environ();
+        assert_eq!(
+            (environ.server_name().as_ref(), environ.server_port()),
+            ("[::1]", 8443)
+        );
+        assert_eq!(environ.url_scheme(), &Scheme::HTTPS);
+    }
+
+    #[test]
+    fn target_forms_and_methods() {
+        let environ = TestRequest::new(Method::OPTIONS, "*").into_environ();
+        assert_eq!(environ.target_form(), TargetForm::Asterisk);
+        assert_eq!((environ.script_name(), environ.path_info()), ("", "*"));
+        let environ = TestRequest::new(Method::CONNECT, "example.com:443").into_environ();
+        assert_eq!(environ.target_form(), TargetForm::Authority);
+        assert_eq!(environ.request_target(), "example.com:443");
+        assert_eq!(environ.path_info(), "");
+        let error = TestRequest::get("example.com:443")
+            .try_into_environ()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "REQ-ENV-6: an authority-form target is only for CONNECT"
+        );
+        let error = TestRequest::new(Method::CONNECT, "/x")
+            .try_into_environ()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "REQ-ENV-6: CONNECT needs an authority-form target"
+        );
+    }
+
+    #[test]
+    fn mounting_keeps_the_path_whole() {
+        let mut environ = TestRequest::get("/app/x%2Fy/").into_environ();
+        assert_eq!(
+            environ.mount("app").unwrap_err().to_string(),
+            "REQ-PATH-5: a mount prefix must be empty or start with / and not end with /"
+        );
+        assert!(environ.mount("/app/").is_err());
+        assert!(environ.mount("/ap").is_err());
+        assert!(environ.mount("/%61pp").is_err());
+        environ.mount("/app").unwrap();
+        environ.mount("").unwrap();
+        assert_eq!(
+            format!("{}{}", environ.script_name(), environ.path_info()),
+            environ.path()
+        );
+        assert_eq!(environ.path_info(), "/x%2Fy/");
+    }
+}

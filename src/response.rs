@@ -8,7 +8,7 @@
 //! head that breaks one (REQ-SRV-5); the lint middleware calls the same function.
 
 use http::header::{self, HeaderName, CONTENT_LENGTH};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::body::Body;
 use crate::violation::Violation;
@@ -185,39 +185,40 @@ pub fn check_head(
     headers: &HeaderMap,
     body_length: Option<u64>,
 ) -> Result<(), Violation> {
-    check_head_with_length(
-        method,
-        status,
-        headers,
-        content_length(headers)?,
-        body_length,
-    )
+    check_head_declared(method == Method::HEAD, status, headers, body_length).map(|_| ())
 }
 
-/// [`check_head`] for a caller that already read the `Content-Length` header: a server needs
-/// it again to frame the body, and looks it up once.
-pub(crate) fn check_head_with_length(
-    method: &Method,
+/// [`check_head`] for a request that was (`head`) or was not a `HEAD`, returning the declared
+/// `Content-Length` for a server, which needs it again to frame the body. One pass over the
+/// headers serves both the hop-by-hop rule and the length.
+pub(crate) fn check_head_declared(
+    head: bool,
     status: StatusCode,
     headers: &HeaderMap,
-    declared: Option<u64>,
     body_length: Option<u64>,
-) -> Result<(), Violation> {
+) -> Result<Option<u64>, Violation> {
     if status.is_informational() {
         return Err(Violation::new(
             "REQ-RESP-1",
             format!("the final status must not be 1xx, got {}", status.as_u16()),
         ));
     }
-    // One pass over the (few) names beats a hash lookup per hop-by-hop header.
-    if let Some(name) = headers.keys().find(|name| is_hop_by_hop(name)) {
-        return Err(Violation::new(
-            "REQ-RESP-2",
-            format!("apps must not set the hop-by-hop header `{name}`"),
-        ));
+    let mut declared = None;
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH {
+            if declared.is_some() {
+                return Err(several_lengths());
+            }
+            declared = Some(parse_length(value)?);
+        } else if is_hop_by_hop(name) {
+            return Err(Violation::new(
+                "REQ-RESP-2",
+                format!("apps must not set the hop-by-hop header `{name}`"),
+            ));
+        }
     }
     let Some(length) = declared else {
-        return Ok(());
+        return Ok(None);
     };
     if status == StatusCode::NO_CONTENT {
         return Err(Violation::new(
@@ -225,13 +226,13 @@ pub(crate) fn check_head_with_length(
             "a 204 response must not have a Content-Length",
         ));
     }
-    let unsent = method == Method::HEAD || status == StatusCode::NOT_MODIFIED;
+    let unsent = head || status == StatusCode::NOT_MODIFIED;
     match body_length {
         Some(actual) if actual != length && !unsent => Err(Violation::new(
             "REQ-RESP-5",
             format!("Content-Length is {length} but the body has {actual} bytes"),
         )),
-        _ => Ok(()),
+        _ => Ok(declared),
     }
 }
 
@@ -258,29 +259,48 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Violation> {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(Violation::new(
-            "REQ-RESP-3",
-            "expected at most one Content-Length header, got several",
-        ));
+        return Err(several_lengths());
     }
+    parse_length(value).map(Some)
+}
+
+fn several_lengths() -> Violation {
+    Violation::new(
+        "REQ-RESP-3",
+        "expected at most one Content-Length header, got several",
+    )
+}
+
+/// A `Content-Length` value: decimal digits only, no sign, no white space, no overflow.
+fn parse_length(value: &HeaderValue) -> Result<u64, Violation> {
     let digits = value.as_bytes();
-    let parsed =
-        (!digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit))
-            .then(|| value.to_str().ok()?.parse::<u64>().ok())
-            .flatten();
-    match parsed {
-        Some(length) => Ok(Some(length)),
-        None => Err(Violation::new(
+    let mut length: u64 = 0;
+    let valid = !digits.is_empty()
+        && digits.iter().all(|&digit| {
+            let next = length
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(digit.wrapping_sub(b'0'))));
+            match next {
+                Some(n) if digit.is_ascii_digit() => {
+                    length = n;
+                    true
+                }
+                _ => false,
+            }
+        });
+    if valid {
+        Ok(length)
+    } else {
+        Err(Violation::new(
             "REQ-RESP-3",
             format!("Content-Length must be a decimal number, got {value:?}"),
-        )),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn head(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs

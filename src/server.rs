@@ -40,9 +40,9 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::body::Body;
-use crate::response::{check_head_with_length, content_length};
+use crate::response::check_head_declared;
 use crate::violation::Violation;
-use crate::{App, Environ, Error, Response, StartResponse};
+use crate::{App, Environ, Error, StartResponse};
 
 /// Calls `app` for one request and gets its answer ready to send.
 ///
@@ -52,23 +52,17 @@ use crate::{App, Environ, Error, Response, StartResponse};
 /// first chunk) the result is a plain `500 Internal Server Error` and
 /// [`Prepared::failure`] says why, for the server's log. Nothing has been sent at that point.
 pub async fn prepare<A: App>(app: &A, environ: Environ) -> Prepared<A::Body> {
-    let method = environ.method().clone();
+    // One state machine, and only what the rest needs from the environ: every extra await
+    // level or kept value is bytes copied on every request.
+    let head = environ.method() == Method::HEAD;
     let call = pin!(app.call(environ, StartResponse::new()));
     let response = match (CatchPanic { future: call }).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => return Prepared::failed(Failure::App(error)),
         Err(panic) => return Prepared::failed(Failure::Panic(panic_message(&*panic))),
     };
-    prepare_response(&method, response).await
-}
-
-async fn prepare_response<B: Body + Unpin>(method: &Method, response: Response<B>) -> Prepared<B> {
     let (status, headers, body) = response.into_parts();
-    let checked = content_length(&headers).and_then(|declared| {
-        check_head_with_length(method, status, &headers, declared, body.content_length())
-            .map(|()| declared)
-    });
-    let declared = match checked {
+    let declared = match check_head_declared(head, status, &headers, body.content_length()) {
         Ok(declared) => declared,
         Err(violation) => return Prepared::failed(Failure::Violation(violation)),
     };
@@ -76,7 +70,7 @@ async fn prepare_response<B: Body + Unpin>(method: &Method, response: Response<B
     if bodiless && body.content_length().is_some_and(|n| n > 0) {
         return Prepared::failed(Failure::Violation(bodiless_violation(status)));
     }
-    if *method == Method::HEAD || (bodiless && body.content_length() == Some(0)) {
+    if head || (bodiless && body.content_length() == Some(0)) {
         // The body is never sent: drop it now (REQ-SRV-6), but advertise the length a GET
         // would have had.
         let advertised = declared.or(body.content_length()).filter(|_| !bodiless);
