@@ -527,7 +527,12 @@ impl<B: Body + Unpin> HttpBody for WireBody<B> {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.content_length() == Some(0)
+        match &self.body {
+            Either::Left(text) => text.content_length() == Some(0),
+            // Not the length alone: a body under a declared Content-Length is polled to its
+            // end, so one that runs long is caught and the connection aborted (REQ-SRV-7).
+            Either::Right(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
