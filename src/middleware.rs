@@ -40,6 +40,33 @@
 //! }
 //! ```
 //!
+//! A wrapper that only looks at or edits the request can skip the `async` block altogether and
+//! return the inner app's future: it then adds no state and no poll of its own, so the layer
+//! costs nothing per request (`BENCHMARKS.md` measures it).
+//!
+//! ```
+//! use std::future::Future;
+//! use rwgi::http::HeaderValue;
+//! use rwgi::{App, Environ, Error, Response, StartResponse};
+//!
+//! /// Tags every request with the name of the front end it came through.
+//! #[derive(Debug)]
+//! struct TagFrontEnd<A>(A);
+//!
+//! impl<A: App> App for TagFrontEnd<A> {
+//!     type Body = A::Body;
+//!
+//!     fn call(
+//!         &self,
+//!         mut environ: Environ,
+//!         start: StartResponse,
+//!     ) -> impl Future<Output = Result<Response<A::Body>, Error>> + Send {
+//!         environ.headers_mut().insert("x-front-end", HeaderValue::from_static("edge-1"));
+//!         self.0.call(environ, start)
+//!     }
+//! }
+//! ```
+//!
 //! A wrapper that must answer differently from the inner app (a cache, an auth check) simply
 //! does not call it, and uses the `StartResponse` it was given itself.
 
