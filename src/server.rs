@@ -42,7 +42,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use crate::body::Body;
 use crate::response::check_head_declared;
 use crate::violation::Violation;
-use crate::{App, Environ, Error, StartResponse};
+use crate::{App, Environ, Error, Response, StartResponse};
 
 /// Calls `app` for one request and gets its answer ready to send.
 ///
@@ -51,54 +51,104 @@ use crate::{App, Environ, Error, StartResponse};
 /// returns an error or panics, the head breaks a rule, the body fails or panics before its
 /// first chunk) the result is a plain `500 Internal Server Error` and
 /// [`Prepared::failure`] says why, for the server's log. Nothing has been sent at that point.
-pub async fn prepare<A: App>(app: &A, environ: Environ) -> Prepared<A::Body> {
-    // One state machine, and only what the rest needs from the environ: every extra await
-    // level or kept value is bytes copied on every request.
-    let head = environ.method() == Method::HEAD;
-    let call = pin!(app.call(environ, StartResponse::new()));
-    let response = match (CatchPanic { future: call }).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => return Prepared::failed(Failure::App(error)),
-        Err(panic) => return Prepared::failed(Failure::Panic(panic_message(&*panic))),
-    };
+#[allow(clippy::manual_async_fn)] // on purpose, see the first comment
+pub fn prepare<A: App>(app: &A, environ: Environ) -> impl Future<Output = Prepared<A::Body>> + '_ {
+    // A plain function returning an `async` block, not an `async fn`: an `async fn` keeps its
+    // arguments twice in its state (as captured and as bound), which for the environ is 280
+    // bytes more to copy on every request.
+    async move {
+        // One state machine, and only what the rest needs from the environ. Each step lives in its
+        // own scope so that its values are dead, and their bytes reused, during the next await:
+        // this future is moved on every request, so its size is paid in copies.
+        let head = environ.method() == Method::HEAD;
+        let Streaming {
+            status,
+            headers,
+            mut guarded,
+            bodiless,
+        } = {
+            let call = pin!(app.call(environ, StartResponse::new()));
+            let response = match (CatchPanic { future: call }).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(error)) => return Prepared::failed(Failure::App(error)),
+                Err(panic) => return Prepared::failed(Failure::Panic(panic_message(&*panic))),
+            };
+            match check_response(head, response) {
+                Checked::Stream(streaming) => streaming,
+                Checked::Done(prepared) => return prepared,
+            }
+        };
+        let first = loop {
+            match poll_fn(|cx| Pin::new(&mut guarded).poll_next(cx)).await {
+                Some(Ok(chunk)) if chunk.is_empty() => continue,
+                Some(Ok(chunk)) => break Some(chunk),
+                Some(Err(error)) => return Prepared::failed(Failure::Body(error)),
+                None => break None,
+            }
+        };
+        if bodiless {
+            if first.is_some() {
+                return Prepared::failed(Failure::Violation(bodiless_violation(status)));
+            }
+            return Prepared::ready(status, headers, ResponseBody::empty(), None);
+        }
+        let first_len = first.as_ref().map_or(0, |chunk| chunk.len() as u64);
+        let advertised = guarded.length().map(|rest| first_len + rest);
+        let body = ResponseBody {
+            first,
+            rest: (!guarded.is_done()).then_some(guarded),
+        };
+        Prepared::ready(status, headers, body, advertised)
+    }
+}
+
+/// The head checks, and the answers whose body is never sent; otherwise the parts to stream,
+/// with the body guarded and whether the status forbids body bytes.
+fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked<B> {
     let (status, headers, body) = response.into_parts();
     let declared = match check_head_declared(head, status, &headers, body.content_length()) {
         Ok(declared) => declared,
-        Err(violation) => return Prepared::failed(Failure::Violation(violation)),
+        Err(violation) => return Checked::Done(Prepared::failed(Failure::Violation(violation))),
     };
     let bodiless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     if bodiless && body.content_length().is_some_and(|n| n > 0) {
-        return Prepared::failed(Failure::Violation(bodiless_violation(status)));
+        return Checked::Done(Prepared::failed(Failure::Violation(bodiless_violation(
+            status,
+        ))));
     }
     if head || (bodiless && body.content_length() == Some(0)) {
         // The body is never sent: drop it now (REQ-SRV-6), but advertise the length a GET
         // would have had.
         let advertised = declared.or(body.content_length()).filter(|_| !bodiless);
         drop(body);
-        return Prepared::ready(status, headers, ResponseBody::empty(), advertised);
+        return Checked::Done(Prepared::ready(
+            status,
+            headers,
+            ResponseBody::empty(),
+            advertised,
+        ));
     }
-    let mut guarded = Guarded::new(body, declared);
-    let first = loop {
-        match poll_fn(|cx| Pin::new(&mut guarded).poll_next(cx)).await {
-            Some(Ok(chunk)) if chunk.is_empty() => continue,
-            Some(Ok(chunk)) => break Some(chunk),
-            Some(Err(error)) => return Prepared::failed(Failure::Body(error)),
-            None => break None,
-        }
-    };
-    if bodiless {
-        if first.is_some() {
-            return Prepared::failed(Failure::Violation(bodiless_violation(status)));
-        }
-        return Prepared::ready(status, headers, ResponseBody::empty(), None);
-    }
-    let first_len = first.as_ref().map_or(0, |chunk| chunk.len() as u64);
-    let advertised = guarded.length().map(|rest| first_len + rest);
-    let body = ResponseBody {
-        first,
-        rest: (!guarded.is_done()).then_some(guarded),
-    };
-    Prepared::ready(status, headers, body, advertised)
+    Checked::Stream(Streaming {
+        status,
+        headers,
+        guarded: Guarded::new(body, declared),
+        bodiless,
+    })
+}
+
+/// What the head checks leave to do: stream a body, or nothing more.
+enum Checked<B> {
+    Stream(Streaming<B>),
+    Done(Prepared<B>),
+}
+
+/// An answer whose body is to be polled: its head, its guarded body, and whether its status
+/// forbids body bytes (so a first chunk is a violation).
+struct Streaming<B> {
+    status: StatusCode,
+    headers: HeaderMap,
+    guarded: Guarded<B>,
+    bodiless: bool,
 }
 
 fn bodiless_violation(status: StatusCode) -> Violation {
