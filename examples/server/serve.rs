@@ -345,8 +345,9 @@ async fn serve_connection<A, I>(
     }
 }
 
-/// Answers one request. The synchronous part (mapping, checks) runs before the returned
-/// future, which owns everything it needs: hyper polls it without boxing.
+/// Answers one request. Everything happens inside the returned future, which owns what it
+/// needs, so hyper polls it without boxing; the request is mapped there, in place, rather than
+/// moved into the future as an environ.
 fn respond<A: App + 'static>(
     shared: &Arc<Shared<A>>,
     connection: &ConnectionInfo,
@@ -356,46 +357,38 @@ fn respond<A: App + 'static>(
     let log = shared
         .access_log
         .then(|| Box::new(AccessLog::new(peer, &request)));
-    let request = request.map(|incoming| {
-        if incoming.is_end_stream() {
-            Input::empty()
-        } else {
-            Input::from_body(RequestBody(incoming))
-        }
-    });
-    let environ = match Environ::from_request(request, connection) {
-        Ok(environ) => mount(environ, shared.root_path.as_deref()),
-        Err(error) => {
-            report(peer, log.as_deref(), format_args!("answered 400: {error}"));
-            Err(StatusCode::BAD_REQUEST)
-        }
-    };
     let shared = Arc::clone(shared);
+    let connection = connection.clone();
     async move {
-        let response = match environ {
-            Ok(environ) => {
-                let head = environ.method() == Method::HEAD;
-                let prepared = prepare(&shared.app, environ).await;
-                if let Some(failure) = prepared.failure() {
-                    report(
-                        peer,
-                        log.as_deref(),
-                        format_args!("answered 500: {failure}"),
-                    );
-                }
-                send_prepared(prepared, head, peer, log)
+        let request = request.map(|incoming| {
+            if incoming.is_end_stream() {
+                Input::empty()
+            } else {
+                Input::from_body(RequestBody(incoming))
             }
-            Err(status) => plain(status, peer, log),
+        });
+        let mut environ = match Environ::from_request(request, &connection) {
+            Ok(environ) => environ,
+            Err(error) => {
+                report(peer, log.as_deref(), format_args!("answered 400: {error}"));
+                return Ok(plain(StatusCode::BAD_REQUEST, peer, log));
+            }
         };
-        Ok(response)
-    }
-}
-
-/// Applies the root path; a request outside it is answered `404`.
-fn mount(mut environ: Environ, root_path: Option<&str>) -> Result<Environ, StatusCode> {
-    match root_path.map(|prefix| environ.mount(prefix)) {
-        Some(Err(_)) => Err(StatusCode::NOT_FOUND),
-        _ => Ok(environ),
+        if let Some(prefix) = shared.root_path.as_deref() {
+            if environ.mount(prefix).is_err() {
+                return Ok(plain(StatusCode::NOT_FOUND, peer, log));
+            }
+        }
+        let head = environ.method() == Method::HEAD;
+        let prepared = prepare(&shared.app, environ).await;
+        if let Some(failure) = prepared.failure() {
+            report(
+                peer,
+                log.as_deref(),
+                format_args!("answered 500: {failure}"),
+            );
+        }
+        Ok(send_prepared(prepared, head, peer, log))
     }
 }
 
