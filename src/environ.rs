@@ -303,6 +303,30 @@ impl Environ {
         connection: &ConnectionInfo,
     ) -> Result<Self, TargetError> {
         let (parts, input) = request.into_parts();
+        Environ::from_parts(parts, input, connection)
+    }
+
+    /// [`from_request`](Environ::from_request) for a server that holds the request head and
+    /// the body apart, as HTTP stacks hand them over: no `Request` is rebuilt in between.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_request`](Environ::from_request).
+    ///
+    /// ```
+    /// use rwgi::environ::{ConnectionInfo, Environ};
+    /// use rwgi::http::Request;
+    /// use rwgi::Input;
+    ///
+    /// let (parts, ()) = Request::get("/x").header("host", "h").body(()).unwrap().into_parts();
+    /// let environ = Environ::from_parts(parts, Input::empty(), &ConnectionInfo::default()).unwrap();
+    /// assert_eq!(environ.path_info(), "/x");
+    /// ```
+    pub fn from_parts(
+        parts: http::request::Parts,
+        input: Input,
+        connection: &ConnectionInfo,
+    ) -> Result<Self, TargetError> {
         check_host(&parts.headers, &parts.uri, parts.version)?;
         match (TargetForm::of(&parts.uri), parts.method == Method::CONNECT) {
             (TargetForm::Asterisk, _) if parts.method != Method::OPTIONS => {

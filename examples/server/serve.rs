@@ -8,7 +8,7 @@
 //! nested `cargo` or a child process.
 //!
 //! Per request, the server:
-//! 1. maps hyper's request onto an [`Environ`] with [`Environ::from_request`], answering `400`
+//! 1. maps hyper's request head and body onto an [`Environ`] with [`Environ::from_parts`], answering `400`
 //!    without calling the app when the request breaks REQ-ENV-3 or REQ-ENV-6;
 //! 2. mounts the app at the configured root path (REQ-PATH-6), answering `404` without calling
 //!    the app when the path lies outside it;
@@ -360,14 +360,13 @@ fn respond<A: App + 'static>(
     let shared = Arc::clone(shared);
     let connection = connection.clone();
     async move {
-        let request = request.map(|incoming| {
-            if incoming.is_end_stream() {
-                Input::empty()
-            } else {
-                Input::from_body(RequestBody(incoming))
-            }
-        });
-        let mut environ = match Environ::from_request(request, &connection) {
+        let (parts, incoming) = request.into_parts();
+        let input = if incoming.is_end_stream() {
+            Input::empty()
+        } else {
+            Input::from_body(RequestBody(incoming))
+        };
+        let mut environ = match Environ::from_parts(parts, input, &connection) {
             Ok(environ) => environ,
             Err(error) => {
                 report(peer, log.as_deref(), format_args!("answered 400: {error}"));
