@@ -118,9 +118,8 @@ const fn rule(name: &'static str, requirements: &'static [&'static str]) -> Chec
     Check { name, requirements }
 }
 
-/// Every check of the app suite, in the order of the report: [`APP_CHECKS`], then
-/// [`MIDDLEWARE_CHECKS`].
-pub const CHECKS: &[Check] = &[
+/// The checks [`run`] reports: everything an app does toward its server.
+pub const APP_CHECKS: &[Check] = &[
     FINAL_STATUS,
     HOP_BY_HOP,
     LENGTH_FORM,
@@ -138,18 +137,29 @@ pub const CHECKS: &[Check] = &[
     GONE_UPLOAD,
     GONE_DOWNLOAD,
     GONE_BEFORE,
-    MW_SERVES,
-    MW_STREAMS,
-    MW_LENGTH,
-    MW_DROPS,
-    MW_EXTENSIONS,
 ];
 
-/// The checks [`run`] reports: everything an app does toward its server.
-pub const APP_CHECKS: &[Check] = CHECKS.split_at(17).0;
-
 /// The checks [`run_middleware`] adds: what a middleware does toward the app it wraps.
-pub const MIDDLEWARE_CHECKS: &[Check] = CHECKS.split_at(17).1;
+pub const MIDDLEWARE_CHECKS: &[Check] =
+    &[MW_SERVES, MW_STREAMS, MW_LENGTH, MW_DROPS, MW_EXTENSIONS];
+
+/// Every check of the app suite, in the order of the report: [`APP_CHECKS`], then
+/// [`MIDDLEWARE_CHECKS`].
+pub const CHECKS: &[Check] = &ALL_CHECKS;
+
+const ALL_CHECKS: [Check; APP_CHECKS.len() + MIDDLEWARE_CHECKS.len()] = {
+    let mut all = [FINAL_STATUS; APP_CHECKS.len() + MIDDLEWARE_CHECKS.len()];
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = if i < APP_CHECKS.len() {
+            APP_CHECKS[i]
+        } else {
+            MIDDLEWARE_CHECKS[i - APP_CHECKS.len()]
+        };
+        i += 1;
+    }
+    all
+};
 
 /// How long the suite waits for an app or body that is pending before it calls it stalled,
 /// in [`run`].
