@@ -111,6 +111,17 @@ impl<A: App> App for Box<A> {
 }
 
 /// Conveniences for every [`App`].
+///
+/// ```
+/// use rwgi::app::{app_fn, AppExt, BoxApp};
+/// use rwgi::middleware::Identity;
+///
+/// let app = app_fn(|_, start: rwgi::StartResponse| async move {
+///     Ok(start.start(Default::default(), Default::default()).body(rwgi::body::Empty))
+/// });
+/// let boxed: BoxApp = app.with(Identity).boxed();
+/// # let _ = boxed;
+/// ```
 pub trait AppExt: App + Sized {
     /// Wraps this app in `middleware`. Calls chain outward: in
     /// `app.with(a).with(b)`, `b` sees each request first.
@@ -209,6 +220,16 @@ impl App for BoxApp {
 }
 
 /// An app made from a closure that returns a future; see [`app_fn`].
+///
+/// ```
+/// use rwgi::app::{app_fn, AppFn};
+///
+/// let app: AppFn<_> = app_fn(|_, start: rwgi::StartResponse| async move {
+///     Ok(start.start(Default::default(), Default::default()).body(rwgi::body::Empty))
+/// });
+/// let response = rwgi::test_client::block_on(rwgi::test_client::TestRequest::get("/").send(&app));
+/// assert_eq!(response.status(), 200);
+/// ```
 #[derive(Clone, Copy)]
 pub struct AppFn<F> {
     f: F,

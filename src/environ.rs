@@ -207,6 +207,16 @@ impl Default for ConnectionInfo {
 }
 
 /// The four shapes of an HTTP request target (RFC 9112 §3.2).
+///
+/// ```
+/// use rwgi::environ::TargetForm;
+/// use rwgi::http::Method;
+/// use rwgi::test_client::TestRequest;
+///
+/// let environ = TestRequest::new(Method::OPTIONS, "*").into_environ();
+/// assert_eq!(environ.target_form(), TargetForm::Asterisk);
+/// assert_eq!(environ.path_info(), "*");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TargetForm {
@@ -718,6 +728,15 @@ pub struct TargetError {
 }
 
 /// The kinds of [`TargetError`].
+///
+/// ```
+/// use rwgi::environ::TargetErrorKind;
+/// use rwgi::test_client::{TestRequest, TestRequestError};
+///
+/// let error = TestRequest::get("/").header("host", "a").header("host", "b").try_into_environ();
+/// let Err(TestRequestError::Target(error)) = error else { panic!("two Host headers are refused") };
+/// assert_eq!(error.kind(), TargetErrorKind::DuplicateHost);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TargetErrorKind {
@@ -777,6 +796,13 @@ impl fmt::Display for TargetError {
 impl std::error::Error for TargetError {}
 
 /// [`Environ::mount`] was given a prefix that is malformed or does not lead the path.
+///
+/// ```
+/// let mut environ = rwgi::test_client::TestRequest::get("/apple").into_environ();
+/// let error = environ.mount("/app").unwrap_err();
+/// assert_eq!(error.to_string(), "REQ-PATH-6: the mount prefix is not a leading run of whole path segments");
+/// assert_eq!(environ.script_name(), "", "a failed mount changes nothing");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountError {
     invalid_prefix: bool,

@@ -67,6 +67,16 @@ impl Input {
     /// A body read from a stream, for servers: the stream must end exactly at the end of the
     /// request body and yield an error if the client stops sending early (REQ-INPUT-2), and its
     /// [`content_length`](Body::content_length) is the declared length, if any.
+    ///
+    /// ```
+    /// use rwgi::body::StreamBody;
+    /// use rwgi::Input;
+    ///
+    /// # let stream = rwgi::body::Full::new("hello");
+    /// // A server wraps its HTTP stack's body stream; the declared length travels with it.
+    /// let input = Input::from_body(StreamBody::with_length(stream, 5));
+    /// assert_eq!(input.content_length(), Some(5));
+    /// ```
     pub fn from_body<B>(body: B) -> Self
     where
         B: Body + Send + 'static,
@@ -102,6 +112,17 @@ impl Input {
     ///
     /// The server's error when the body cannot be read to its end, for example when the client
     /// disconnects in the middle of an upload.
+    ///
+    /// ```
+    /// # rwgi::test_client::block_on(async {
+    /// let mut input = rwgi::Input::from("abc");
+    /// let mut total = 0;
+    /// while let Some(chunk) = input.chunk().await {
+    ///     total += chunk.unwrap().len();
+    /// }
+    /// assert_eq!(total, 3);
+    /// # });
+    /// ```
     pub async fn chunk(&mut self) -> Option<Result<Bytes, Error>> {
         poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
@@ -234,6 +255,16 @@ impl Body for Input {
 }
 
 /// Why [`Input::read_to_end`] gave up.
+///
+/// ```
+/// use rwgi::input::{Input, ReadError};
+///
+/// let mut input = Input::from("0123456789");
+/// match rwgi::test_client::block_on(input.read_to_end(4)) {
+///     Err(ReadError::TooLarge { limit }) => assert_eq!(limit, 4), // answer 413
+///     other => panic!("expected TooLarge, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ReadError {

@@ -117,6 +117,21 @@ impl fmt::Debug for Reaction {
 
 /// The lint middleware: checks every run-time rule of the specification on the traffic that
 /// passes through it (see the [module documentation](self) and [`RULES`]).
+///
+/// ```
+/// use rwgi::app::{app_fn, AppExt};
+/// use rwgi::lint::Lint;
+/// use rwgi::test_client::{block_on, TestRequest};
+///
+/// let app = app_fn(|_, start: rwgi::StartResponse| async move {
+///     Ok(start.start(rwgi::http::StatusCode::CONTINUE, Default::default()).body(rwgi::body::Empty))
+/// });
+/// let linted = app.with(Lint::new());
+/// let response = block_on(TestRequest::get("/").send(&linted));
+/// // The lint panics; behind a server that becomes a 500 whose log line names the rule.
+/// assert_eq!(response.status(), 500);
+/// assert!(response.failure().unwrap().starts_with("app panicked: rwgi lint: REQ-RESP-1"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Lint {
     reaction: Reaction,
@@ -163,6 +178,18 @@ impl<A: App> Middleware<A> for Lint {
 }
 
 /// An app wrapped by [`Lint`].
+///
+/// ```
+/// use rwgi::lint::{Lint, LintApp};
+/// use rwgi::Middleware;
+///
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(Default::default(), Default::default()).body(rwgi::body::Empty))
+/// # });
+/// let linted: LintApp<_> = Lint::new().wrap(app);
+/// let response = rwgi::test_client::block_on(rwgi::test_client::TestRequest::get("/").send(&linted));
+/// assert_eq!(response.status(), 200);
+/// ```
 #[derive(Debug)]
 pub struct LintApp<A> {
     inner: A,
@@ -482,6 +509,21 @@ impl Body for LintInput {
 /// When the app's body ends, the lint polls it once more to check that it stays ended
 /// (REQ-BODY-2), so the check holds behind any server; the lint's own body then stays ended
 /// without polling the app's body again.
+///
+/// ```
+/// use rwgi::body::{Body, Full};
+/// use rwgi::lint::Lint;
+/// use rwgi::{App, Middleware, StartResponse};
+///
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(Default::default(), Default::default()).body(Full::new("four")))
+/// # });
+/// let linted = Lint::new().wrap(app);
+/// let environ = rwgi::test_client::TestRequest::get("/").into_environ();
+/// let response = rwgi::test_client::block_on(linted.call(environ, StartResponse::new())).unwrap();
+/// // The lint's body keeps the app's promise about its length.
+/// assert_eq!(response.body().content_length(), Some(4));
+/// ```
 pub struct LintBody<B> {
     inner: B,
     reaction: Reaction,

@@ -81,6 +81,26 @@ use crate::App;
 ///   the whole body first unless that is the middleware's purpose (REQ-MW-2).
 /// - When you change the body's length, fix or remove `Content-Length` (REQ-MW-3).
 /// - Drop the inner body when yours is dropped, so the inner app's cleanup runs (REQ-MW-4).
+///
+/// ```
+/// use rwgi::middleware::Middleware;
+/// use rwgi::App;
+///
+/// /// Wraps any app in a `Box`: the smallest middleware there is.
+/// struct Boxed;
+///
+/// impl<A: App> Middleware<A> for Boxed {
+///     type App = Box<A>;
+///     fn wrap(&self, inner: A) -> Box<A> {
+///         Box::new(inner)
+///     }
+/// }
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(Default::default(), Default::default()).body(rwgi::body::Empty))
+/// # });
+/// let wrapped = Boxed.wrap(app);
+/// # let _ = wrapped;
+/// ```
 pub trait Middleware<A> {
     /// The wrapping app.
     type App: App;

@@ -51,6 +51,19 @@ use crate::{App, Environ, Error, Response, StartResponse};
 /// returns an error or panics, the head breaks a rule, the body fails or panics before its
 /// first chunk) the result is a plain `500 Internal Server Error` and
 /// [`Prepared::failure`] says why, for the server's log. Nothing has been sent at that point.
+///
+/// ```
+/// use rwgi::app::app_fn;
+/// use rwgi::server::prepare;
+/// use rwgi::test_client::{block_on, TestRequest};
+///
+/// let failing = app_fn(|_, _: rwgi::StartResponse| async move {
+///     Err::<rwgi::Response<rwgi::body::Empty>, _>(rwgi::Error::msg("no database"))
+/// });
+/// let prepared = block_on(prepare(&failing, TestRequest::get("/").into_environ()));
+/// assert_eq!(prepared.status(), 500);
+/// assert_eq!(prepared.failure().unwrap().to_string(), "app error: no database");
+/// ```
 #[allow(clippy::manual_async_fn)] // on purpose, see the first comment
 pub fn prepare<A: App>(app: &A, environ: Environ) -> impl Future<Output = Prepared<A::Body>> + '_ {
     // A plain function returning an `async` block, not an `async fn`: an `async fn` keeps its
@@ -160,6 +173,23 @@ fn bodiless_violation(status: StatusCode) -> Violation {
 
 /// An answer ready to send: status, headers and the body to stream, or the error response
 /// that replaces a failed answer.
+///
+/// ```
+/// use rwgi::app::app_fn;
+/// use rwgi::body::Full;
+/// use rwgi::server::prepare;
+/// use rwgi::test_client::{block_on, TestRequest};
+///
+/// let app = app_fn(|_, start: rwgi::StartResponse| async move {
+///     Ok(start.start(Default::default(), Default::default()).body(Full::new("hello")))
+/// });
+/// // HEAD: the body is dropped, the length a GET would have is kept for the header.
+/// let prepared = block_on(prepare(&app, TestRequest::head("/").into_environ()));
+/// assert_eq!(prepared.content_length(), Some(5));
+/// let (status, _headers, body) = prepared.into_parts();
+/// assert_eq!(status, 200);
+/// assert!(body.is_end_stream());
+/// ```
 pub struct Prepared<B> {
     status: StatusCode,
     headers: HeaderMap,
@@ -245,6 +275,22 @@ impl<B> fmt::Debug for Prepared<B> {
 }
 
 /// Why a server answered `500` in place of the app.
+///
+/// ```
+/// use rwgi::app::app_fn;
+/// use rwgi::http::{header, HeaderMap, HeaderValue};
+/// use rwgi::server::{prepare, Failure};
+/// use rwgi::test_client::{block_on, TestRequest};
+///
+/// let app = app_fn(|_, start: rwgi::StartResponse| async move {
+///     let mut headers = HeaderMap::new();
+///     headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+///     Ok(start.start(Default::default(), headers).body(rwgi::body::Empty))
+/// });
+/// let prepared = block_on(prepare(&app, TestRequest::get("/").into_environ()));
+/// let Some(Failure::Violation(violation)) = prepared.failure() else { panic!("expected a violation") };
+/// assert_eq!(violation.requirement(), "REQ-RESP-2");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Failure {
@@ -275,6 +321,21 @@ impl fmt::Display for Failure {
 /// It guards the wire (REQ-SRV-7): when the app's body yields more or fewer bytes than the
 /// announced `Content-Length`, or panics, it yields an error, and the server must abort the
 /// connection rather than end the response normally (REQ-ERR-3).
+///
+/// ```
+/// use rwgi::app::app_fn;
+/// use rwgi::body::Full;
+/// use rwgi::server::prepare;
+/// use rwgi::test_client::{block_on, TestRequest};
+///
+/// let app = app_fn(|_, start: rwgi::StartResponse| async move {
+///     Ok(start.start(Default::default(), Default::default()).body(Full::new("hi")))
+/// });
+/// let (_, _, mut body) = block_on(prepare(&app, TestRequest::get("/").into_environ())).into_parts();
+/// let chunk = block_on(std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut body), cx)));
+/// assert_eq!(chunk.unwrap().unwrap(), "hi");
+/// assert!(body.is_end_stream());
+/// ```
 pub struct ResponseBody<B> {
     first: Option<Bytes>,
     rest: Option<Guarded<B>>,

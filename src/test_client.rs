@@ -41,6 +41,18 @@ use crate::{App, Environ, Input};
 /// A request to send to an app in-process.
 ///
 /// A `Host: localhost` header is added unless one is set.
+///
+/// ```
+/// use rwgi::test_client::TestRequest;
+///
+/// let environ = TestRequest::post("/upload?kind=photo")
+///     .header("content-type", "image/png")
+///     .body(vec![0u8; 16])
+///     .into_environ();
+/// assert_eq!(environ.query_string(), "kind=photo");
+/// assert_eq!(environ.headers()["content-length"], "16");
+/// assert_eq!(environ.headers()["host"], "localhost");
+/// ```
 #[derive(Debug)]
 pub struct TestRequest {
     method: Method,
@@ -213,6 +225,13 @@ impl TestRequest {
 }
 
 /// Why a [`TestRequest`] is not a valid request.
+///
+/// ```
+/// use rwgi::test_client::{TestRequest, TestRequestError};
+///
+/// let error = TestRequest::get("/a").mount("/b").try_into_environ().unwrap_err();
+/// assert!(matches!(error, TestRequestError::Mount(_)));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TestRequestError {
@@ -237,6 +256,21 @@ impl std::fmt::Display for TestRequestError {
 impl std::error::Error for TestRequestError {}
 
 /// The whole response an app gave to a [`TestRequest`].
+///
+/// ```
+/// use rwgi::app::app_fn;
+/// use rwgi::body::Full;
+/// use rwgi::test_client::{block_on, TestRequest};
+///
+/// let app = app_fn(|_, start: rwgi::StartResponse| async move {
+///     Ok(start.start(rwgi::http::StatusCode::CREATED, Default::default()).body(Full::new("made")))
+/// });
+/// let response = block_on(TestRequest::post("/").send(&app));
+/// assert_eq!(response.status(), 201);
+/// assert_eq!(response.header("content-length"), Some("4"));
+/// assert_eq!(response.text(), "made");
+/// assert!(response.failure().is_none() && response.body_error().is_none());
+/// ```
 #[derive(Debug)]
 pub struct TestResponse {
     status: StatusCode,

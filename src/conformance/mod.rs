@@ -18,6 +18,13 @@ pub mod app_suite;
 pub mod server_suite;
 
 /// A check a suite can run: its name, and the requirements it covers.
+///
+/// ```
+/// use rwgi::conformance::server_suite;
+///
+/// let keep_alive = server_suite::CHECKS.iter().find(|c| c.name == "keep_alive").unwrap();
+/// assert!(keep_alive.requirements.contains(&"REQ-SRV-3"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// A stable, snake_case name.
@@ -27,6 +34,15 @@ pub struct Check {
 }
 
 /// How one check went.
+///
+/// ```
+/// use rwgi::conformance::{Check, Outcome, Report};
+///
+/// let mut report = Report::default();
+/// report.skip(Check { name: "unix_socket", requirements: &["REQ-ENV-10"] }, "no Unix socket");
+/// assert_eq!(report.results()[0].outcome, Outcome::Skip);
+/// assert!(report.is_ok(), "a skip is not a failure");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -40,6 +56,17 @@ pub enum Outcome {
 }
 
 /// The result of one check.
+///
+/// ```
+/// use rwgi::conformance::{Check, Outcome, Report};
+///
+/// let mut report = Report::default();
+/// let check = Check { name: "host_header", requirements: &["REQ-ENV-3"] };
+/// report.record_result(check, Err("REQ-ENV-3: expected 400, got 200".into()));
+/// let result = &report.results()[0];
+/// assert_eq!((result.name, result.outcome), ("host_header", Outcome::Fail));
+/// assert!(result.detail.starts_with("REQ-ENV-3"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CheckResult {
     /// The check's name.

@@ -58,6 +58,22 @@ use probe::Probe;
 
 /// What the suite asks a server to host: the probe app and, when set, the root path to mount
 /// it at (requests outside it get `404` without calling the app, REQ-PATH-6).
+///
+/// ```
+/// use rwgi::conformance::server_suite::{Hosting, ServerHandle};
+///
+/// /// What a server author's start function does with it.
+/// fn start(hosting: Hosting) -> ServerHandle {
+///     let mounted_at = hosting.root_path().unwrap_or("").to_owned();
+///     let (app, _) = hosting.into_parts();
+///     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+///     let address = listener.local_addr().expect("a bound socket");
+///     // ... serve `app` mounted at `mounted_at` on `listener` ...
+///     # let _ = (app, mounted_at);
+///     ServerHandle::new(address)
+/// }
+/// # let _ = start;
+/// ```
 #[derive(Debug)]
 pub struct Hosting {
     app: BoxApp,
@@ -82,6 +98,14 @@ impl Hosting {
 }
 
 /// Where a server accepts connections.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use rwgi::conformance::server_suite::Address;
+///
+/// let tcp: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+/// assert_eq!(Address::from(tcp), Address::Tcp(tcp));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Address {
@@ -117,6 +141,20 @@ impl fmt::Display for Address {
 
 /// A server the suite started: where to reach it, and how to stop it. The server is stopped
 /// when the handle is dropped.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use rwgi::conformance::server_suite::{Address, ServerHandle};
+///
+/// let stopped = Arc::new(AtomicBool::new(false));
+/// let flag = Arc::clone(&stopped);
+/// let address: std::net::SocketAddr = "127.0.0.1:8000".parse().unwrap();
+/// let handle = ServerHandle::new(address).on_stop(move || flag.store(true, Ordering::SeqCst));
+/// assert_eq!(handle.address(), &Address::Tcp(address));
+/// drop(handle);
+/// assert!(stopped.load(Ordering::SeqCst));
+/// ```
 pub struct ServerHandle {
     address: Address,
     stop: Option<Box<dyn FnOnce() + Send>>,

@@ -50,6 +50,18 @@ pub(super) struct ProbeState {
 /// three chunks. Behind a lint of its own, it checks the middleware in front of it as a server
 /// (REQ-MW-1), and it records whether the environ's extensions reached it (REQ-EXT-2) and
 /// whether its bodies were dropped (REQ-MW-4).
+///
+/// ```
+/// // The suite builds the probe itself; a middleware author meets it as the `A` of
+/// // `Middleware<Probe>` when running the suite:
+/// use rwgi::conformance::app_suite::{run_middleware, Probe};
+/// use rwgi::middleware::{Identity, Middleware};
+///
+/// fn wraps_the_probe<M: Middleware<Probe>>(_: &M) {}
+/// wraps_the_probe(&Identity);
+/// let report = rwgi::test_client::block_on(run_middleware(&Identity));
+/// report.assert_ok();
+/// ```
 pub struct Probe {
     app: LintApp<ProbeApp>,
 }
@@ -120,6 +132,16 @@ impl App for ProbeApp {
 }
 
 /// The probe's response body: three chunks, counted alive until dropped.
+///
+/// ```
+/// use rwgi::conformance::app_suite::{Probe, ProbeBody};
+/// use rwgi::lint::LintBody;
+/// use rwgi::App;
+///
+/// // The body type a middleware sees from the probe it wraps (linted on its way out).
+/// fn body_type<A: App<Body = LintBody<ProbeBody>>>(_: &A) {}
+/// # fn check(probe: &Probe) { body_type(probe) }
+/// ```
 pub struct ProbeBody {
     state: Arc<ProbeState>,
     next: usize,
