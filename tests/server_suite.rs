@@ -115,7 +115,7 @@ mod broken {
     use rwgi::body::Body;
     use rwgi::conformance::server_suite::{Hosting, ServerHandle};
     use rwgi::environ::{ConnectionInfo, ServerInfo};
-    use rwgi::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    use rwgi::http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
     use rwgi::http::uri::Scheme;
     use rwgi::http::{
         HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version,
@@ -144,6 +144,14 @@ mod broken {
         /// Sends whatever the body yields and ends the response normally, whatever its
         /// `Content-Length` said.
         IgnoresLengthMismatch,
+        /// Closes every connection after its first response, without saying so.
+        ClosesAfterEachResponse,
+        /// Fills in `Host: localhost` when an HTTP/1.1 request has none.
+        InventsHost,
+        /// Puts the reason for a `500` in its body.
+        LeaksErrorDetails,
+        /// Ends a chunked body normally when the app's body fails after its first chunk.
+        FinishesFailedBody,
     }
 
     /// The closure the suite starts the server with.
@@ -190,6 +198,11 @@ mod broken {
                 let _ = plain(&mut stream, StatusCode::BAD_REQUEST);
                 return;
             };
+            // The client asked to end the connection after this request (RFC 9112 §9.6).
+            let close = request
+                .headers()
+                .get(CONNECTION)
+                .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
             let Ok(mut environ) = Environ::from_request(request, &connection) else {
                 let _ = plain(&mut stream, StatusCode::BAD_REQUEST);
                 return;
@@ -201,13 +214,10 @@ mod broken {
                 continue;
             }
             let alive = match flaw {
-                Flaw::None | Flaw::DecodesPath | Flaw::BodyForHead => {
-                    let prepared = block_on(prepare(app, environ));
-                    let length = prepared.content_length();
-                    let (status, headers, mut body) = prepared.into_parts();
-                    send(&mut stream, head, (status, headers, length), &mut body)
-                }
-                _ => {
+                Flaw::HeadBeforeFirstChunk
+                | Flaw::KeepsBody
+                | Flaw::PassesHopByHop
+                | Flaw::IgnoresLengthMismatch => {
                     let Ok(response) = block_on(app.call(environ, StartResponse::new())) else {
                         return;
                     };
@@ -216,14 +226,41 @@ mod broken {
                         .ok()
                         .flatten()
                         .or(body.content_length());
-                    let alive = send(&mut stream, head, (status, headers, length), &mut body);
+                    let alive = send(
+                        &mut stream,
+                        head,
+                        (status, headers, length),
+                        &mut body,
+                        flaw,
+                    );
                     if flaw == Flaw::KeepsBody {
                         kept.push(body);
                     }
                     alive
                 }
+                _ => {
+                    let prepared = block_on(prepare(app, environ));
+                    if let (Flaw::LeaksErrorDetails, Some(failure)) = (flaw, prepared.failure()) {
+                        let text = failure.to_string();
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 500\r\ncontent-length: {}\r\n\r\n{text}",
+                            text.len()
+                        );
+                        continue;
+                    }
+                    let length = prepared.content_length();
+                    let (status, headers, mut body) = prepared.into_parts();
+                    send(
+                        &mut stream,
+                        head,
+                        (status, headers, length),
+                        &mut body,
+                        flaw,
+                    ) && flaw != Flaw::ClosesAfterEachResponse
+                }
             };
-            if !alive {
+            if !alive || close {
                 return;
             }
         }
@@ -277,6 +314,11 @@ mod broken {
             };
             request.headers_mut().append(name, value);
         }
+        if flaw == Flaw::InventsHost && !request.headers().contains_key(HOST) {
+            request
+                .headers_mut()
+                .insert(HOST, HeaderValue::from_static("localhost"));
+        }
         if request.headers().contains_key(TRANSFER_ENCODING) {
             // Chunked uploads are beyond this server.
             return Some(Err(()));
@@ -320,6 +362,7 @@ mod broken {
         head_only: bool,
         (status, headers, length): (StatusCode, HeaderMap, Option<u64>),
         body: &mut B,
+        flaw: Flaw,
     ) -> bool {
         let bodiless =
             head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
@@ -350,6 +393,7 @@ mod broken {
             let chunk: Bytes = match block_on(body.next()) {
                 Some(Ok(chunk)) if chunk.is_empty() => continue,
                 Some(Ok(chunk)) => chunk,
+                Some(Err(_)) if flaw == Flaw::FinishesFailedBody => break,
                 // Aborts: the connection closes without ending the body.
                 Some(Err(_)) => return false,
                 None => break,
@@ -446,5 +490,45 @@ fn a_server_that_ignores_a_length_mismatch_fails_req_srv_7() {
         "REQ-SRV-7: expected the connection aborted when a body announced with \
          Content-Length: 10 yields 12 bytes, seen a complete response: status 200 with a \
          10-byte body \"longer-ext\"",
+    );
+}
+
+#[test]
+fn a_server_that_closes_every_connection_fails_req_srv_3() {
+    fails_with(
+        Flaw::ClosesAfterEachResponse,
+        "keep_alive",
+        "REQ-SRV-3: expected the answer \"GET /two \" to a request on a kept-alive connection, \
+         seen the connection was closed",
+    );
+}
+
+#[test]
+fn a_server_that_invents_a_host_fails_req_env_3() {
+    fails_with(
+        Flaw::InventsHost,
+        "vectors_hosts",
+        "REQ-ENV-3: vector `host_missing`: expected status 400 without calling the app; seen \
+         status 200 after 1 call(s) of the app",
+    );
+}
+
+#[test]
+fn a_server_that_leaks_error_details_fails_req_err_5() {
+    fails_with(
+        Flaw::LeaksErrorDetails,
+        "app_error",
+        "REQ-ERR-5: expected no error details in the answer to an app that returns an error, \
+         seen the error's message in status 500",
+    );
+}
+
+#[test]
+fn a_server_that_finishes_a_failed_body_fails_req_err_3() {
+    fails_with(
+        Flaw::FinishesFailedBody,
+        "error_after_first_chunk",
+        "REQ-ERR-3: expected the connection aborted when a chunked body fails after its first \
+         chunk, seen a complete response",
     );
 }
