@@ -498,8 +498,9 @@ fn a_server_that_closes_every_connection_fails_req_srv_3() {
     fails_with(
         Flaw::ClosesAfterEachResponse,
         "keep_alive",
+        // Closed cleanly or reset, depending on whether the second request arrived first.
         "REQ-SRV-3: expected the answer \"GET /two \" to a request on a kept-alive connection, \
-         seen the connection was closed",
+         seen the connection ",
     );
 }
 

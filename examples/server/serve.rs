@@ -19,19 +19,22 @@
 //! A body that fails after the head went out makes hyper drop the connection, so the client
 //! never sees a complete-looking response (REQ-ERR-3).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::{pin, Pin};
-use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_core::Stream;
+use futures_util::future::{ready, Either as EitherFuture, FutureExt};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -46,7 +49,7 @@ use rwgi::server::{prepare, Prepared, ResponseBody};
 use rwgi::{App, Environ, Error, Input};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// What the server tells apps about itself: each request may run on any of the runtime's
 /// worker threads (REQ-ENV-9).
@@ -202,22 +205,21 @@ pub async fn serve<A>(
         root_path: config.root_path.map(String::into_boxed_str),
         access_log: config.access_log,
         http,
+        connections: Arc::default(),
     });
-    let (stop, stopping) = watch::channel(());
     match listener {
-        Listener::Tcp(listener) => accept_until(&listener, &shared, &stopping, shutdown).await,
-        Listener::Unix(socket) => accept_until(&socket, &shared, &stopping, shutdown).await,
+        Listener::Tcp(listener) => accept_until(&listener, &shared, shutdown).await,
+        Listener::Unix(socket) => accept_until(&socket, &shared, shutdown).await,
     }
-    drop(stopping);
-    // Receivers live in the connection tasks; they see the change and shut down gracefully.
-    let _ = stop.send(());
-    if tokio::time::timeout(config.shutdown_timeout, stop.closed())
+    let connections = &shared.connections;
+    connections.stop();
+    if tokio::time::timeout(config.shutdown_timeout, connections.closed())
         .await
         .is_err()
     {
         eprintln!(
             "rwgi-server: gave up on {} connection(s) still busy after {:?}",
-            stop.receiver_count(),
+            connections.open(),
             config.shutdown_timeout
         );
     }
@@ -229,6 +231,105 @@ struct Shared<A> {
     root_path: Option<Box<str>>,
     access_log: bool,
     http: http1::Builder,
+    connections: Arc<Connections>,
+}
+
+/// The connections a server has open, and the signal that tells them to shut down.
+///
+/// Every wake-up of a busy connection polls the stop signal. A `tokio::sync::watch` receiver
+/// takes a lock each time it is polled; a [`Stopping`] costs an atomic load and a waker
+/// comparison, and takes the lock only when its task's waker changes.
+#[derive(Default)]
+struct Connections {
+    stopping: AtomicBool,
+    /// The waker of each open connection, by its number; `None` until it is first polled.
+    open: Mutex<HashMap<u64, Option<Waker>>>,
+    next: AtomicU64,
+    /// Signalled when the last connection closes after [`Connections::stop`].
+    all_closed: Notify,
+}
+
+impl Connections {
+    /// Counts a new connection as open and returns the signal it watches.
+    fn register(self: &Arc<Self>) -> Stopping {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.wakers().insert(id, None);
+        Stopping {
+            connections: Arc::clone(self),
+            id,
+            waker: None,
+        }
+    }
+
+    /// Tells every open connection to shut down.
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for waker in self.wakers().values().flatten() {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// How many connections are open.
+    fn open(&self) -> usize {
+        self.wakers().len()
+    }
+
+    /// Completes once every connection has closed.
+    async fn closed(&self) {
+        // `notify_one` keeps its permit when nobody waits yet, so a close between the check
+        // and the wait is not missed.
+        while self.open() > 0 {
+            self.all_closed.notified().await;
+        }
+    }
+
+    fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Waker>>> {
+        // The map stays consistent whatever panicked while it was locked: every update is a
+        // single insert or remove.
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One connection's stop signal: completes once the server shuts down. Dropping it counts the
+/// connection as closed.
+struct Stopping {
+    connections: Arc<Connections>,
+    id: u64,
+    /// The waker registered for this connection, to skip the lock while it stays the same.
+    waker: Option<Waker>,
+}
+
+impl Future for Stopping {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let current = self
+            .waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        if !current {
+            let waker = cx.waker().clone();
+            let id = self.id;
+            self.connections.wakers().insert(id, Some(waker.clone()));
+            self.waker = Some(waker);
+        }
+        // After registering: a `stop` that this load misses wakes the waker just registered.
+        if self.connections.stopping.load(Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        let mut wakers = self.connections.wakers();
+        wakers.remove(&self.id);
+        if wakers.is_empty() {
+            self.connections.all_closed.notify_one();
+        }
+    }
 }
 
 /// A listener as [`accept_until`] uses it: both kinds of socket with one accept loop.
@@ -265,7 +366,6 @@ impl Accept for UnixSocket {
 async fn accept_until<L, A>(
     listener: &L,
     shared: &Arc<Shared<A>>,
-    stopping: &watch::Receiver<()>,
     shutdown: impl Future<Output = ()>,
 ) where
     L: Accept,
@@ -286,12 +386,13 @@ async fn accept_until<L, A>(
                 if let Some(peer) = peer {
                     connection = connection.peer_addr(peer);
                 }
+                let stopping = shared.connections.register();
                 tokio::spawn(serve_connection(
                     io,
                     connection,
                     peer,
                     Arc::clone(shared),
-                    stopping.clone(),
+                    stopping,
                 ));
             }
             // The client gave up before we accepted: nothing to do.
@@ -319,23 +420,34 @@ async fn serve_connection<A, I>(
     connection: ConnectionInfo,
     peer: Option<SocketAddr>,
     shared: Arc<Shared<A>>,
-    mut stopping: watch::Receiver<()>,
+    mut stopping: Stopping,
 ) where
     A: App + 'static,
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let handler = Arc::clone(&shared);
-    let service = service_fn(move |request| respond(&handler, &connection, peer, request));
-    let mut http = pin!(shared.http.serve_connection(TokioIo::new(io), service));
-    let result = tokio::select! {
-        // Fixed order: no random pick on every wake-up of a busy connection.
-        biased;
-        result = http.as_mut() => result,
-        _ = stopping.changed() => {
+    // Requests borrow what the connection owns: no reference count changes per request.
+    let Shared {
+        app,
+        root_path,
+        access_log,
+        http,
+        ..
+    } = &*shared;
+    let service = service_fn(|request| {
+        let log = access_log.then(|| Box::new(AccessLog::new(peer, &request)));
+        respond(app, root_path.as_deref(), &connection, peer, log, request)
+    });
+    let mut http = pin!(http.serve_connection(TokioIo::new(io), service));
+    let mut draining = false;
+    let result = poll_fn(|cx| {
+        if !draining && Pin::new(&mut stopping).poll(cx).is_ready() {
+            // Finish the request in flight, if any, then close.
             http.as_mut().graceful_shutdown();
-            http.await
+            draining = true;
         }
-    };
+        http.as_mut().poll(cx)
+    })
+    .await;
     if let Err(error) = result {
         // A failing response body was already reported when it failed.
         let ours = std::error::Error::source(&error).is_some_and(|source| source.is::<Error>());
@@ -345,41 +457,40 @@ async fn serve_connection<A, I>(
     }
 }
 
-/// Answers one request. Everything happens inside the returned future, which owns what it
-/// needs, so hyper polls it without boxing; the request is mapped there, in place, rather than
-/// moved into the future as an environ.
-fn respond<A: App + 'static>(
-    shared: &Arc<Shared<A>>,
+/// Answers one request: maps it onto an environ, then returns [`prepare`]'s future, mapped to
+/// hyper's response when it completes.
+///
+/// The mapping happens here rather than inside the returned future, and the future is a plain
+/// combinator over [`prepare`]'s: hyper moves this future a few times per request, and an
+/// `async` block holding the request too would be twice the size.
+fn respond<'a, A: App>(
+    app: &'a A,
+    root_path: Option<&str>,
     connection: &ConnectionInfo,
     peer: Option<SocketAddr>,
+    log: Option<Box<AccessLog>>,
     request: Request<Incoming>,
-) -> impl Future<Output = Result<Response<WireBody<A::Body>>, Infallible>> + Send {
-    let log = shared
-        .access_log
-        .then(|| Box::new(AccessLog::new(peer, &request)));
-    let shared = Arc::clone(shared);
-    let connection = connection.clone();
-    async move {
-        let (parts, incoming) = request.into_parts();
-        let input = if incoming.is_end_stream() {
-            Input::empty()
-        } else {
-            Input::from_body(RequestBody(incoming))
-        };
-        let mut environ = match Environ::from_parts(parts, input, &connection) {
-            Ok(environ) => environ,
-            Err(error) => {
-                report(peer, log.as_deref(), format_args!("answered 400: {error}"));
-                return Ok(plain(StatusCode::BAD_REQUEST, peer, log));
-            }
-        };
-        if let Some(prefix) = shared.root_path.as_deref() {
-            if environ.mount(prefix).is_err() {
-                return Ok(plain(StatusCode::NOT_FOUND, peer, log));
-            }
+) -> impl Future<Output = Result<Response<WireBody<A::Body>>, Infallible>> + Send + 'a {
+    let (parts, incoming) = request.into_parts();
+    let input = if incoming.is_end_stream() {
+        Input::empty()
+    } else {
+        Input::from_body(RequestBody(incoming))
+    };
+    let mut environ = match Environ::from_parts(parts, input, connection) {
+        Ok(environ) => environ,
+        Err(error) => {
+            report(peer, log.as_deref(), format_args!("answered 400: {error}"));
+            return EitherFuture::Left(ready(Ok(plain(StatusCode::BAD_REQUEST, peer, log))));
         }
-        let head = environ.method() == Method::HEAD;
-        let prepared = prepare(&shared.app, environ).await;
+    };
+    if let Some(prefix) = root_path {
+        if environ.mount(prefix).is_err() {
+            return EitherFuture::Left(ready(Ok(plain(StatusCode::NOT_FOUND, peer, log))));
+        }
+    }
+    let head = environ.method() == Method::HEAD;
+    EitherFuture::Right(prepare(app, environ).map(move |prepared| {
         if let Some(failure) = prepared.failure() {
             report(
                 peer,
@@ -388,7 +499,7 @@ fn respond<A: App + 'static>(
             );
         }
         Ok(send_prepared(prepared, head, peer, log))
-    }
+    }))
 }
 
 /// The server's own short answer, sent without calling the app.
@@ -443,7 +554,9 @@ where
         log,
     });
     *response.status_mut() = status;
-    *response.headers_mut() = headers;
+    // The map `Response::new` made is empty, and an empty map owns no memory (`HeaderMap::new`
+    // does not allocate): forgetting it leaks nothing and skips dropping it on every request.
+    std::mem::forget(std::mem::replace(response.headers_mut(), headers));
     response
 }
 
@@ -653,6 +766,30 @@ fn report(peer: Option<SocketAddr>, log: Option<&AccessLog>, message: fmt::Argum
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn stopping_wakes_every_connection_and_closed_waits_for_the_last() {
+        let connections = Arc::new(Connections::default());
+        let mut polled = connections.register();
+        let never_polled = connections.register();
+        assert_eq!(connections.open(), 2);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut polled).poll(&mut cx).is_pending());
+
+        connections.stop();
+        assert!(Pin::new(&mut polled).poll(&mut cx).is_ready());
+        let mut closed = pin!(connections.closed());
+        assert!(closed.as_mut().poll(&mut cx).is_pending(), "two still open");
+        drop(polled);
+        assert!(closed.as_mut().poll(&mut cx).is_pending(), "one still open");
+        // A connection that had not been polled yet sees the stop on its first poll.
+        let mut never_polled = never_polled;
+        assert!(Pin::new(&mut never_polled).poll(&mut cx).is_ready());
+        drop(never_polled);
+        assert_eq!(connections.open(), 0);
+        assert!(closed.as_mut().poll(&mut cx).is_ready());
+    }
 
     /// The line `log` writes, with its duration (the one varying field) replaced by `<ms>`.
     fn line(log: &AccessLog) -> String {
