@@ -8,19 +8,22 @@
 #     /proc/PID/task/*/schedstat, over a fixed request count sent by h2load),
 #   - user-space instructions per request (cachegrind, two fixed request counts, difference),
 # and the 1 GiB streamed download and upload (throughput, server CPU time and peak RSS).
-# Every figure is printed as median and min-max, with its ratio to raw hyper.
+# Every figure is printed as median and min-max. Requests/s, latency and CPU time are compared
+# round by round: each round measures every server back to back, the ratio to raw hyper is taken
+# within the round, and the median (min-max) of those ratios is printed, because conditions on a
+# shared machine drift between rounds far more than within one.
 #
 # The server runs on CPU 0 and the load generator on CPU 1 (taskset); everything targets
 # 127.0.0.1 only, every step is bounded by `timeout`, and the servers are stopped on exit.
 #
 # Usage: bash benches/load.sh            (as root, installs wrk, h2load and valgrind if missing)
-# Knobs (environment): REPEATS=5 DURATION=5 CONNECTIONS=16 WORKERS=1 CPU_REQUESTS=100000
+# Knobs (environment): REPEATS=9 DURATION=3 CONNECTIONS=16 WORKERS=1 CPU_REQUESTS=100000
 #                      ICOUNT_REQUESTS="2000 12000" STREAM_REPEATS=5 SKIP_STREAM=0
 #                      SKIP_REQUESTS=0 PORT=18400
 set -euo pipefail
 
-REPEATS=${REPEATS:-5}
-DURATION=${DURATION:-5}
+REPEATS=${REPEATS:-9}
+DURATION=${DURATION:-3}
 CONNECTIONS=${CONNECTIONS:-16}
 WORKERS=${WORKERS:-1}
 CPU_REQUESTS=${CPU_REQUESTS:-100000}
@@ -148,6 +151,13 @@ stats() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.3f", a / b }'; }
 
+# paired NAME METRIC: the ratio of NAME's METRIC to raw hyper's in each round (line by line),
+# printed as "median (min-max)".
+paired() {
+  paste -d' ' "$WORK/$1.$2" "$WORK/raw-hyper.$2" | awk '{ printf "%.6f\n", $1 / $2 }' | stats |
+    awk '{ printf "%.3f (%.3f-%.3f)", $1, $2, $3 }'
+}
+
 declare -A PORT_OF PID_OF
 
 # --- setup ----------------------------------------------------------------------------------
@@ -189,7 +199,9 @@ done
 
 for ((rep = 1; rep <= REPEATS; rep++)); do
   log "round $rep/$REPEATS"
-  for name in "${SERVERS[@]}"; do
+  # Each round starts with a different server, so that no server always runs first.
+  for ((k = 0; k < ${#SERVERS[@]}; k++)); do
+    name=${SERVERS[$(((k + rep) % ${#SERVERS[@]}))]}
     wrk_run "$name"
     before=$(cpu_ns "${PID_OF[$name]}")
     drive "${PORT_OF[$name]}" "$CPU_REQUESTS"
@@ -214,22 +226,19 @@ done
 
 # --- report ---------------------------------------------------------------------------------
 echo
-echo "## Per request (median, min-max over the runs; ratio = median / raw hyper's median)"
-printf '%-18s %26s %8s %24s %8s %24s %8s %26s %8s\n' server "requests/s" ratio \
+echo "## Per request (median, min-max over the runs; ratio = median (min-max) of the per-round ratios to raw hyper)"
+printf '%-18s %26s %22s %20s %22s %24s %22s %26s %8s\n' server "requests/s" ratio \
   "p99 latency (us)" ratio "CPU time/request (us)" ratio "instructions/request" ratio
-read -r base_rps _ _ < <(stats <"$WORK/raw-hyper.rps")
-read -r base_p99 _ _ < <(stats <"$WORK/raw-hyper.p99")
-read -r base_cpu _ _ < <(stats <"$WORK/raw-hyper.cpu")
 read -r base_ins _ _ < <(stats <"$WORK/raw-hyper.instr")
 for name in "${SERVERS[@]}"; do
   read -r rps rps_lo rps_hi < <(stats <"$WORK/$name.rps")
   read -r p99 p99_lo p99_hi < <(stats <"$WORK/$name.p99")
   read -r cpu cpu_lo cpu_hi < <(stats <"$WORK/$name.cpu")
   read -r ins ins_lo ins_hi < <(stats <"$WORK/$name.instr")
-  printf '%-18s %26s %8s %24s %8s %24s %8s %26s %8s\n' "$name" \
-    "$rps ($rps_lo-$rps_hi)" "$(ratio "$rps" "$base_rps")" \
-    "$p99 ($p99_lo-$p99_hi)" "$(ratio "$p99" "$base_p99")" \
-    "$cpu ($cpu_lo-$cpu_hi)" "$(ratio "$cpu" "$base_cpu")" \
+  printf '%-18s %26s %22s %20s %22s %24s %22s %26s %8s\n' "$name" \
+    "$rps ($rps_lo-$rps_hi)" "$(paired "$name" rps)" \
+    "$p99 ($p99_lo-$p99_hi)" "$(paired "$name" p99)" \
+    "$cpu ($cpu_lo-$cpu_hi)" "$(paired "$name" cpu)" \
     "$ins ($ins_lo-$ins_hi)" "$(ratio "$ins" "$base_ins")"
 done
 fi
