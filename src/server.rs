@@ -195,7 +195,7 @@ pub struct Prepared<B> {
     headers: HeaderMap,
     body: ResponseBody<B>,
     content_length: Option<u64>,
-    failure: Option<Failure>,
+    failure: Option<Box<Failure>>,
 }
 
 impl<B: Body + Unpin> Prepared<B> {
@@ -230,7 +230,7 @@ impl<B: Body + Unpin> Prepared<B> {
                 rest: None,
             },
             content_length: Some(TEXT.len() as u64),
-            failure: Some(failure),
+            failure: Some(Box::new(failure)),
         }
     }
 
@@ -254,7 +254,7 @@ impl<B: Body + Unpin> Prepared<B> {
 
     /// Why the app's answer was replaced by a `500`, if it was.
     pub fn failure(&self) -> Option<&Failure> {
-        self.failure.as_ref()
+        self.failure.as_deref()
     }
 
     /// Splits into status, headers and the body to send.
