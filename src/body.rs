@@ -129,6 +129,7 @@ impl fmt::Debug for Full {
 impl Stream for Full {
     type Item = Result<Bytes, Error>;
 
+    #[inline]
     fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Poll::Ready(self.data.take().map(Ok))
     }
@@ -140,6 +141,7 @@ impl Stream for Full {
 }
 
 impl Body for Full {
+    #[inline]
     fn content_length(&self) -> Option<u64> {
         Some(self.data.as_ref().map_or(0, |data| data.len() as u64))
     }
@@ -157,6 +159,7 @@ pub struct Empty;
 impl Stream for Empty {
     type Item = Result<Bytes, Error>;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Poll::Ready(None)
     }
@@ -167,6 +170,7 @@ impl Stream for Empty {
 }
 
 impl Body for Empty {
+    #[inline]
     fn content_length(&self) -> Option<u64> {
         Some(0)
     }

@@ -119,20 +119,21 @@ pub fn prepare<A: App>(app: &A, environ: Environ) -> impl Future<Output = Prepar
 /// with the body guarded and whether the status forbids body bytes.
 fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked<B> {
     let (status, headers, body) = response.into_parts();
-    let declared = match check_head_declared(head, status, &headers, body.content_length()) {
+    let length = body.content_length();
+    let declared = match check_head_declared(head, status, &headers, length) {
         Ok(declared) => declared,
         Err(violation) => return Checked::Done(Prepared::failed(Failure::Violation(violation))),
     };
     let bodiless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    if bodiless && body.content_length().is_some_and(|n| n > 0) {
+    if bodiless && length.is_some_and(|n| n > 0) {
         return Checked::Done(Prepared::failed(Failure::Violation(bodiless_violation(
             status,
         ))));
     }
-    if head || (bodiless && body.content_length() == Some(0)) {
+    if head || (bodiless && length == Some(0)) {
         // The body is never sent: drop it now (REQ-SRV-6), but advertise the length a GET
         // would have had.
-        let advertised = declared.or(body.content_length()).filter(|_| !bodiless);
+        let advertised = declared.or(length).filter(|_| !bodiless);
         drop(body);
         return Checked::Done(Prepared::ready(
             status,
@@ -144,7 +145,7 @@ fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked
     Checked::Stream(Streaming {
         status,
         headers,
-        guarded: Guarded::new(body, declared),
+        guarded: Guarded::new(body, declared, length),
         bodiless,
     })
 }
@@ -414,8 +415,9 @@ struct Guarded<B> {
 }
 
 impl<B: Body + Unpin> Guarded<B> {
-    fn new(body: B, declared: Option<u64>) -> Self {
-        let remaining = declared.or(body.content_length());
+    /// Guards `body`, whose own length is `length`, against the `declared` `Content-Length`.
+    fn new(body: B, declared: Option<u64>, length: Option<u64>) -> Self {
+        let remaining = declared.or(length);
         Guarded {
             body,
             remaining,
