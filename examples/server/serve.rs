@@ -244,7 +244,7 @@ struct Connections {
     /// The waker of each open connection, by its number; `None` until it is first polled.
     open: Mutex<HashMap<u64, Option<Waker>>>,
     next: AtomicU64,
-    /// Signalled when the last connection closes after [`Connections::stop`].
+    /// Signalled whenever the last open connection closes; [`Connections::closed`] waits on it.
     all_closed: Notify,
 }
 
