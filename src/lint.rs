@@ -231,13 +231,12 @@ impl<A: App> App for LintApp<A> {
         Ok(response.map_body(|inner| {
             let mut body = LintBody {
                 inner,
-                reaction,
+                reporter: Reporter::new(reaction),
                 status,
                 produced: 0,
                 declared,
                 announced_end: None,
                 state: BodyState::Streaming,
-                reported: Reported::default(),
             };
             body.check_bodiless_length();
             body
@@ -370,16 +369,41 @@ impl Drop for Probing {
     }
 }
 
-/// Which rules a wrapped body or input has already reported: each at most once.
-#[derive(Clone, Copy, Debug, Default)]
-struct Reported(u8);
+/// How a wrapped body or input reports: its reaction, and the rules (bits) it already
+/// reported, each at most once.
+struct Reporter {
+    reaction: Reaction,
+    reported: u8,
+}
 
-impl Reported {
-    /// Whether `rule` (a bit) is reported for the first time; marks it.
-    fn first(&mut self, rule: u8) -> bool {
-        let first = self.0 & rule == 0;
-        self.0 |= rule;
-        first
+impl Reporter {
+    fn new(reaction: Reaction) -> Self {
+        Reporter {
+            reaction,
+            reported: 0,
+        }
+    }
+
+    /// Reports the violation unless `rule` was reported already.
+    fn once(&mut self, rule: u8, violation: impl FnOnce() -> Violation) {
+        if self.reported & rule == 0 {
+            self.reported |= rule;
+            self.reaction.raise(violation());
+        }
+    }
+
+    /// A poll of a stream that already stopped as `state`: reported once as `rule`, with
+    /// `violation` given how the stream stopped, unless it is the lint's own REQ-BODY-2 probe
+    /// (an app that answers with its request body).
+    fn polled_after_stop(
+        &mut self,
+        state: BodyState,
+        rule: u8,
+        violation: impl FnOnce(&'static str) -> Violation,
+    ) {
+        if !Probing::active() {
+            self.once(rule, || violation(state.stopped()));
+        }
     }
 }
 
@@ -411,11 +435,10 @@ impl BodyState {
 /// The request body as the linted app reads it.
 struct LintInput {
     inner: Input,
-    reaction: Reaction,
+    reporter: Reporter,
     declared: Option<u64>,
     read: u64,
     state: BodyState,
-    reported: Reported,
 }
 
 impl LintInput {
@@ -423,16 +446,9 @@ impl LintInput {
         LintInput {
             declared: inner.content_length(),
             inner,
-            reaction,
+            reporter: Reporter::new(reaction),
             read: 0,
             state: BodyState::Streaming,
-            reported: Reported::default(),
-        }
-    }
-
-    fn raise(&mut self, rule: u8, violation: impl FnOnce() -> Violation) {
-        if self.reported.first(rule) {
-            self.reaction.raise(violation());
         }
     }
 }
@@ -443,12 +459,7 @@ impl Stream for LintInput {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.state != BodyState::Streaming {
-            if Probing::active() {
-                // An app that answers with its request body: the lint's own REQ-BODY-2 probe.
-                return Poll::Ready(None);
-            }
-            let how = this.state.stopped();
-            this.raise(INPUT_6, || {
+            this.reporter.polled_after_stop(this.state, INPUT_6, |how| {
                 Violation::new(
                     "REQ-INPUT-6",
                     format!("the app polled the request body again after it {how}"),
@@ -466,7 +477,7 @@ impl Stream for LintInput {
                 this.read += chunk.len() as u64;
                 if let Some(declared) = this.declared.filter(|&n| this.read > n) {
                     let read = this.read;
-                    this.raise(INPUT_1, || {
+                    this.reporter.once(INPUT_1, || {
                         Violation::new(
                             "REQ-INPUT-1",
                             format!(
@@ -480,7 +491,7 @@ impl Stream for LintInput {
             None => {
                 this.state = BodyState::Ended;
                 if let Some(declared) = this.declared.filter(|&n| this.read < n) {
-                    this.reaction.raise(Violation::new(
+                    this.reporter.reaction.raise(Violation::new(
                         "REQ-INPUT-2",
                         format!(
                             "a request body cut short must end with an error; it declared {declared} bytes and ended after {}",
@@ -526,7 +537,7 @@ impl Body for LintInput {
 /// ```
 pub struct LintBody<B> {
     inner: B,
-    reaction: Reaction,
+    reporter: Reporter,
     status: StatusCode,
     produced: u64,
     /// The `Content-Length` the bytes must match (REQ-RESP-5), when the body is sent.
@@ -534,7 +545,6 @@ pub struct LintBody<B> {
     /// Where `content_length()` said the body would end (REQ-BODY-4).
     announced_end: Option<u64>,
     state: BodyState,
-    reported: Reported,
 }
 
 impl<B> fmt::Debug for LintBody<B> {
@@ -548,12 +558,6 @@ impl<B> fmt::Debug for LintBody<B> {
 }
 
 impl<B: Body + Unpin> LintBody<B> {
-    fn raise(&mut self, rule: u8, violation: impl FnOnce() -> Violation) {
-        if self.reported.first(rule) {
-            self.reaction.raise(violation());
-        }
-    }
-
     fn bodiless(&self) -> bool {
         self.status == StatusCode::NO_CONTENT || self.status == StatusCode::NOT_MODIFIED
     }
@@ -563,7 +567,7 @@ impl<B: Body + Unpin> LintBody<B> {
         let announced = self.inner.content_length();
         if let Some(length) = announced.filter(|&n| n > 0 && self.bodiless()) {
             let status = self.status.as_u16();
-            self.raise(RESP_6, || {
+            self.reporter.once(RESP_6, || {
                 Violation::new(
                     "REQ-RESP-6",
                     format!(
@@ -582,7 +586,7 @@ impl<B: Body + Unpin> LintBody<B> {
         let end = self.produced + rest;
         if let Some(before) = self.announced_end.filter(|&before| before != end) {
             let produced = self.produced;
-            self.raise(BODY_4, || {
+            self.reporter.once(BODY_4, || {
                 Violation::new(
                     "REQ-BODY-4",
                     format!("content_length() announced {before} bytes in all, then {rest} more after {produced}"),
@@ -597,7 +601,7 @@ impl<B: Body + Unpin> LintBody<B> {
         let produced = self.produced;
         if len > 0 && self.bodiless() {
             let status = self.status.as_u16();
-            self.raise(RESP_6, || {
+            self.reporter.once(RESP_6, || {
                 Violation::new(
                     "REQ-RESP-6",
                     format!(
@@ -607,7 +611,7 @@ impl<B: Body + Unpin> LintBody<B> {
             });
         }
         if let Some(declared) = self.declared.filter(|&n| produced > n) {
-            self.raise(RESP_5, || {
+            self.reporter.once(RESP_5, || {
                 Violation::new(
                     "REQ-RESP-5",
                     format!("Content-Length is {declared} but the body yielded {produced} bytes and more may follow"),
@@ -615,7 +619,7 @@ impl<B: Body + Unpin> LintBody<B> {
             });
         }
         if let Some(end) = self.announced_end.filter(|&n| produced > n) {
-            self.raise(BODY_4, || {
+            self.reporter.once(BODY_4, || {
                 Violation::new(
                     "REQ-BODY-4",
                     format!("content_length() announced {end} bytes in all, but the body yielded {produced}"),
@@ -627,7 +631,7 @@ impl<B: Body + Unpin> LintBody<B> {
     fn on_end(&mut self, cx: &mut Context<'_>) {
         let produced = self.produced;
         if let Some(declared) = self.declared.filter(|&n| n != produced) {
-            self.raise(RESP_5, || {
+            self.reporter.once(RESP_5, || {
                 Violation::new(
                     "REQ-RESP-5",
                     format!(
@@ -637,7 +641,7 @@ impl<B: Body + Unpin> LintBody<B> {
             });
         }
         if let Some(end) = self.announced_end.filter(|&n| n != produced) {
-            self.raise(BODY_4, || {
+            self.reporter.once(BODY_4, || {
                 Violation::new(
                     "REQ-BODY-4",
                     format!("content_length() announced {end} bytes in all, but the body ended after {produced}"),
@@ -654,7 +658,7 @@ impl<B: Body + Unpin> LintBody<B> {
             Poll::Ready(Some(Err(error))) => format!("an error ({error})"),
             Poll::Pending => "Pending".to_owned(),
         };
-        self.reaction.raise(Violation::new(
+        self.reporter.reaction.raise(Violation::new(
             "REQ-BODY-2",
             format!("a body polled again after it returned None must return None, got {seen}"),
         ));
@@ -667,11 +671,7 @@ impl<B: Body + Unpin> Stream for LintBody<B> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.state != BodyState::Streaming {
-            if Probing::active() {
-                return Poll::Ready(None);
-            }
-            let how = this.state.stopped();
-            this.raise(SRV_8, || {
+            this.reporter.polled_after_stop(this.state, SRV_8, |how| {
                 Violation::new(
                     "REQ-SRV-8",
                     format!("the server polled the response body again after it {how}; it must drop it instead"),
