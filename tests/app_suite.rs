@@ -3,6 +3,8 @@
 //! and requirement.
 
 // Each test uses a few of the example apps; the rest are dead code in this crate.
+#[path = "support/answers.rs"]
+mod answers;
 #[allow(dead_code)]
 #[path = "../examples/apps/mod.rs"]
 mod apps;
@@ -12,6 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use answers::{chunks, one_header};
 use apps::access_log::AccessLog;
 use apps::echo::Echo;
 use apps::framework::demo_app;
@@ -20,7 +23,7 @@ use apps::url_map::UrlMap;
 use bytes::Bytes;
 use futures_core::Stream;
 use rwgi::app::{app_fn, AppExt};
-use rwgi::body::{Body, Either, Empty, Full, StreamBody};
+use rwgi::body::{Body, Either, Empty, Full};
 use rwgi::conformance::app_suite::{
     self, run_blocking, run_middleware, run_with_time_limit, Probe, ProbeBody, APP_CHECKS, CHECKS,
     MIDDLEWARE_CHECKS,
@@ -64,18 +67,7 @@ fn assert_complete(report: &Report) {
 }
 
 fn text_headers() -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    headers
-}
-
-/// A body of the given chunks, of unknown length.
-fn chunks(parts: &[&'static str]) -> StreamBody<impl Stream<Item = Result<Bytes, Error>> + Unpin> {
-    let parts: Vec<Result<Bytes, Error>> = parts
-        .iter()
-        .map(|p| Ok(Bytes::from_static(p.as_bytes())))
-        .collect();
-    StreamBody::new(futures_util::stream::iter(parts))
+    one_header(header::CONTENT_TYPE, "text/plain")
 }
 
 #[test]

@@ -2,19 +2,23 @@
 //! toward the app behind it and toward the "server" in front of it (hand-made environs and
 //! request bodies that lie), in hook mode and in panic mode; and clean traffic raises nothing.
 
+#[path = "support/answers.rs"]
+mod answers;
+
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use answers::{chunks, one_header};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
 use rwgi::app::{app_fn, AppExt};
 use rwgi::body::{Body, Empty, Full, StreamBody};
 use rwgi::environ::{ConnectionInfo, Environ};
-use rwgi::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
+use rwgi::http::{header, HeaderMap, Method, Request, StatusCode, Version};
 use rwgi::lint::{Lint, RULES};
 use rwgi::test_client::{block_on, TestRequest, TestResponse};
 use rwgi::violation::Violation;
@@ -39,20 +43,6 @@ fn violations<A: App>(app: A, request: TestRequest) -> Vec<String> {
 
 fn ok<B: Body>(start: StartResponse, headers: HeaderMap, body: B) -> Result<Response<B>, Error> {
     Ok(start.start(StatusCode::OK, headers).body(body))
-}
-
-fn one_header(name: header::HeaderName, value: &'static str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(name, HeaderValue::from_static(value));
-    headers
-}
-
-fn chunks(parts: &[&'static str]) -> StreamBody<impl Stream<Item = Result<Bytes, Error>> + Unpin> {
-    let parts: Vec<Result<Bytes, Error>> = parts
-        .iter()
-        .map(|p| Ok(Bytes::from_static(p.as_bytes())))
-        .collect();
-    StreamBody::new(futures_util::stream::iter(parts))
 }
 
 /// Reads the whole request body, then answers with its length.
