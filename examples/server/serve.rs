@@ -470,7 +470,8 @@ async fn serve_connection<A>(
 ///
 /// The mapping happens here rather than inside the returned future, and the future is a plain
 /// combinator over [`prepare`]'s: hyper moves this future a few times per request, and an
-/// `async` block holding the request too would be twice the size.
+/// `async` block that awaited [`prepare`]'s future would hold it twice (as captured and as
+/// awaited), which measured 245 instructions per request more.
 fn respond<'a, A: App>(
     app: &'a A,
     root_path: Option<&str>,
