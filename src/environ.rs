@@ -700,9 +700,13 @@ fn parse_port(digits: &[u8]) -> Option<Option<u16>> {
 }
 
 fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), TargetError> {
-    // When no header name repeats, which is the usual request, one lookup settles it.
+    // When no header name repeats, which is the usual request, one lookup settles it; and user
+    // agents send `Host` as the first field (RFC 9110 §7.2), where it costs no hashing.
     let (host, repeated) = if headers.keys_len() == headers.len() {
-        (headers.get(HOST), None)
+        match headers.iter().next() {
+            Some((name, value)) if name == HOST => (Some(value), None),
+            _ => (headers.get(HOST), None),
+        }
     } else {
         let mut hosts = headers.get_all(HOST).iter();
         (hosts.next(), hosts.next())
@@ -870,6 +874,19 @@ mod tests {
             kind(TestRequest::get("/").header("host", "a b")).as_deref(),
             Some("REQ-ENV-3: Host header is not host[:port]")
         );
+        // Host after another field: looked up rather than found first, same answers.
+        let after_accept = || TestRequest::get("/").header("accept", "a");
+        assert_eq!(kind(after_accept().header("host", "h")), None);
+        assert_eq!(
+            kind(after_accept().header("host", "a b")).as_deref(),
+            Some("REQ-ENV-3: Host header is not host[:port]")
+        );
+        let without_host = http::Request::get("/")
+            .header("accept", "a")
+            .body(Input::empty())
+            .unwrap();
+        let error = Environ::from_request(without_host, &ConnectionInfo::default()).unwrap_err();
+        assert_eq!(error.kind(), TargetErrorKind::MissingHost);
         // With another header repeated, the Host check takes its slower path: same answers.
         let repeated = || {
             TestRequest::get("/")
