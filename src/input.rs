@@ -35,33 +35,29 @@ use crate::Error;
 /// # });
 /// ```
 pub struct Input {
-    kind: Kind,
-}
-
-enum Kind {
-    Empty,
-    Full(Bytes),
-    // The mutex is never locked while polling (`get_mut` needs no lock); it only makes the
-    // input `Sync`, so that an app's future that holds `&Environ` across an `.await` stays
-    // `Send` whatever body type the server uses.
-    Stream(Mutex<Pin<Box<dyn Body + Send + 'static>>>),
+    // `None` is the empty body. The mutex is never locked while polling (`get_mut` needs no
+    // lock); it only makes the input `Sync`, so that an app's future that holds `&Environ`
+    // across an `.await` stays `Send` whatever body type the server uses.
+    body: Mutex<Option<Pin<Box<dyn Body + Send + 'static>>>>,
 }
 
 impl Input {
     /// A request without a body.
     pub const fn empty() -> Self {
-        Input { kind: Kind::Empty }
+        Input {
+            body: Mutex::new(None),
+        }
     }
 
-    /// A body that the server already holds in memory.
+    /// A body that the server already holds in memory. It is boxed like a streamed body: one
+    /// allocation, so that every `Input` stays three words small (the environ is moved several
+    /// times per request, and its size is paid in each move).
     pub fn from_bytes(data: impl Into<Bytes>) -> Self {
         let data = data.into();
         if data.is_empty() {
             return Input::empty();
         }
-        Input {
-            kind: Kind::Full(data),
-        }
+        Input::from_body(crate::body::Full::new(data))
     }
 
     /// A body read from a stream, for servers: the stream must end exactly at the end of the
@@ -82,7 +78,7 @@ impl Input {
         B: Body + Send + 'static,
     {
         Input {
-            kind: Kind::Stream(Mutex::new(Box::pin(body))),
+            body: Mutex::new(Some(Box::pin(body))),
         }
     }
 
@@ -210,13 +206,7 @@ impl From<String> for Input {
 
 impl fmt::Debug for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            Kind::Empty => "empty",
-            Kind::Full(_) => "full",
-            Kind::Stream(_) => "stream",
-        };
         f.debug_struct("Input")
-            .field("kind", &kind)
             .field("content_length", &self.content_length())
             .finish()
     }
@@ -226,30 +216,18 @@ impl Stream for Input {
     type Item = Result<Bytes, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match &mut self.kind {
-            Kind::Empty => Poll::Ready(None),
-            Kind::Full(_) => match std::mem::replace(&mut self.kind, Kind::Empty) {
-                Kind::Full(data) => Poll::Ready(Some(Ok(data))),
-                _ => unreachable!("matched Full above"),
-            },
-            Kind::Stream(body) => body
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_mut()
-                .poll_next(cx),
+        match self.body.get_mut().unwrap_or_else(PoisonError::into_inner) {
+            None => Poll::Ready(None),
+            Some(body) => body.as_mut().poll_next(cx),
         }
     }
 }
 
 impl Body for Input {
     fn content_length(&self) -> Option<u64> {
-        match &self.kind {
-            Kind::Empty => Some(0),
-            Kind::Full(data) => Some(data.len() as u64),
-            Kind::Stream(body) => body
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .content_length(),
+        match &*self.body.lock().unwrap_or_else(PoisonError::into_inner) {
+            None => Some(0),
+            Some(body) => body.content_length(),
         }
     }
 }
