@@ -334,24 +334,13 @@ impl Environ {
     /// let environ = Environ::from_parts(parts, Input::empty(), &ConnectionInfo::default()).unwrap();
     /// assert_eq!(environ.path_info(), "/x");
     /// ```
+    #[inline]
     pub fn from_parts(
         parts: http::request::Parts,
         input: Input,
         connection: &ConnectionInfo,
     ) -> Result<Self, TargetError> {
-        check_host(&parts.headers, &parts.uri, parts.version)?;
-        match (TargetForm::of(&parts.uri), parts.method == Method::CONNECT) {
-            (TargetForm::Asterisk, _) if parts.method != Method::OPTIONS => {
-                return Err(TargetError::new(TargetErrorKind::AsteriskWithoutOptions))
-            }
-            (TargetForm::Authority, false) => {
-                return Err(TargetError::new(TargetErrorKind::AuthorityWithoutConnect))
-            }
-            (TargetForm::Origin | TargetForm::Absolute | TargetForm::Asterisk, true) => {
-                return Err(TargetError::new(TargetErrorKind::ConnectWithoutAuthority))
-            }
-            _ => {}
-        }
+        check_target(&parts)?;
         Ok(Environ {
             method: parts.method,
             uri: parts.uri,
@@ -700,6 +689,26 @@ fn parse_port(digits: &[u8]) -> Option<Option<u16>> {
         return Some(None);
     }
     u16::try_from(port).ok().map(Some)
+}
+
+/// The target and `Host` rules every request must pass before it becomes an environ (REQ-ENV-3,
+/// REQ-ENV-6). Kept out of line so that building the environ itself inlines into the server.
+#[inline(never)]
+fn check_target(parts: &http::request::Parts) -> Result<(), TargetError> {
+    check_host(&parts.headers, &parts.uri, parts.version)?;
+    match (TargetForm::of(&parts.uri), parts.method == Method::CONNECT) {
+        (TargetForm::Asterisk, _) if parts.method != Method::OPTIONS => {
+            return Err(TargetError::new(TargetErrorKind::AsteriskWithoutOptions))
+        }
+        (TargetForm::Authority, false) => {
+            return Err(TargetError::new(TargetErrorKind::AuthorityWithoutConnect))
+        }
+        (TargetForm::Origin | TargetForm::Absolute | TargetForm::Asterisk, true) => {
+            return Err(TargetError::new(TargetErrorKind::ConnectWithoutAuthority))
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), TargetError> {
