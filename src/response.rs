@@ -191,6 +191,7 @@ pub fn check_head(
 /// [`check_head`] for a request that was (`head`) or was not a `HEAD`, returning the declared
 /// `Content-Length` for a server, which needs it again to frame the body. One pass over the
 /// headers serves both the hop-by-hop rule and the length.
+#[inline(always)]
 pub(crate) fn check_head_declared(
     head: bool,
     status: StatusCode,

