@@ -537,6 +537,7 @@ fn plain<B: Body + Unpin>(
     response
 }
 
+#[inline(always)]
 fn send_prepared<B>(
     prepared: Prepared<B>,
     head: bool,
