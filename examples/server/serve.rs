@@ -612,6 +612,7 @@ impl<B: Body + Unpin> HttpBody for WireBody<B> {
     type Data = Bytes;
     type Error = Error;
 
+    #[inline(always)]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
