@@ -334,7 +334,7 @@ impl Environ {
     /// let environ = Environ::from_parts(parts, Input::empty(), &ConnectionInfo::default()).unwrap();
     /// assert_eq!(environ.path_info(), "/x");
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn from_parts(
         parts: http::request::Parts,
         input: Input,
