@@ -648,6 +648,7 @@ const IP_LITERAL: [bool; 256] = {
 /// Checks `host[:port]` (RFC 3986 §3.2.2, §3.2.3) in one pass over the bytes, as this runs on
 /// every request, and returns where the host ends and the port, if any. An empty port counts as
 /// none.
+#[inline(always)]
 pub(crate) fn split_host(value: &[u8]) -> Option<(usize, Option<u16>)> {
     let host_end = if value.first() == Some(&b'[') {
         let end = value.iter().position(|&b| b == b']')? + 1;
