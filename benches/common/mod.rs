@@ -17,7 +17,7 @@ use hyper::service::{service_fn, Service};
 use rwgi::environ::{ConnectionInfo, ServerInfo, TargetError};
 use rwgi::http::{header, HeaderValue, Request, Response as HttpResponse, StatusCode};
 use rwgi::lint::Lint;
-use rwgi::server::{prepare, ResponseBody};
+use rwgi::server::{prepare_with, ResponseBody};
 use rwgi::{App, AppExt, Body, Environ, Error, Input, Middleware, Response, StartResponse};
 
 struct NoopWake;
@@ -186,7 +186,7 @@ pub fn raw_hyper_service() -> impl Service<
 }
 
 /// An rwgi app behind a hyper `service_fn`, as a server on hyper hosts it: the request becomes
-/// an environ, [`prepare`] runs the app, and the prepared answer becomes a hyper response. A
+/// an environ, [`prepare_with`] runs the app and turns the prepared answer into a hyper response. A
 /// refused request is an error here; a server answers it with `400` (REQ-ENV-2).
 pub fn rwgi_service<A: App>(
     app: A,
@@ -202,11 +202,14 @@ pub fn rwgi_service<A: App>(
             // incoming body and answers with the allocation-free empty input.
             let request = request.map(|_| Input::empty());
             let environ = Environ::from_request(request, connection)?;
-            let (status, headers, body) = prepare(app, environ).await.into_parts();
-            let mut response = HttpResponse::new(HyperBody(body));
-            *response.status_mut() = status;
-            *response.headers_mut() = headers;
-            Ok(response)
+            Ok(prepare_with(app, environ, |prepared| {
+                let (status, headers, body) = prepared.into_parts();
+                let mut response = HttpResponse::new(HyperBody(body));
+                *response.status_mut() = status;
+                *response.headers_mut() = headers;
+                response
+            })
+            .await)
         }
     })
 }

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use futures_util::future::{ready, Either as EitherFuture, FutureExt};
+use futures_util::future::{ready, Either as EitherFuture};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -45,7 +45,7 @@ use rwgi::environ::{ConnectionInfo, ServerInfo};
 use rwgi::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use rwgi::http::uri::Scheme;
 use rwgi::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
-use rwgi::server::{prepare, Prepared, ResponseBody};
+use rwgi::server::{prepare_with, Prepared, ResponseBody};
 use rwgi::{App, Environ, Error, Input};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Notify;
@@ -499,7 +499,7 @@ fn respond<'a, A: App>(
         }
     }
     let head = environ.method() == Method::HEAD;
-    EitherFuture::Right(prepare(app, environ).map(move |prepared| {
+    EitherFuture::Right(prepare_with(app, environ, move |prepared| {
         if let Some(failure) = prepared.failure() {
             report(
                 peer,
