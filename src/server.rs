@@ -260,23 +260,38 @@ impl<B: Body + Unpin> Prepared<B> {
         }
     }
 
-    fn failed(failure: Failure) -> Self {
-        const TEXT: &str = "Internal Server Error\n";
+    /// The server's own short answer, for the requests it answers without calling the app:
+    /// `status` with `text` as a `text/plain` body, which the server sends like any prepared
+    /// answer.
+    ///
+    /// ```
+    /// use rwgi::http::StatusCode;
+    /// use rwgi::server::Prepared;
+    ///
+    /// // REQ-ENV-2: a request that cannot become an environ gets a 400, and the app is not called.
+    /// let prepared = Prepared::<rwgi::body::Empty>::plain(StatusCode::BAD_REQUEST, "Bad Request\n");
+    /// assert_eq!(prepared.content_length(), Some(12));
+    /// assert_eq!(prepared.headers()["content-type"], "text/plain; charset=utf-8");
+    /// assert!(prepared.failure().is_none());
+    /// ```
+    pub fn plain(status: StatusCode, text: &'static str) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(TEXT.len()));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+        let body = ResponseBody {
+            first: Some(Bytes::from_static(text.as_bytes())),
+            rest: None,
+        };
+        Prepared::ready(status, headers, body, Some(text.len() as u64))
+    }
+
+    fn failed(failure: Failure) -> Self {
         Prepared {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            headers,
-            body: ResponseBody {
-                first: Some(Bytes::from_static(TEXT.as_bytes())),
-                rest: None,
-            },
-            content_length: Some(TEXT.len() as u64),
             failure: Some(Box::new(failure)),
+            ..Prepared::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
         }
     }
 

@@ -40,9 +40,9 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rwgi::body::{Body, Either, Full};
+use rwgi::body::Body;
 use rwgi::environ::{ConnectionInfo, ServerInfo};
-use rwgi::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use rwgi::http::header::CONTENT_LENGTH;
 use rwgi::http::uri::Scheme;
 use rwgi::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use rwgi::server::{prepare_with, Prepared, ResponseBody};
@@ -512,29 +512,17 @@ fn respond<'a, A: App>(
 }
 
 /// The server's own short answer, sent without calling the app.
+#[cold]
 fn plain<B: Body + Unpin>(
     status: StatusCode,
     peer: Option<SocketAddr>,
-    mut log: Option<Box<AccessLog>>,
+    log: Option<Box<AccessLog>>,
 ) -> Response<WireBody<B>> {
-    if let Some(log) = &mut log {
-        log.status = Some(status);
-    }
-    let text: &'static str = match status {
+    let text = match status {
         StatusCode::BAD_REQUEST => "Bad Request\n",
         _ => "Not Found\n",
     };
-    let mut response = Response::new(WireBody {
-        body: Either::Left(Full::new(Bytes::from_static(text.as_bytes()))),
-        peer,
-        log,
-    });
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    send_prepared(Prepared::plain(status, text), false, peer, log)
 }
 
 #[inline(always)]
@@ -558,11 +546,7 @@ where
     if let Some(log) = &mut log {
         log.status = Some(status);
     }
-    let mut response = Response::new(WireBody {
-        body: Either::Right(body),
-        peer,
-        log,
-    });
+    let mut response = Response::new(WireBody { body, peer, log });
     *response.status_mut() = status;
     // The map `Response::new` made is empty, and an empty map owns no memory (`HeaderMap::new`
     // does not allocate): forgetting it leaks nothing and skips dropping it on every request.
@@ -603,7 +587,7 @@ impl Body for RequestBody {
 /// The response body as hyper sends it: the server's own text or the prepared app body,
 /// reported to the access log when it is done.
 struct WireBody<B: Body + Unpin> {
-    body: Either<Full, ResponseBody<B>>,
+    body: ResponseBody<B>,
     peer: Option<SocketAddr>,
     log: Option<Box<AccessLog>>,
 }
@@ -643,12 +627,9 @@ impl<B: Body + Unpin> HttpBody for WireBody<B> {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.body {
-            Either::Left(text) => text.content_length() == Some(0),
-            // Not the length alone: a body under a declared Content-Length is polled to its
-            // end, so one that runs long is caught and the connection aborted (REQ-SRV-7).
-            Either::Right(body) => body.is_end_stream(),
-        }
+        // Not the length alone: a body under a declared Content-Length is polled to its end, so
+        // one that runs long is caught and the connection aborted (REQ-SRV-7).
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
