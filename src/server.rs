@@ -262,7 +262,7 @@ impl<B: Body + Unpin> Prepared<B> {
 
     /// The server's own short answer, for the requests it answers without calling the app:
     /// `status` with `text` as a `text/plain` body, which the server sends like any prepared
-    /// answer.
+    /// answer. The status is the server's choice and must allow a body (not 1xx, 204 or 304).
     ///
     /// ```
     /// use rwgi::http::StatusCode;

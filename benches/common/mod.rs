@@ -186,8 +186,8 @@ pub fn raw_hyper_service() -> impl Service<
 }
 
 /// An rwgi app behind a hyper `service_fn`, as a server on hyper hosts it: the request becomes
-/// an environ, [`prepare_with`] runs the app and turns the prepared answer into a hyper response. A
-/// refused request is an error here; a server answers it with `400` (REQ-ENV-2).
+/// an environ, [`prepare_with`] runs the app and turns the prepared answer into a hyper
+/// response. A refused request is an error here; a server answers it with `400` (REQ-ENV-2).
 pub fn rwgi_service<A: App>(
     app: A,
     connection: ConnectionInfo,
