@@ -227,7 +227,7 @@ impl App for BoxApp {
 /// let app: AppFn<_> = app_fn(|_, start: rwgi::StartResponse| async move {
 ///     Ok(start.start(Default::default(), Default::default()).body(rwgi::body::Empty))
 /// });
-/// let response = rwgi::test_client::block_on(rwgi::test_client::TestRequest::get("/").send(&app));
+/// let response = rwgi_conformance::test_client::block_on(rwgi_conformance::test_client::TestRequest::get("/").send(&app));
 /// assert_eq!(response.status(), 200);
 /// ```
 #[derive(Clone, Copy)]

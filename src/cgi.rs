@@ -71,7 +71,10 @@ impl CgiVariables {
         set("QUERY_STRING", environ.query_string().to_owned());
         set("SERVER_NAME", environ.server_name().into_owned());
         set("SERVER_PORT", environ.server_port().to_string());
-        set("SERVER_PROTOCOL", protocol(environ.version()).to_owned());
+        set(
+            "SERVER_PROTOCOL",
+            server_protocol(environ.version()).to_owned(),
+        );
         if let Some(peer) = environ.remote_addr() {
             set("REMOTE_ADDR", peer.ip().to_string());
         }
@@ -133,8 +136,14 @@ fn decoded(raw: &str) -> String {
     latin1(&percent_decode(raw)).into_owned()
 }
 
-/// `SERVER_PROTOCOL` for an HTTP version.
-pub(crate) fn protocol(version: Version) -> &'static str {
+/// `SERVER_PROTOCOL` for an HTTP version, as CGI spells it (RFC 3875 §4.1.16).
+///
+/// ```
+/// use rwgi::http::Version;
+/// assert_eq!(rwgi::cgi::server_protocol(Version::HTTP_11), "HTTP/1.1");
+/// assert_eq!(rwgi::cgi::server_protocol(Version::HTTP_2), "HTTP/2");
+/// ```
+pub fn server_protocol(version: Version) -> &'static str {
     match version {
         Version::HTTP_09 => "HTTP/0.9",
         Version::HTTP_10 => "HTTP/1.0",

@@ -211,7 +211,7 @@ impl Default for ConnectionInfo {
 /// ```
 /// use rwgi::environ::TargetForm;
 /// use rwgi::http::Method;
-/// use rwgi::test_client::TestRequest;
+/// use rwgi_conformance::test_client::TestRequest;
 ///
 /// let environ = TestRequest::new(Method::OPTIONS, "*").into_environ();
 /// assert_eq!(environ.target_form(), TargetForm::Asterisk);
@@ -368,7 +368,7 @@ impl Environ {
     ///
     /// ```
     /// use rwgi::environ::TargetForm;
-    /// let environ = rwgi::test_client::TestRequest::get("/x").into_environ();
+    /// let environ = rwgi_conformance::test_client::TestRequest::get("/x").into_environ();
     /// assert_eq!(environ.target_form(), TargetForm::Origin);
     /// ```
     pub fn target_form(&self) -> TargetForm {
@@ -380,7 +380,7 @@ impl Environ {
     /// form. A fragment is never part of a request target and is not kept.
     ///
     /// ```
-    /// let environ = rwgi::test_client::TestRequest::get("/a%20b/?q=%2F").into_environ();
+    /// let environ = rwgi_conformance::test_client::TestRequest::get("/a%20b/?q=%2F").into_environ();
     /// assert_eq!(environ.request_target(), "/a%20b/?q=%2F");
     /// ```
     pub fn request_target(&self) -> Cow<'_, str> {
@@ -413,7 +413,7 @@ impl Environ {
     /// The segments of [`path_info`](Environ::path_info), each decoded on its own (REQ-PATH-4).
     ///
     /// ```
-    /// let environ = rwgi::test_client::TestRequest::get("/users/j%2Fdoe/").into_environ();
+    /// let environ = rwgi_conformance::test_client::TestRequest::get("/users/j%2Fdoe/").into_environ();
     /// let decoded: Vec<Vec<u8>> = environ.path_segments().map(|s| s.decode().into_owned()).collect();
     /// assert_eq!(decoded, [b"users".to_vec(), b"j/doe".to_vec(), b"".to_vec()]);
     /// ```
@@ -482,7 +482,7 @@ impl Environ {
     /// `localhost` (REQ-ENV-4). An IPv6 address keeps its brackets.
     ///
     /// ```
-    /// let environ = rwgi::test_client::TestRequest::get("/").header("host", "example.com:8080").into_environ();
+    /// let environ = rwgi_conformance::test_client::TestRequest::get("/").header("host", "example.com:8080").into_environ();
     /// assert_eq!(environ.server_name(), "example.com");
     /// assert_eq!(environ.server_port(), 8080);
     /// ```
@@ -557,7 +557,7 @@ impl Environ {
     /// or is not a leading run of whole segments of `path_info`. The environ is unchanged.
     ///
     /// ```
-    /// let mut environ = rwgi::test_client::TestRequest::get("/api/v1/users").into_environ();
+    /// let mut environ = rwgi_conformance::test_client::TestRequest::get("/api/v1/users").into_environ();
     /// environ.mount("/api").unwrap();
     /// environ.mount("/v1").unwrap();
     /// assert_eq!(environ.script_name(), "/api/v1");
@@ -758,7 +758,7 @@ pub struct TargetError {
 ///
 /// ```
 /// use rwgi::environ::TargetErrorKind;
-/// use rwgi::test_client::{TestRequest, TestRequestError};
+/// use rwgi_conformance::test_client::{TestRequest, TestRequestError};
 ///
 /// let error = TestRequest::get("/").header("host", "a").header("host", "b").try_into_environ();
 /// let Err(TestRequestError::Target(error)) = error else { panic!("two Host headers are refused") };
@@ -825,7 +825,7 @@ impl std::error::Error for TargetError {}
 /// [`Environ::mount`] was given a prefix that is malformed or does not lead the path.
 ///
 /// ```
-/// let mut environ = rwgi::test_client::TestRequest::get("/apple").into_environ();
+/// let mut environ = rwgi_conformance::test_client::TestRequest::get("/apple").into_environ();
 /// let error = environ.mount("/app").unwrap_err();
 /// assert_eq!(error.to_string(), "REQ-PATH-6: the mount prefix is not a leading run of whole path segments");
 /// assert_eq!(environ.script_name(), "", "a failed mount changes nothing");
@@ -850,9 +850,33 @@ impl fmt::Display for MountError {
 impl std::error::Error for MountError {}
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::test_client::TestRequest;
+    use http::header::HOST;
+    use http::request::Builder;
+    use http::HeaderValue;
+
+    /// The environ of a bodiless request, on a default connection, with `Host: localhost`
+    /// unless the request sets a Host.
+    pub(crate) fn try_environ(request: Builder) -> Result<Environ, TargetError> {
+        try_environ_on(request, &ConnectionInfo::default())
+    }
+
+    pub(crate) fn try_environ_on(
+        request: Builder,
+        connection: &ConnectionInfo,
+    ) -> Result<Environ, TargetError> {
+        let mut request = request.body(Input::empty()).expect("a valid test request");
+        if !request.headers().contains_key(HOST) {
+            let localhost = HeaderValue::from_static("localhost");
+            request.headers_mut().insert(HOST, localhost);
+        }
+        Environ::from_request(request, connection)
+    }
+
+    pub(crate) fn environ_of(request: Builder) -> Environ {
+        try_environ(request).expect("a mappable test request")
+    }
 
     #[test]
     fn host_syntax() {
@@ -873,10 +897,10 @@ mod tests {
 
     #[test]
     fn host_rules_of_rfc_9112() {
-        let kind = |request: TestRequest| request.try_into_environ().err().map(|e| e.to_string());
+        let kind = |request: Builder| try_environ(request).err().map(|e| e.to_string());
         assert_eq!(
             kind(
-                TestRequest::get("/")
+                http::Request::get("/")
                     .header("host", "a")
                     .header("host", "b")
             )
@@ -884,11 +908,11 @@ mod tests {
             Some("REQ-ENV-3: more than one Host header")
         );
         assert_eq!(
-            kind(TestRequest::get("/").header("host", "a b")).as_deref(),
+            kind(http::Request::get("/").header("host", "a b")).as_deref(),
             Some("REQ-ENV-3: Host header is not host[:port]")
         );
         // Host after another field: looked up rather than found first, same answers.
-        let after_accept = || TestRequest::get("/").header("accept", "a");
+        let after_accept = || http::Request::get("/").header("accept", "a");
         assert_eq!(kind(after_accept().header("host", "h")), None);
         assert_eq!(
             kind(after_accept().header("host", "a b")).as_deref(),
@@ -902,7 +926,7 @@ mod tests {
         assert_eq!(error.kind(), TargetErrorKind::MissingHost);
         // With another header repeated, the Host check takes its slower path: same answers.
         let repeated = || {
-            TestRequest::get("/")
+            http::Request::get("/")
                 .header("accept", "a")
                 .header("accept", "b")
         };
@@ -916,33 +940,36 @@ mod tests {
             Some("REQ-ENV-3: Host header is not host[:port]")
         );
         assert_eq!(
-            kind(TestRequest::get("http://h/").header("host", "h")),
+            kind(http::Request::get("http://h/").header("host", "h")),
             None
         );
-        assert_eq!(kind(TestRequest::get("/").version(Version::HTTP_10)), None);
+        assert_eq!(
+            kind(http::Request::get("/").version(Version::HTTP_10)),
+            None
+        );
     }
 
     #[test]
     fn server_name_and_port_fall_back_in_order() {
-        let environ = TestRequest::get("http://absolute.example:81/x")
-            .header("host", "header.example:82")
-            .into_environ();
+        let environ = environ_of(
+            http::Request::get("http://absolute.example:81/x").header("host", "header.example:82"),
+        );
         assert_eq!(
             (environ.server_name().as_ref(), environ.server_port()),
             ("absolute.example", 81)
         );
-        let environ = TestRequest::get("/").header("host", "[::1]").into_environ();
+        let environ = environ_of(http::Request::get("/").header("host", "[::1]"));
         assert_eq!(
             (environ.server_name().as_ref(), environ.server_port()),
             ("[::1]", 80)
         );
-        let environ = TestRequest::get("/")
-            .version(Version::HTTP_10)
-            .header("host", "")
-            .connection(
-                ConnectionInfo::new(Scheme::HTTPS).local_addr("[::1]:8443".parse().unwrap()),
-            )
-            .into_environ();
+        let environ = try_environ_on(
+            http::Request::get("/")
+                .version(Version::HTTP_10)
+                .header("host", ""),
+            &ConnectionInfo::new(Scheme::HTTPS).local_addr("[::1]:8443".parse().unwrap()),
+        )
+        .unwrap();
         assert_eq!(
             (environ.server_name().as_ref(), environ.server_port()),
             ("[::1]", 8443)
@@ -952,23 +979,19 @@ mod tests {
 
     #[test]
     fn target_forms_and_methods() {
-        let environ = TestRequest::new(Method::OPTIONS, "*").into_environ();
+        let environ = environ_of(http::Request::options("*"));
         assert_eq!(environ.target_form(), TargetForm::Asterisk);
         assert_eq!((environ.script_name(), environ.path_info()), ("", "*"));
-        let environ = TestRequest::new(Method::CONNECT, "example.com:443").into_environ();
+        let environ = environ_of(http::Request::connect("example.com:443"));
         assert_eq!(environ.target_form(), TargetForm::Authority);
         assert_eq!(environ.request_target(), "example.com:443");
         assert_eq!(environ.path_info(), "");
-        let error = TestRequest::get("example.com:443")
-            .try_into_environ()
-            .unwrap_err();
+        let error = try_environ(http::Request::get("example.com:443")).unwrap_err();
         assert_eq!(
             error.to_string(),
             "REQ-ENV-6: an authority-form target is only for CONNECT"
         );
-        let error = TestRequest::new(Method::CONNECT, "/x")
-            .try_into_environ()
-            .unwrap_err();
+        let error = try_environ(http::Request::connect("/x")).unwrap_err();
         assert_eq!(
             error.to_string(),
             "REQ-ENV-6: CONNECT needs an authority-form target"
@@ -977,7 +1000,7 @@ mod tests {
 
     #[test]
     fn mounting_keeps_the_path_whole() {
-        let mut environ = TestRequest::get("/app/x%2Fy/").into_environ();
+        let mut environ = environ_of(http::Request::get("/app/x%2Fy/"));
         assert_eq!(
             environ.mount("app").unwrap_err().to_string(),
             "REQ-PATH-5: a mount prefix must be empty or start with / and not end with /"
@@ -999,7 +1022,7 @@ mod tests {
         // The mount offset is two bytes wide because `http` refuses longer targets.
         let longest = format!("/{}/b", "a".repeat(65_534 - 3));
         assert!(http::Uri::try_from(format!("{longest}x")).is_err());
-        let mut environ = TestRequest::get(&longest).into_environ();
+        let mut environ = environ_of(http::Request::get(&longest));
         let prefix = &longest[..longest.len() - 2];
         environ.mount(prefix).unwrap();
         assert_eq!(environ.script_name(), prefix);

@@ -110,7 +110,7 @@ impl Input {
     /// disconnects in the middle of an upload.
     ///
     /// ```
-    /// # rwgi::test_client::block_on(async {
+    /// # rwgi_conformance::test_client::block_on(async {
     /// let mut input = rwgi::Input::from("abc");
     /// let mut total = 0;
     /// while let Some(chunk) = input.chunk().await {
@@ -238,7 +238,7 @@ impl Body for Input {
 /// use rwgi::input::{Input, ReadError};
 ///
 /// let mut input = Input::from("0123456789");
-/// match rwgi::test_client::block_on(input.read_to_end(4)) {
+/// match rwgi_conformance::test_client::block_on(input.read_to_end(4)) {
 ///     Err(ReadError::TooLarge { limit }) => assert_eq!(limit, 4), // answer 413
 ///     other => panic!("expected TooLarge, got {other:?}"),
 /// }
@@ -280,7 +280,7 @@ mod tests {
     use super::*;
     use crate::body::tests::{collect, Chunks};
     use crate::body::StreamBody;
-    use crate::test_client::block_on;
+    use futures_executor::block_on;
 
     #[test]
     fn empty_input_is_at_its_end() {

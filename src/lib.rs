@@ -56,8 +56,6 @@
 pub mod app;
 pub mod body;
 pub mod cgi;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 pub mod environ;
 pub mod error;
 pub mod input;
@@ -67,7 +65,7 @@ pub mod path;
 pub mod response;
 pub mod server;
 pub mod start_response;
-pub mod test_client;
+
 pub mod violation;
 
 #[cfg(feature = "serde")]

@@ -20,7 +20,7 @@
 //! use rwgi::body::Full;
 //! use rwgi::http::{header, HeaderMap, HeaderValue, StatusCode};
 //! use rwgi::lint::Lint;
-//! use rwgi::test_client::{block_on, TestRequest};
+//! use rwgi_conformance::test_client::{block_on, TestRequest};
 //! use std::sync::{Arc, Mutex};
 //!
 //! let app = app_fn(|_, start: rwgi::StartResponse| async move {
@@ -121,7 +121,7 @@ impl fmt::Debug for Reaction {
 /// ```
 /// use rwgi::app::{app_fn, AppExt};
 /// use rwgi::lint::Lint;
-/// use rwgi::test_client::{block_on, TestRequest};
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
 ///
 /// let app = app_fn(|_, start: rwgi::StartResponse| async move {
 ///     Ok(start.start(rwgi::http::StatusCode::CONTINUE, Default::default()).body(rwgi::body::Empty))
@@ -187,7 +187,7 @@ impl<A: App> Middleware<A> for Lint {
 /// #     Ok(start.start(Default::default(), Default::default()).body(rwgi::body::Empty))
 /// # });
 /// let linted: LintApp<_> = Lint::new().wrap(app);
-/// let response = rwgi::test_client::block_on(rwgi::test_client::TestRequest::get("/").send(&linted));
+/// let response = rwgi_conformance::test_client::block_on(rwgi_conformance::test_client::TestRequest::get("/").send(&linted));
 /// assert_eq!(response.status(), 200);
 /// ```
 #[derive(Debug)]
@@ -530,8 +530,8 @@ impl Body for LintInput {
 /// #     Ok(start.start(Default::default(), Default::default()).body(Full::new("four")))
 /// # });
 /// let linted = Lint::new().wrap(app);
-/// let environ = rwgi::test_client::TestRequest::get("/").into_environ();
-/// let response = rwgi::test_client::block_on(linted.call(environ, StartResponse::new())).unwrap();
+/// let environ = rwgi_conformance::test_client::TestRequest::get("/").into_environ();
+/// let response = rwgi_conformance::test_client::block_on(linted.call(environ, StartResponse::new())).unwrap();
 /// // The lint's body keeps the app's promise about its length.
 /// assert_eq!(response.body().content_length(), Some(4));
 /// ```

@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::cgi::{protocol, CgiVariables};
+use crate::cgi::{server_protocol, CgiVariables};
 use crate::environ::{ConnectionInfo, ServerInfo};
 use crate::{Environ, Input};
 
@@ -89,7 +89,7 @@ impl Serialize for Environ {
         EnvironRepr {
             method: Cow::Borrowed(self.method.as_str()),
             target: self.request_target(),
-            version: Cow::Borrowed(protocol(self.version)),
+            version: Cow::Borrowed(server_protocol(self.version)),
             url_scheme: Cow::Borrowed(self.connection.scheme().as_str()),
             script_name: Cow::Borrowed(self.script_name()),
             headers,
@@ -159,8 +159,8 @@ impl<'de> Deserialize<'de> for CgiVariables {
 
 #[cfg(test)]
 mod tests {
+    use crate::environ::tests::{environ_of, try_environ_on};
     use crate::environ::{ConnectionInfo, ServerInfo};
-    use crate::test_client::TestRequest;
     use crate::Environ;
 
     #[test]
@@ -168,13 +168,15 @@ mod tests {
         let connection = ConnectionInfo::default()
             .peer_addr("[::1]:4000".parse().unwrap())
             .server(ServerInfo::new("test/1").multithread(true));
-        let environ = TestRequest::post("/app/a%2Fb?q=1")
-            .header("x-bin", "v")
-            .header("accept", "a")
-            .header("accept", "b")
-            .connection(connection)
-            .mount("/app")
-            .into_environ();
+        let mut environ = try_environ_on(
+            http::Request::post("/app/a%2Fb?q=1")
+                .header("x-bin", "v")
+                .header("accept", "a")
+                .header("accept", "b"),
+            &connection,
+        )
+        .unwrap();
+        environ.mount("/app").unwrap();
         let json = serde_json::to_value(&environ).unwrap();
         assert_eq!(json["target"], "/app/a%2Fb?q=1");
         assert_eq!(json["script_name"], "/app");
@@ -188,7 +190,7 @@ mod tests {
 
     #[test]
     fn non_utf8_header_values_survive() {
-        let mut environ = TestRequest::get("/").into_environ();
+        let mut environ = environ_of(http::Request::get("/"));
         environ
             .headers_mut()
             .insert("x-raw", http::HeaderValue::from_bytes(b"\xff\xfe").unwrap());
@@ -200,7 +202,7 @@ mod tests {
 
     #[test]
     fn deserializing_applies_the_server_checks() {
-        let mut json = serde_json::to_value(TestRequest::get("/").into_environ()).unwrap();
+        let mut json = serde_json::to_value(environ_of(http::Request::get("/"))).unwrap();
         json["target"] = "*".into();
         let error = serde_json::from_value::<Environ>(json).unwrap_err();
         assert_eq!(

@@ -55,7 +55,7 @@ use crate::{App, Environ, Error, Response, StartResponse};
 /// ```
 /// use rwgi::app::app_fn;
 /// use rwgi::server::prepare;
-/// use rwgi::test_client::{block_on, TestRequest};
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
 ///
 /// let failing = app_fn(|_, _: rwgi::StartResponse| async move {
 ///     Err::<rwgi::Response<rwgi::body::Empty>, _>(rwgi::Error::msg("no database"))
@@ -79,7 +79,7 @@ pub fn prepare<A: App>(app: &A, environ: Environ) -> impl Future<Output = Prepar
 /// use rwgi::app::app_fn;
 /// use rwgi::body::Full;
 /// use rwgi::server::prepare_with;
-/// use rwgi::test_client::{block_on, TestRequest};
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
 ///
 /// let app = app_fn(|_, start: rwgi::StartResponse| async move {
 ///     Ok(start.start(Default::default(), Default::default()).body(Full::new("hi")))
@@ -224,7 +224,7 @@ fn bodiless_violation(status: StatusCode) -> Violation {
 /// use rwgi::app::app_fn;
 /// use rwgi::body::Full;
 /// use rwgi::server::prepare;
-/// use rwgi::test_client::{block_on, TestRequest};
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
 ///
 /// let app = app_fn(|_, start: rwgi::StartResponse| async move {
 ///     Ok(start.start(Default::default(), Default::default()).body(Full::new("hello")))
@@ -341,7 +341,7 @@ impl<B> fmt::Debug for Prepared<B> {
 /// use rwgi::app::app_fn;
 /// use rwgi::http::{header, HeaderMap, HeaderValue};
 /// use rwgi::server::{prepare, Failure};
-/// use rwgi::test_client::{block_on, TestRequest};
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
 ///
 /// let app = app_fn(|_, start: rwgi::StartResponse| async move {
 ///     let mut headers = HeaderMap::new();
@@ -387,7 +387,7 @@ impl fmt::Display for Failure {
 /// use rwgi::app::app_fn;
 /// use rwgi::body::Full;
 /// use rwgi::server::prepare;
-/// use rwgi::test_client::{block_on, TestRequest};
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
 ///
 /// let app = app_fn(|_, start: rwgi::StartResponse| async move {
 ///     Ok(start.start(Default::default(), Default::default()).body(Full::new("hi")))
@@ -556,8 +556,14 @@ impl<F: Future> Future for CatchPanic<'_, F> {
     }
 }
 
-/// The message of a panic payload, for logs and reports.
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+/// The message of a panic payload (`&str` or `String`, as `panic!` makes them), for a server's
+/// log.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("app exploded")).unwrap_err();
+/// assert_eq!(rwgi::server::panic_message(&*payload), "app exploded");
+/// ```
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(message) = panic.downcast_ref::<&str>() {
         (*message).to_owned()
     } else if let Some(message) = panic.downcast_ref::<String>() {
@@ -573,11 +579,14 @@ mod tests {
     use crate::app::app_fn;
     use crate::body::tests::{collect, Chunks};
     use crate::body::{Full, StreamBody};
-    use crate::test_client::{block_on, TestRequest};
+    use crate::environ::tests::environ_of;
+    use futures_executor::block_on;
     use http::header::CONTENT_LENGTH;
+    use http::request::Builder;
+    use http::Request;
 
     fn prepared<B: Body + Send + Unpin + 'static>(
-        request: TestRequest,
+        request: Builder,
         status: StatusCode,
         headers: &[(&'static str, &'static str)],
         body: impl Fn() -> B + Send + Sync,
@@ -595,14 +604,12 @@ mod tests {
             let response = start.start(status, headers.clone()).body(body());
             async move { Ok(response) }
         });
-        block_on(prepare(&app, request.into_environ()))
+        block_on(prepare(&app, environ_of(request)))
     }
 
     #[test]
     fn a_one_chunk_body_is_complete_after_one_poll() {
-        let prepared = prepared(TestRequest::get("/"), StatusCode::OK, &[], || {
-            Full::new("hi")
-        });
+        let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || Full::new("hi"));
         assert_eq!(prepared.content_length(), Some(2));
         let (_, _, mut body) = prepared.into_parts();
         assert!(!body.is_end_stream());
@@ -614,7 +621,7 @@ mod tests {
 
     #[test]
     fn head_drops_the_body_and_keeps_its_length() {
-        let prepared = prepared(TestRequest::head("/"), StatusCode::OK, &[], || {
+        let prepared = prepared(Request::head("/"), StatusCode::OK, &[], || {
             Full::new("hello")
         });
         assert_eq!(prepared.content_length(), Some(5));
@@ -625,7 +632,7 @@ mod tests {
 
     #[test]
     fn empty_chunks_before_the_first_are_skipped() {
-        let prepared = prepared(TestRequest::get("/"), StatusCode::OK, &[], || {
+        let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
             Chunks(vec![Ok(""), Ok(""), Ok("a"), Ok("b")], None)
         });
         assert!(prepared.failure().is_none());
@@ -635,7 +642,7 @@ mod tests {
 
     #[test]
     fn a_body_failing_before_its_first_chunk_becomes_a_500() {
-        let prepared = prepared(TestRequest::get("/"), StatusCode::OK, &[], || {
+        let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
             Chunks(vec![Ok(""), Err("template missing")], None)
         });
         assert_eq!(prepared.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -648,7 +655,7 @@ mod tests {
 
     #[test]
     fn a_body_failing_after_its_first_chunk_yields_the_error_to_the_server() {
-        let prepared = prepared(TestRequest::get("/"), StatusCode::OK, &[], || {
+        let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
             Chunks(vec![Ok("a"), Err("disk gone")], None)
         });
         assert_eq!(prepared.status(), StatusCode::OK);
@@ -659,7 +666,7 @@ mod tests {
     #[test]
     fn bodiless_statuses_refuse_bytes() {
         for status in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
-            let prepared = prepared(TestRequest::get("/"), status, &[], || {
+            let prepared = prepared(Request::get("/"), status, &[], || {
                 Chunks(vec![Ok("x")], None)
             });
             let failure = prepared.failure().unwrap().to_string();
@@ -671,7 +678,7 @@ mod tests {
     }
 
     fn prepared_ok(status: StatusCode) -> Prepared<StreamBody<Chunks>> {
-        prepared(TestRequest::get("/"), status, &[], || {
+        prepared(Request::get("/"), status, &[], || {
             StreamBody::new(Chunks(vec![Ok("")], None))
         })
     }
@@ -679,7 +686,7 @@ mod tests {
     #[test]
     fn content_length_header_is_enforced_both_ways() {
         let long = prepared(
-            TestRequest::get("/"),
+            Request::get("/"),
             StatusCode::OK,
             &[("content-length", "1")],
             || Chunks(vec![Ok("a"), Ok("b")], None),
@@ -690,7 +697,7 @@ mod tests {
             "REQ-RESP-5: body yielded more bytes than its Content-Length"
         );
         let short = prepared(
-            TestRequest::get("/"),
+            Request::get("/"),
             StatusCode::OK,
             &[("content-length", "3")],
             || Chunks(vec![Ok("a")], None),
@@ -704,7 +711,7 @@ mod tests {
 
     #[test]
     fn a_lying_body_length_is_caught_on_the_wire() {
-        let prepared = prepared(TestRequest::get("/"), StatusCode::OK, &[], || {
+        let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
             Chunks(vec![Ok("a"), Ok("bc")], Some(2))
         });
         assert_eq!(prepared.content_length(), Some(2));
@@ -721,12 +728,12 @@ mod tests {
             let body = StreamBody::new(Exploding(false));
             Ok(start.start(StatusCode::OK, HeaderMap::new()).body(body))
         });
-        let prepared = block_on(prepare(&app, TestRequest::get("/app").into_environ()));
+        let prepared = block_on(prepare(&app, environ_of(Request::get("/app"))));
         assert_eq!(
             prepared.failure().unwrap().to_string(),
             "app panicked: app exploded"
         );
-        let prepared = block_on(prepare(&app, TestRequest::get("/body").into_environ()));
+        let prepared = block_on(prepare(&app, environ_of(Request::get("/body"))));
         assert_eq!(prepared.status(), StatusCode::OK);
         let error = collect(prepared.into_parts().2).unwrap_err();
         assert_eq!(error.to_string(), "body panicked: body exploded");

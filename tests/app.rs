@@ -7,8 +7,8 @@ use rwgi::app::{app_fn, BoxApp};
 use rwgi::body::{BoxBody, Full};
 use rwgi::http::{HeaderMap, HeaderValue, StatusCode};
 use rwgi::middleware::{Identity, Stack};
-use rwgi::test_client::{block_on, TestRequest};
 use rwgi::{App, AppExt, Environ, Error, Middleware, Response, StartResponse};
+use rwgi_conformance::test_client::{block_on, TestRequest};
 
 fn hello() -> impl App<Body = Full> + Clone {
     app_fn(|environ: Environ, start: StartResponse| async move {

@@ -24,15 +24,15 @@ use bytes::Bytes;
 use futures_core::Stream;
 use rwgi::app::{app_fn, AppExt};
 use rwgi::body::{Body, Either, Empty, Full};
-use rwgi::conformance::app_suite::{
+use rwgi::http::{header, HeaderMap, HeaderValue, StatusCode};
+use rwgi::lint::LintBody;
+use rwgi::{App, Environ, Error, Middleware, StartResponse};
+use rwgi_conformance::app_suite::{
     self, run_blocking, run_middleware, run_with_time_limit, Probe, ProbeBody, APP_CHECKS, CHECKS,
     MIDDLEWARE_CHECKS,
 };
-use rwgi::conformance::{Outcome, Report};
-use rwgi::http::{header, HeaderMap, HeaderValue, StatusCode};
-use rwgi::lint::LintBody;
-use rwgi::test_client::block_on;
-use rwgi::{App, Environ, Error, Middleware, StartResponse};
+use rwgi_conformance::test_client::block_on;
+use rwgi_conformance::{Outcome, Report};
 
 /// The outcome of the check named `name`.
 fn outcome<'a>(report: &'a Report, name: &str) -> (&'a Outcome, &'a str) {

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use apps::framework::{demo_app, Reply, Request, Router, ECHO_LIMIT};
 use rwgi::http::{Method, StatusCode};
 use rwgi::server::prepare;
-use rwgi::test_client::{block_on, TestRequest, TestResponse};
 use rwgi::Input;
+use rwgi_conformance::test_client::{block_on, TestRequest, TestResponse};
 
 fn send(request: TestRequest) -> TestResponse {
     block_on(request.send(&demo_app()))

@@ -20,9 +20,9 @@ use rwgi::body::{Body, Empty, Full, StreamBody};
 use rwgi::environ::{ConnectionInfo, Environ};
 use rwgi::http::{header, HeaderMap, Method, Request, StatusCode, Version};
 use rwgi::lint::{Lint, RULES};
-use rwgi::test_client::{block_on, TestRequest, TestResponse};
 use rwgi::violation::Violation;
 use rwgi::{App, Error, Input, Response, StartResponse};
+use rwgi_conformance::test_client::{block_on, TestRequest, TestResponse};
 
 /// A lint in hook mode and what it collected.
 fn collecting() -> (Lint, Arc<Mutex<Vec<Violation>>>) {

@@ -22,8 +22,8 @@ use futures_util::task::noop_waker_ref;
 use rwgi::app::app_fn;
 use rwgi::body::{Body, Full};
 use rwgi::http::{HeaderMap, Method, StatusCode};
-use rwgi::test_client::{block_on, TestRequest, TestResponse};
 use rwgi::{App, AppExt, Environ, Error, StartResponse};
+use rwgi_conformance::test_client::{block_on, TestRequest, TestResponse};
 
 /// An access log that keeps its records, with their durations zeroed so they compare exactly.
 fn recording() -> (AccessLog, Arc<Mutex<Vec<Record>>>) {

@@ -7,8 +7,7 @@
 #[allow(dead_code)] // The tests host only some of the shared example apps.
 #[path = "../examples/apps/mod.rs"]
 mod apps;
-#[path = "../examples/server/serve.rs"]
-mod serve;
+use rwgi_server as serve;
 mod support {
     pub mod raw_http;
 }

@@ -3,15 +3,13 @@
 //! check of that rule, with its requirement ID, while the same server without the flaw passes
 //! that check.
 
-#[allow(dead_code)] // The suite needs `serve` and its configuration, not every helper.
-#[path = "../examples/server/serve.rs"]
-mod serve;
+use rwgi_server as serve;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rwgi::conformance::server_suite::{self, Address, Hosting, ServerHandle, CHECKS};
-use rwgi::conformance::{Outcome, Report};
+use rwgi_conformance::server_suite::{self, Address, Hosting, ServerHandle, CHECKS};
+use rwgi_conformance::{Outcome, Report};
 use serve::{serve, Bind, Config, Listener};
 use tokio::sync::oneshot;
 
@@ -113,7 +111,6 @@ mod broken {
     use futures_util::StreamExt;
     use rwgi::app::BoxApp;
     use rwgi::body::Body;
-    use rwgi::conformance::server_suite::{Hosting, ServerHandle};
     use rwgi::environ::{ConnectionInfo, ServerInfo};
     use rwgi::http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
     use rwgi::http::uri::Scheme;
@@ -123,8 +120,9 @@ mod broken {
     use rwgi::path::percent_decode;
     use rwgi::response::content_length;
     use rwgi::server::prepare;
-    use rwgi::test_client::block_on;
     use rwgi::{App, Environ, Input, StartResponse};
+    use rwgi_conformance::server_suite::{Hosting, ServerHandle};
+    use rwgi_conformance::test_client::block_on;
 
     /// What the server gets wrong.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]

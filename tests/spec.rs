@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use rwgi::conformance::{app_suite, server_suite};
+use rwgi_conformance::{app_suite, server_suite};
 
 const SPEC: &str = include_str!("../spec/SPEC.md");
 

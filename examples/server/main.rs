@@ -10,7 +10,6 @@
 #[allow(dead_code)] // Each program that includes the shared apps uses only some of them.
 #[path = "../apps/mod.rs"]
 mod apps;
-mod serve;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -20,7 +19,7 @@ use std::process::ExitCode;
 
 use rwgi::App;
 
-use crate::serve::{serve, Bind, Config, Listener};
+use rwgi_server::{serve, Bind, Config, Listener};
 
 /// The help text.
 const USAGE: &str = "\

@@ -1,13 +1,11 @@
-//! The reference server's serve loop (`examples/server/serve.rs`, included as it is) hosting
+//! The reference server's serve loop (the `rwgi-server` crate) hosting
 //! an rwgi app that streams the same 1 GiB download as raw hyper's `GET /download`.
 //!
 //! The reference server has no app that streams a large response, so the load benchmark
 //! measures its download path through this program; everything between the socket and the
 //! app is the shipped server code.
 
-#[allow(dead_code)] // The download needs only part of the server's API.
-#[path = "../../../../examples/server/serve.rs"]
-mod serve;
+use rwgi_server as serve;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -359,12 +359,12 @@ fn run_vector(suite: &mut Suite<'_>, vector: &Vector) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environ::{ConnectionInfo, ServerInfo};
-    use crate::http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
     use crate::test_client::block_on;
-    use crate::{Environ, Error, Input};
     use bytes::Bytes;
     use http::uri::Scheme;
+    use rwgi::environ::{ConnectionInfo, ServerInfo};
+    use rwgi::http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
+    use rwgi::{Environ, Error, Input};
 
     const LOCAL: &str = "192.0.2.10:8080";
     const PEER: &str = "192.0.2.99:50123";
@@ -414,7 +414,7 @@ mod tests {
                 .chunked(&mut data)
                 .map_err(|_| 400u16)?;
             let chunks = vec![Ok::<_, Error>(Bytes::from(data))];
-            Input::from_body(crate::body::StreamBody::new(futures_util::stream::iter(
+            Input::from_body(rwgi::body::StreamBody::new(futures_util::stream::iter(
                 chunks,
             )))
         } else {

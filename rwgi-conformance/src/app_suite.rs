@@ -5,7 +5,7 @@
 //! ```
 //! use rwgi::app::app_fn;
 //! use rwgi::body::Full;
-//! use rwgi::conformance::app_suite;
+//! use rwgi_conformance::app_suite;
 //! use rwgi::http::{HeaderMap, StatusCode};
 //!
 //! let app = app_fn(|_, start: rwgi::StartResponse| async move {
@@ -71,12 +71,12 @@ use std::time::Duration;
 use http::{Method, Version};
 
 use super::{Check, Report};
-use crate::body::Body;
-use crate::lint::{Lint, LintApp};
-use crate::middleware::Middleware;
 use crate::test_client::{block_on, TestRequest};
-use crate::violation::Violation;
-use crate::{App, Environ, Input, StartResponse};
+use rwgi::body::Body;
+use rwgi::lint::{Lint, LintApp};
+use rwgi::middleware::Middleware;
+use rwgi::violation::Violation;
+use rwgi::{App, Environ, Input, StartResponse};
 
 mod driver;
 mod probe;
@@ -180,7 +180,7 @@ pub async fn run<A: App>(app: &A) -> Report {
 /// # let app = app_fn(|_, start: rwgi::StartResponse| async move {
 /// #     Ok(start.start(rwgi::http::StatusCode::NO_CONTENT, Default::default()).body(rwgi::body::Empty))
 /// # });
-/// let report = rwgi::conformance::app_suite::run_blocking(&app);
+/// let report = rwgi_conformance::app_suite::run_blocking(&app);
 /// assert!(report.is_ok(), "{report}");
 /// ```
 pub fn run_blocking<A: App>(app: &A) -> Report {
@@ -197,10 +197,10 @@ pub async fn run_with_time_limit<A: App>(app: &A, limit: Duration) -> Report {
 /// ([`MIDDLEWARE_CHECKS`]).
 ///
 /// ```
-/// use rwgi::conformance::app_suite;
+/// use rwgi_conformance::app_suite;
 /// use rwgi::middleware::Identity;
 ///
-/// let report = rwgi::test_client::block_on(app_suite::run_middleware(&Identity));
+/// let report = rwgi_conformance::test_client::block_on(app_suite::run_middleware(&Identity));
 /// report.assert_ok();
 /// ```
 ///

@@ -13,9 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 
-use crate::body::Body;
-use crate::server::panic_message;
-use crate::Error;
+use rwgi::body::Body;
+use rwgi::server::panic_message;
+use rwgi::Error;
 
 /// Locks `mutex`, poisoned or not.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use super::client::{preview, Connection, End, Quiet, Response, WireError};
 use super::probe::{self, Gate, Script, Step};
 use super::{fail, get, request, Checked, Suite, IO_TIMEOUT, QUIET};
-use crate::response::HOP_BY_HOP;
+use rwgi::response::HOP_BY_HOP;
 
 /// Header fields from name and value pairs; a name given twice gives two field lines.
 fn fields(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

@@ -1,23 +1,23 @@
-//! The reference rwgi server: hyper's HTTP/1.1 on tokio, hosting any [`App`].
-//!
-//! This module is to rwgi what `wsgiref` is to WSGI: a plain, complete server that ships beside
-//! the types, shows how an HTTP stack maps onto the contract, and is good enough to develop
-//! against. It lives in `examples/` so the library itself stays free of any runtime; the
-//! integration tests include this very file (`#[path = "../examples/server/serve.rs"]`) and run
-//! the server in-process on an ephemeral port, so they test the shipped code without starting a
-//! nested `cargo` or a child process.
+//! `rwgi-server`: hyper's HTTP/1.1 on tokio, hosting any [`App`].
 //!
 //! Per request, the server:
 //! 1. maps hyper's request head and body onto an [`Environ`] with [`Environ::from_parts`], answering `400`
 //!    without calling the app when the request breaks REQ-ENV-3 or REQ-ENV-6;
 //! 2. mounts the app at the configured root path (REQ-PATH-6), answering `404` without calling
 //!    the app when the path lies outside it;
-//! 3. runs [`prepare`], which calls the app and applies the rules every server shares
+//! 3. runs [`prepare_with`], which calls the app and applies the rules every server shares
 //!    (REQ-SRV-4..8, REQ-ERR-4), and hands the result to hyper, whose framing follows the
 //!    body's exact length: `Content-Length` when known, chunked otherwise.
 //!
 //! A body that fails after the head went out makes hyper drop the connection, so the client
 //! never sees a complete-looking response (REQ-ERR-3).
+#![forbid(unsafe_code)]
+#![deny(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;

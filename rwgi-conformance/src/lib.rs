@@ -1,5 +1,5 @@
-//! Conformance suites that servers and apps run against the specification (feature
-//! `conformance`).
+//! Conformance suites that servers and apps run against the rwgi specification, and an
+//! in-process test client.
 //!
 //! - [`server_suite`]: a server author hands the suite a way to start their server hosting a
 //!   given app; the suite hosts its own probe apps in it and talks HTTP/1.1 to it over real
@@ -9,6 +9,13 @@
 //!
 //! Both produce a [`Report`]: every check with its outcome and the `REQ-…` IDs it covers, so a
 //! failure points straight at the rule in `spec/SPEC.md`.
+#![forbid(unsafe_code)]
+#![deny(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 
 use std::fmt;
 
@@ -16,11 +23,12 @@ use serde::Serialize;
 
 pub mod app_suite;
 pub mod server_suite;
+pub mod test_client;
 
 /// A check a suite can run: its name, and the requirements it covers.
 ///
 /// ```
-/// use rwgi::conformance::server_suite;
+/// use rwgi_conformance::server_suite;
 ///
 /// let keep_alive = server_suite::CHECKS.iter().find(|c| c.name == "keep_alive").unwrap();
 /// assert!(keep_alive.requirements.contains(&"REQ-SRV-3"));
@@ -36,7 +44,7 @@ pub struct Check {
 /// How one check went.
 ///
 /// ```
-/// use rwgi::conformance::{Check, Outcome, Report};
+/// use rwgi_conformance::{Check, Outcome, Report};
 ///
 /// let mut report = Report::default();
 /// report.skip(Check { name: "unix_socket", requirements: &["REQ-ENV-10"] }, "no Unix socket");
@@ -58,7 +66,7 @@ pub enum Outcome {
 /// The result of one check.
 ///
 /// ```
-/// use rwgi::conformance::{Check, Outcome, Report};
+/// use rwgi_conformance::{Check, Outcome, Report};
 ///
 /// let mut report = Report::default();
 /// let check = Check { name: "host_header", requirements: &["REQ-ENV-3"] };
@@ -83,7 +91,7 @@ pub struct CheckResult {
 /// The results of a suite run.
 ///
 /// ```
-/// use rwgi::conformance::{Check, Report};
+/// use rwgi_conformance::{Check, Report};
 ///
 /// const HOST: Check = Check { name: "host_header", requirements: &["REQ-ENV-3"] };
 /// let mut report = Report::default();

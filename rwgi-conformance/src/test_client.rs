@@ -11,7 +11,7 @@
 //! use rwgi::app::app_fn;
 //! use rwgi::body::Full;
 //! use rwgi::http::{HeaderMap, StatusCode};
-//! use rwgi::test_client::{block_on, TestRequest};
+//! use rwgi_conformance::test_client::{block_on, TestRequest};
 //! use rwgi::{Environ, StartResponse};
 //!
 //! let app = app_fn(|environ: Environ, start: StartResponse| async move {
@@ -34,16 +34,16 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
 
-use crate::environ::{ConnectionInfo, MountError, TargetError};
-use crate::server::prepare;
-use crate::{App, Environ, Input};
+use rwgi::environ::{ConnectionInfo, MountError, TargetError};
+use rwgi::server::prepare;
+use rwgi::{App, Environ, Input};
 
 /// A request to send to an app in-process.
 ///
 /// A `Host: localhost` header is added unless one is set.
 ///
 /// ```
-/// use rwgi::test_client::TestRequest;
+/// use rwgi_conformance::test_client::TestRequest;
 ///
 /// let environ = TestRequest::post("/upload?kind=photo")
 ///     .header("content-type", "image/png")
@@ -173,7 +173,7 @@ impl TestRequest {
     /// Where [`try_into_environ`](TestRequest::try_into_environ) fails.
     ///
     /// ```
-    /// let environ = rwgi::test_client::TestRequest::get("/app/x?y").mount("/app").into_environ();
+    /// let environ = rwgi_conformance::test_client::TestRequest::get("/app/x?y").mount("/app").into_environ();
     /// assert_eq!(environ.script_name(), "/app");
     /// assert_eq!(environ.path_info(), "/x");
     /// assert_eq!(environ.query_string(), "y");
@@ -227,7 +227,7 @@ impl TestRequest {
 /// Why a [`TestRequest`] is not a valid request.
 ///
 /// ```
-/// use rwgi::test_client::{TestRequest, TestRequestError};
+/// use rwgi_conformance::test_client::{TestRequest, TestRequestError};
 ///
 /// let error = TestRequest::get("/a").mount("/b").try_into_environ().unwrap_err();
 /// assert!(matches!(error, TestRequestError::Mount(_)));
@@ -260,7 +260,7 @@ impl std::error::Error for TestRequestError {}
 /// ```
 /// use rwgi::app::app_fn;
 /// use rwgi::body::Full;
-/// use rwgi::test_client::{block_on, TestRequest};
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
 ///
 /// let app = app_fn(|_, start: rwgi::StartResponse| async move {
 ///     Ok(start.start(rwgi::http::StatusCode::CREATED, Default::default()).body(Full::new("made")))
@@ -308,7 +308,7 @@ impl TestResponse {
     }
 
     /// Why the app's answer was replaced by a `500`, if it was (see
-    /// [`Prepared::failure`](crate::server::Prepared::failure)).
+    /// [`Prepared::failure`](rwgi::server::Prepared::failure)).
     pub fn failure(&self) -> Option<&str> {
         self.failure.as_deref()
     }
@@ -331,7 +331,7 @@ impl Wake for ThreadWaker {
 /// Runs a future to completion on the current thread, parking while it waits.
 ///
 /// ```
-/// assert_eq!(rwgi::test_client::block_on(async { 1 + 1 }), 2);
+/// assert_eq!(rwgi_conformance::test_client::block_on(async { 1 + 1 }), 2);
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);

@@ -13,11 +13,11 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::driver::{lock, Gate};
-use crate::body::Body;
-use crate::lint::{Lint, LintApp, LintBody};
-use crate::middleware::Middleware;
-use crate::violation::Violation;
-use crate::{App, Environ, Error, Response, StartResponse};
+use rwgi::body::Body;
+use rwgi::lint::{Lint, LintApp, LintBody};
+use rwgi::middleware::Middleware;
+use rwgi::violation::Violation;
+use rwgi::{App, Environ, Error, Response, StartResponse};
 
 /// The probe's answer, in three chunks.
 const PARTS: [&str; 3] = ["rwgi ", "probe ", "body\n"];
@@ -54,12 +54,12 @@ pub(super) struct ProbeState {
 /// ```
 /// // The suite builds the probe itself; a middleware author meets it as the `A` of
 /// // `Middleware<Probe>` when running the suite:
-/// use rwgi::conformance::app_suite::{run_middleware, Probe};
+/// use rwgi_conformance::app_suite::{run_middleware, Probe};
 /// use rwgi::middleware::{Identity, Middleware};
 ///
 /// fn wraps_the_probe<M: Middleware<Probe>>(_: &M) {}
 /// wraps_the_probe(&Identity);
-/// let report = rwgi::test_client::block_on(run_middleware(&Identity));
+/// let report = rwgi_conformance::test_client::block_on(run_middleware(&Identity));
 /// report.assert_ok();
 /// ```
 pub struct Probe {
@@ -134,7 +134,7 @@ impl App for ProbeApp {
 /// The probe's response body: three chunks, counted alive until dropped.
 ///
 /// ```
-/// use rwgi::conformance::app_suite::{Probe, ProbeBody};
+/// use rwgi_conformance::app_suite::{Probe, ProbeBody};
 /// use rwgi::lint::LintBody;
 /// use rwgi::App;
 ///

@@ -260,7 +260,7 @@ fn internal_error(
     suite: &mut Suite<'_>,
     id: &str,
     case: &str,
-    app: impl crate::App + 'static,
+    app: impl rwgi::App + 'static,
 ) -> Checked {
     suite.probe.set(app);
     let (response, _) = suite

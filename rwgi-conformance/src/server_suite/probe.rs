@@ -19,12 +19,12 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http::{HeaderMap, Method, StatusCode};
 
-use crate::app::{app_fn, BoxApp};
-use crate::body::{Body, BoxBody, Full};
-use crate::cgi::protocol;
-use crate::environ::ServerInfo;
-use crate::path::latin1;
-use crate::{App, Environ, Error, Input, Response, StartResponse};
+use rwgi::app::{app_fn, BoxApp};
+use rwgi::body::{Body, BoxBody, Full};
+use rwgi::cgi::server_protocol;
+use rwgi::environ::ServerInfo;
+use rwgi::path::latin1;
+use rwgi::{App, Environ, Error, Input, Response, StartResponse};
 
 /// Marks every error message and panic payload of the probe: a server that shows it to the
 /// client leaks error details (REQ-ERR-5).
@@ -74,7 +74,7 @@ impl Seen {
             query_string: text(environ.query_string()),
             server_name: text(&environ.server_name()),
             server_port: environ.server_port(),
-            version: protocol(environ.version()),
+            version: server_protocol(environ.version()),
             url_scheme: environ.url_scheme().as_str().to_owned(),
             headers,
             cgi: environ.cgi_variables().into_map(),

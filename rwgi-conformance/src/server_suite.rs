@@ -23,7 +23,7 @@
 //! #     fn start(_: std::net::TcpListener, _: BoxApp, _: Option<String>) -> Self { MyServer }
 //! #     fn stop(self) {}
 //! # }
-//! use rwgi::conformance::server_suite::{self, Hosting, ServerHandle};
+//! use rwgi_conformance::server_suite::{self, Hosting, ServerHandle};
 //!
 //! let report = server_suite::run(|hosting: Hosting| {
 //!     let (app, root_path) = hosting.into_parts();
@@ -43,8 +43,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::app::BoxApp;
-use crate::conformance::{Check, Report};
+use crate::{Check, Report};
+use rwgi::app::BoxApp;
 
 mod client;
 mod lifecycle;
@@ -60,7 +60,7 @@ use probe::Probe;
 /// it at (requests outside it get `404` without calling the app, REQ-PATH-6).
 ///
 /// ```
-/// use rwgi::conformance::server_suite::{Hosting, ServerHandle};
+/// use rwgi_conformance::server_suite::{Hosting, ServerHandle};
 ///
 /// /// What a server author's start function does with it.
 /// fn start(hosting: Hosting) -> ServerHandle {
@@ -101,7 +101,7 @@ impl Hosting {
 ///
 /// ```
 /// use std::net::SocketAddr;
-/// use rwgi::conformance::server_suite::Address;
+/// use rwgi_conformance::server_suite::Address;
 ///
 /// let tcp: SocketAddr = "127.0.0.1:8000".parse().unwrap();
 /// assert_eq!(Address::from(tcp), Address::Tcp(tcp));
@@ -145,7 +145,7 @@ impl fmt::Display for Address {
 /// ```
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::sync::Arc;
-/// use rwgi::conformance::server_suite::{Address, ServerHandle};
+/// use rwgi_conformance::server_suite::{Address, ServerHandle};
 ///
 /// let stopped = Arc::new(AtomicBool::new(false));
 /// let flag = Arc::clone(&stopped);
