@@ -18,14 +18,22 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::violation::Violation;
 use crate::Error;
 
 /// A response body: a stream of byte chunks that may fail, and may know its length.
 ///
+/// # Protocol
+///
+/// The caller (a server, or middleware that wraps the body) polls until the body returns
+/// `Poll::Ready(None)` or an error, and then stops: polling after that is the caller's fault
+/// (REQ-BODY-2), as with `http_body::Body` and most `Stream`s, which may panic then. The bodies
+/// of this crate ([`Full`], [`Empty`], [`StreamBody`], and [`Either`] and [`BoxBody`] of them)
+/// return `None` when polled again all the same.
+///
 /// # Implementer notes
 ///
-/// - Yield each chunk once; return `Poll::Ready(None)` at the end and keep returning it if
-///   polled again (REQ-BODY-2).
+/// - Yield each chunk once; return `Poll::Ready(None)` at the end.
 /// - Empty chunks are allowed but carry no meaning; servers skip them (REQ-BODY-3).
 /// - [`content_length`](Body::content_length) must be exact when it is `Some`: the number of
 ///   bytes the stream will still yield from now on (REQ-BODY-4). Servers turn it into a
@@ -179,7 +187,9 @@ impl Body for Empty {
 /// Any stream of byte chunks as a body, with an optional declared length.
 ///
 /// The stream's error type converts into [`Error`]. For a stream that is not `Unpin`, pass
-/// `Box::pin(stream)`.
+/// `Box::pin(stream)`. The body is fused: once the stream ended or failed, it is not polled
+/// again and the body returns `None`, so a stream that panics when polled after its end (as
+/// `futures::stream::unfold` does) is safe behind any caller.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -204,7 +214,8 @@ impl Body for Empty {
 #[derive(Clone, Debug)]
 pub struct StreamBody<S> {
     stream: S,
-    remaining: Option<u64>,
+    promise: Option<Promise>,
+    ended: bool,
 }
 
 impl<S> StreamBody<S> {
@@ -212,7 +223,8 @@ impl<S> StreamBody<S> {
     pub fn new(stream: S) -> Self {
         StreamBody {
             stream,
-            remaining: None,
+            promise: None,
+            ended: false,
         }
     }
 
@@ -224,7 +236,8 @@ impl<S> StreamBody<S> {
     pub fn with_length(stream: S, length: u64) -> Self {
         StreamBody {
             stream,
-            remaining: Some(length),
+            promise: Some(Promise::new(length)),
+            ended: false,
         }
     }
 
@@ -243,33 +256,25 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
         let item = match Pin::new(&mut this.stream).poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(item) => item,
         };
-        let Some(remaining) = this.remaining.as_mut() else {
-            return Poll::Ready(item.map(|chunk| chunk.map_err(Into::into)));
-        };
-        Poll::Ready(match item {
-            Some(Ok(chunk)) => match remaining.checked_sub(chunk.len() as u64) {
-                Some(rest) => {
-                    *remaining = rest;
-                    Some(Ok(chunk))
-                }
-                None => Some(Err(Error::msg(
-                    "REQ-BODY-4: body yielded more bytes than its declared length",
-                ))),
-            },
-            Some(Err(error)) => Some(Err(error.into())),
-            None if *remaining > 0 => {
-                let missing = *remaining;
-                *remaining = 0;
-                Some(Err(Error::msg(format!(
-                    "REQ-BODY-4: body ended {missing} bytes short of its declared length"
-                ))))
+        let broken =
+            |mismatch: Mismatch| Error::new(mismatch.violation("REQ-BODY-4", "declared length"));
+        let item = match (item, this.promise.as_mut()) {
+            (Some(Ok(chunk)), Some(promise)) => {
+                Some(promise.take(chunk.len()).map(|()| chunk).map_err(broken))
             }
-            None => None,
-        })
+            (Some(item), _) => Some(item.map_err(Into::into)),
+            (None, Some(promise)) => promise.end().err().map(|mismatch| Err(broken(mismatch))),
+            (None, None) => None,
+        };
+        this.ended = !matches!(item, Some(Ok(_)));
+        Poll::Ready(item)
     }
 }
 
@@ -279,7 +284,101 @@ where
     E: Into<Error>,
 {
     fn content_length(&self) -> Option<u64> {
-        self.remaining
+        if self.ended {
+            Some(0)
+        } else {
+            self.promise.map(|promise| promise.remaining())
+        }
+    }
+}
+
+/// Bytes counted against a length promised in advance: the one comparison behind
+/// [`StreamBody::with_length`] (REQ-BODY-4), the server's `Content-Length` guard (REQ-RESP-5,
+/// REQ-SRV-7) and the lint.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Promise {
+    promised: u64,
+    yielded: u64,
+}
+
+impl Promise {
+    /// A promise of `promised` bytes, none yielded yet.
+    pub(crate) const fn new(promised: u64) -> Self {
+        Promise {
+            promised,
+            yielded: 0,
+        }
+    }
+
+    /// A promise made after `yielded` bytes, of `remaining` more.
+    pub(crate) const fn after(yielded: u64, remaining: u64) -> Self {
+        Promise {
+            promised: yielded.saturating_add(remaining),
+            yielded,
+        }
+    }
+
+    /// The total the promise names.
+    pub(crate) const fn promised(&self) -> u64 {
+        self.promised
+    }
+
+    /// The bytes still owed.
+    pub(crate) const fn remaining(&self) -> u64 {
+        self.promised.saturating_sub(self.yielded)
+    }
+
+    /// Counts a chunk of `len` bytes.
+    ///
+    /// # Errors
+    ///
+    /// When the bytes so far exceed the promise.
+    pub(crate) fn take(&mut self, len: usize) -> Result<(), Mismatch> {
+        self.yielded = self.yielded.saturating_add(len as u64);
+        self.check(self.yielded <= self.promised)
+    }
+
+    /// Whether ending here keeps the promise.
+    ///
+    /// # Errors
+    ///
+    /// When the bytes yielded differ from the promise.
+    pub(crate) fn end(&self) -> Result<(), Mismatch> {
+        self.check(self.yielded == self.promised)
+    }
+
+    fn check(&self, kept: bool) -> Result<(), Mismatch> {
+        if kept {
+            Ok(())
+        } else {
+            Err(Mismatch {
+                promised: self.promised,
+                yielded: self.yielded,
+            })
+        }
+    }
+}
+
+/// A broken [`Promise`]: more bytes than promised, or an end before the promised count.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mismatch {
+    promised: u64,
+    yielded: u64,
+}
+
+impl Mismatch {
+    /// The violation of `rule`, naming the promise broken (`"Content-Length"`, say).
+    pub(crate) fn violation(self, rule: &'static str, promise: &str) -> Violation {
+        let Mismatch { promised, yielded } = self;
+        let message = if yielded > promised {
+            format!("the body yielded {yielded} bytes, more than the {promised} of its {promise}")
+        } else {
+            format!(
+                "the body ended after {yielded} bytes, {} short of the {promised} of its {promise}",
+                promised - yielded
+            )
+        };
+        Violation::new(rule, message)
     }
 }
 
@@ -460,7 +559,7 @@ pub(crate) mod tests {
         let error = collect(StreamBody::with_length(ok(&["ab", "cd"]), 3)).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "REQ-BODY-4: body yielded more bytes than its declared length"
+            "REQ-BODY-4: the body yielded 4 bytes, more than the 3 of its declared length"
         );
     }
 
@@ -469,7 +568,7 @@ pub(crate) mod tests {
         let error = collect(StreamBody::with_length(ok(&["ab"]), 3)).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "REQ-BODY-4: body ended 1 bytes short of its declared length"
+            "REQ-BODY-4: the body ended after 2 bytes, 1 short of the 3 of its declared length"
         );
     }
 

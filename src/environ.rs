@@ -48,7 +48,6 @@ use crate::Input;
 /// assert_eq!(info.spec_version(), rwgi::SPEC_VERSION);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ServerInfo {
     pub(crate) software: Cow<'static, str>,
     pub(crate) spec_version: (u16, u16),
@@ -218,7 +217,6 @@ impl Default for ConnectionInfo {
 /// assert_eq!(environ.path_info(), "*");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum TargetForm {
     /// `/path?query`: the usual form.
     Origin,
@@ -280,10 +278,8 @@ pub struct Environ {
     pub(crate) extensions: Extensions,
     pub(crate) input: Input,
     pub(crate) connection: ConnectionInfo,
-    /// How many bytes at the start of the path belong to `script_name`. Two bytes are enough:
-    /// `http` refuses targets longer than 65 534 bytes; and with them the environ is 256
-    /// bytes, the largest size that copies in one short step (spec §17).
-    pub(crate) mount: u16,
+    /// How many bytes at the start of the path belong to `script_name`.
+    pub(crate) mount: usize,
 }
 
 impl Environ {
@@ -401,13 +397,13 @@ impl Environ {
     /// Where the app is mounted: the raw path prefix that led to it, empty or starting with
     /// `/` and never ending with one (REQ-PATH-5).
     pub fn script_name(&self) -> &str {
-        &self.path()[..usize::from(self.mount)]
+        &self.path()[..self.mount]
     }
 
     /// The rest of the path, raw, that the app routes on: empty or starting with `/`, or `*`
     /// for an asterisk-form target.
     pub fn path_info(&self) -> &str {
-        &self.path()[usize::from(self.mount)..]
+        &self.path()[self.mount..]
     }
 
     /// The segments of [`path_info`](Environ::path_info), each decoded on its own (REQ-PATH-4).
@@ -582,7 +578,7 @@ impl Environ {
             });
         }
         // Within the path, which `http` caps below 64 KiB (see the field).
-        self.mount += prefix.len() as u16;
+        self.mount += prefix.len();
         Ok(())
     }
 }
@@ -1019,7 +1015,6 @@ pub(crate) mod tests {
 
     #[test]
     fn mounting_reaches_the_longest_target_http_accepts() {
-        // The mount offset is two bytes wide because `http` refuses longer targets.
         let longest = format!("/{}/b", "a".repeat(65_534 - 3));
         assert!(http::Uri::try_from(format!("{longest}x")).is_err());
         let mut environ = environ_of(http::Request::get(&longest));

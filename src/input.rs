@@ -12,7 +12,6 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -22,6 +21,10 @@ use crate::body::Body;
 use crate::Error;
 
 /// The request body stream.
+///
+/// An app reads it until it ends or fails and then stops (REQ-INPUT-6). `Input` passes every
+/// poll to the stream the server gave it, so a poll past the end reaches that stream: a lint in
+/// between reports it, and the bodies of this crate answer it with `None`.
 ///
 /// ```
 /// use rwgi::Input;
@@ -35,18 +38,16 @@ use crate::Error;
 /// # });
 /// ```
 pub struct Input {
-    // `None` is the empty body. The mutex is never locked while polling (`get_mut` needs no
-    // lock); it only makes the input `Sync`, so that an app's future that holds `&Environ`
-    // across an `.await` stays `Send` whatever body type the server uses.
-    body: Mutex<Option<Pin<Box<dyn Body + Send + 'static>>>>,
+    // `None` is the empty body. Every poll goes through to the stream, so that a lint the
+    // server put in between sees an app that polls past the end (REQ-INPUT-6). `Sync`, so that
+    // an app's future that holds `&Environ` across an `.await` stays `Send`.
+    body: Option<Pin<Box<dyn Body + Send + Sync + 'static>>>,
 }
 
 impl Input {
     /// A request without a body.
     pub const fn empty() -> Self {
-        Input {
-            body: Mutex::new(None),
-        }
+        Input { body: None }
     }
 
     /// A body that the server already holds in memory. It is boxed like a streamed body: one
@@ -64,6 +65,11 @@ impl Input {
     /// request body and yield an error if the client stops sending early (REQ-INPUT-2), and its
     /// [`content_length`](Body::content_length) is the declared length, if any.
     ///
+    /// The [`Body`] trait serves both directions: a request body is a stream of chunks with an
+    /// optional exact length, like a response body. It must be `Sync` as well as `Send` (hyper's
+    /// request body is both); a stream that is not can be wrapped in a type that only exposes
+    /// it through `&mut`.
+    ///
     /// ```
     /// use rwgi::body::StreamBody;
     /// use rwgi::Input;
@@ -75,10 +81,10 @@ impl Input {
     /// ```
     pub fn from_body<B>(body: B) -> Self
     where
-        B: Body + Send + 'static,
+        B: Body + Send + Sync + 'static,
     {
         Input {
-            body: Mutex::new(Some(Box::pin(body))),
+            body: Some(Box::pin(body)),
         }
     }
 
@@ -216,16 +222,16 @@ impl Stream for Input {
     type Item = Result<Bytes, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.body.get_mut().unwrap_or_else(PoisonError::into_inner) {
-            None => Poll::Ready(None),
-            Some(body) => body.as_mut().poll_next(cx),
-        }
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        body.as_mut().poll_next(cx)
     }
 }
 
 impl Body for Input {
     fn content_length(&self) -> Option<u64> {
-        match &*self.body.lock().unwrap_or_else(PoisonError::into_inner) {
+        match &self.body {
             None => Some(0),
             Some(body) => body.content_length(),
         }

@@ -37,9 +37,9 @@
 //! assert_eq!(*seen.lock().unwrap(), ["REQ-RESP-2"]);
 //! ```
 
-use std::cell::Cell;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -48,10 +48,10 @@ use futures_core::Stream;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
 
-use crate::body::Body;
+use crate::body::{Body, Mismatch, Promise};
 use crate::environ::TargetForm;
 use crate::middleware::Middleware;
-use crate::response::content_length;
+use crate::response::{content_length, is_bodiless};
 use crate::violation::Violation;
 use crate::{App, Environ, Error, Input, Response, StartResponse};
 
@@ -61,12 +61,15 @@ use crate::{App, Environ, Error, Input, Response, StartResponse};
 /// environ agree with the raw target), REQ-ENV-7 (header names and values as received),
 /// REQ-INPUT-1 and REQ-INPUT-2 (the request body yields exactly its declared length, and a
 /// short one ends with an error), REQ-INPUT-3 (the declared length matches the headers) and
-/// REQ-SRV-8 (an ended or failed response body is not polled again).
+/// REQ-BODY-2 (the response body is not polled again after it ended or failed).
 ///
 /// Toward the app: REQ-INPUT-6 (the request body is not polled after it ended or failed),
-/// REQ-RESP-1 to REQ-RESP-6 (the response head, and the body bytes against `Content-Length`
-/// and bodiless statuses), REQ-BODY-2 (an ended body stays ended) and REQ-BODY-4
-/// (`Body::content_length` is exact).
+/// REQ-START-1 (the response comes from the callback the app received), REQ-RESP-1 to
+/// REQ-RESP-6 (the response head, and the body bytes against `Content-Length` and bodiless
+/// statuses) and REQ-BODY-4 (`Body::content_length` is exact).
+///
+/// The lint only observes: it polls the app's body and the server's request body exactly when
+/// its own caller polls, never after they ended, so what the server sees is what the app sent.
 ///
 /// A `HEAD` or `304` answer's body is not held to its `Content-Length`, which may describe the
 /// `GET` answer; servers do not send that body.
@@ -79,6 +82,7 @@ pub const RULES: &[&str] = &[
     "REQ-INPUT-2",
     "REQ-INPUT-3",
     "REQ-INPUT-6",
+    "REQ-START-1",
     "REQ-RESP-1",
     "REQ-RESP-2",
     "REQ-RESP-3",
@@ -87,7 +91,6 @@ pub const RULES: &[&str] = &[
     "REQ-RESP-6",
     "REQ-BODY-2",
     "REQ-BODY-4",
-    "REQ-SRV-8",
 ];
 
 /// What the lint does with a violation.
@@ -202,7 +205,7 @@ impl<A: App> App for LintApp<A> {
     async fn call(
         &self,
         mut environ: Environ,
-        start: StartResponse,
+        mut start: StartResponse,
     ) -> Result<Response<LintBody<A::Body>>, Error> {
         for violation in check_environ(&environ) {
             self.reaction.raise(violation);
@@ -211,7 +214,21 @@ impl<A: App> App for LintApp<A> {
         let input = LintInput::new(environ.take_input(), self.reaction.clone());
         environ.set_input(Input::from_body(input));
 
-        let response = self.inner.call(environ, start).await?;
+        // REQ-START-1: the answer must come from the callback handed inward, which carries this
+        // call's mark in its extensions; an outer lint's mark is put back afterwards.
+        let mark = Mark::next();
+        let outer = start.extensions_mut().insert(mark);
+        let mut response = self.inner.call(environ, start).await?;
+        if response.extensions_mut().remove::<Mark>() != Some(mark) {
+            self.reaction.raise(Violation::new(
+                "REQ-START-1",
+                "the response was not made from the callback this call received (a callback made \
+                 with StartResponse::new, or extensions replaced on the way out)",
+            ));
+        }
+        if let Some(outer) = outer {
+            response.extensions_mut().insert(outer);
+        }
 
         let status = response.status();
         let head = response.check(&method);
@@ -226,7 +243,8 @@ impl<A: App> App for LintApp<A> {
         let declared = content_length(response.headers())
             .ok()
             .flatten()
-            .filter(|_| sent && !length_reported);
+            .filter(|_| sent && !length_reported)
+            .map(Promise::new);
         let reaction = self.reaction.clone();
         Ok(response.map_body(|inner| {
             let mut body = LintBody {
@@ -235,12 +253,23 @@ impl<A: App> App for LintApp<A> {
                 status,
                 produced: 0,
                 declared,
-                announced_end: None,
+                announced: None,
                 state: BodyState::Streaming,
             };
             body.check_bodiless_length();
             body
         }))
+    }
+}
+
+/// The mark a lint puts in the callback it hands inward, unique per call (REQ-START-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mark(u64);
+
+impl Mark {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Mark(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -339,36 +368,6 @@ fn check_declared_length(environ: &Environ) -> Option<Violation> {
     })
 }
 
-thread_local! {
-    static PROBING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks the lint's own extra poll of an ended body (REQ-BODY-2) while it runs. The poll may
-/// reach a request body (an app that answers with it) or the body of another lint (behind a
-/// middleware that forwards it); neither the app (REQ-INPUT-6) nor the middleware (REQ-SRV-8)
-/// is to blame for it.
-struct Probing {
-    outer: bool,
-}
-
-impl Probing {
-    fn start() -> Self {
-        Probing {
-            outer: PROBING.with(|probing| probing.replace(true)),
-        }
-    }
-
-    fn active() -> bool {
-        PROBING.with(Cell::get)
-    }
-}
-
-impl Drop for Probing {
-    fn drop(&mut self) {
-        PROBING.with(|probing| probing.set(self.outer));
-    }
-}
-
 /// How a wrapped body or input reports: its reaction, and the rules (bits) it already
 /// reported, each at most once.
 struct Reporter {
@@ -393,24 +392,21 @@ impl Reporter {
     }
 
     /// A poll of a stream that already stopped as `state`: reported once as `rule`, with
-    /// `violation` given how the stream stopped, unless it is the lint's own REQ-BODY-2 probe
-    /// (an app that answers with its request body).
+    /// `violation` given how the stream stopped.
     fn polled_after_stop(
         &mut self,
         state: BodyState,
         rule: u8,
         violation: impl FnOnce(&'static str) -> Violation,
     ) {
-        if !Probing::active() {
-            self.once(rule, || violation(state.stopped()));
-        }
+        self.once(rule, || violation(state.stopped()));
     }
 }
 
 const RESP_5: u8 = 1;
 const RESP_6: u8 = 2;
 const BODY_4: u8 = 4;
-const SRV_8: u8 = 8;
+const BODY_2: u8 = 8;
 const INPUT_1: u8 = 16;
 const INPUT_6: u8 = 32;
 
@@ -517,9 +513,8 @@ impl Body for LintInput {
 /// The response body of a [`LintApp`]: the app's body, with its bytes counted and its end
 /// checked.
 ///
-/// When the app's body ends, the lint polls it once more to check that it stays ended
-/// (REQ-BODY-2), so the check holds behind any server; the lint's own body then stays ended
-/// without polling the app's body again.
+/// It only observes: every poll reaches the app's body exactly when the caller polls, and once
+/// the app's body ended or failed it is not polled again.
 ///
 /// ```
 /// use rwgi::body::{Body, Full};
@@ -541,9 +536,9 @@ pub struct LintBody<B> {
     status: StatusCode,
     produced: u64,
     /// The `Content-Length` the bytes must match (REQ-RESP-5), when the body is sent.
-    declared: Option<u64>,
-    /// Where `content_length()` said the body would end (REQ-BODY-4).
-    announced_end: Option<u64>,
+    declared: Option<Promise>,
+    /// What `content_length()` announced (REQ-BODY-4).
+    announced: Option<Promise>,
     state: BodyState,
 }
 
@@ -551,21 +546,17 @@ impl<B> fmt::Debug for LintBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LintBody")
             .field("produced", &self.produced)
-            .field("declared", &self.declared)
+            .field("declared", &self.declared.map(|promise| promise.promised()))
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
 
 impl<B: Body + Unpin> LintBody<B> {
-    fn bodiless(&self) -> bool {
-        self.status == StatusCode::NO_CONTENT || self.status == StatusCode::NOT_MODIFIED
-    }
-
     /// REQ-RESP-6 before any poll: a 204 or 304 whose body announces bytes.
     fn check_bodiless_length(&mut self) {
         let announced = self.inner.content_length();
-        if let Some(length) = announced.filter(|&n| n > 0 && self.bodiless()) {
+        if let Some(length) = announced.filter(|&n| n > 0 && is_bodiless(self.status)) {
             let status = self.status.as_u16();
             self.reporter.once(RESP_6, || {
                 Violation::new(
@@ -583,9 +574,12 @@ impl<B: Body + Unpin> LintBody<B> {
         let Some(rest) = self.inner.content_length() else {
             return;
         };
-        let end = self.produced + rest;
-        if let Some(before) = self.announced_end.filter(|&before| before != end) {
-            let produced = self.produced;
+        let now = Promise::after(self.produced, rest);
+        if let Some(before) = self
+            .announced
+            .filter(|before| before.promised() != now.promised())
+        {
+            let (before, produced) = (before.promised(), self.produced);
             self.reporter.once(BODY_4, || {
                 Violation::new(
                     "REQ-BODY-4",
@@ -593,13 +587,12 @@ impl<B: Body + Unpin> LintBody<B> {
                 )
             });
         }
-        self.announced_end = Some(end);
+        self.announced = Some(now);
     }
 
     fn on_chunk(&mut self, len: usize) {
         self.produced += len as u64;
-        let produced = self.produced;
-        if len > 0 && self.bodiless() {
+        if len > 0 && is_bodiless(self.status) {
             let status = self.status.as_u16();
             self.reporter.once(RESP_6, || {
                 Violation::new(
@@ -610,58 +603,25 @@ impl<B: Body + Unpin> LintBody<B> {
                 )
             });
         }
-        if let Some(declared) = self.declared.filter(|&n| produced > n) {
-            self.reporter.once(RESP_5, || {
-                Violation::new(
-                    "REQ-RESP-5",
-                    format!("Content-Length is {declared} but the body yielded {produced} bytes and more may follow"),
-                )
-            });
-        }
-        if let Some(end) = self.announced_end.filter(|&n| produced > n) {
-            self.reporter.once(BODY_4, || {
-                Violation::new(
-                    "REQ-BODY-4",
-                    format!("content_length() announced {end} bytes in all, but the body yielded {produced}"),
-                )
-            });
-        }
+        self.count(|promise| promise.take(len));
     }
 
-    fn on_end(&mut self, cx: &mut Context<'_>) {
-        let produced = self.produced;
-        if let Some(declared) = self.declared.filter(|&n| n != produced) {
+    fn on_end(&mut self) {
+        self.count(|promise| promise.end());
+    }
+
+    /// Applies `step` to both promises, reporting each broken one once.
+    fn count(&mut self, step: impl Fn(&mut Promise) -> Result<(), Mismatch>) {
+        if let Some(Err(mismatch)) = self.declared.as_mut().map(&step) {
             self.reporter.once(RESP_5, || {
-                Violation::new(
-                    "REQ-RESP-5",
-                    format!(
-                        "Content-Length is {declared} but the body ended after {produced} bytes"
-                    ),
-                )
+                mismatch.violation("REQ-RESP-5", "Content-Length")
             });
         }
-        if let Some(end) = self.announced_end.filter(|&n| n != produced) {
+        if let Some(Err(mismatch)) = self.announced.as_mut().map(&step) {
             self.reporter.once(BODY_4, || {
-                Violation::new(
-                    "REQ-BODY-4",
-                    format!("content_length() announced {end} bytes in all, but the body ended after {produced}"),
-                )
+                mismatch.violation("REQ-BODY-4", "content_length()")
             });
         }
-        let again = {
-            let _probing = Probing::start();
-            Pin::new(&mut self.inner).poll_next(cx)
-        };
-        let seen = match again {
-            Poll::Ready(None) => return,
-            Poll::Ready(Some(Ok(chunk))) => format!("a chunk of {} bytes", chunk.len()),
-            Poll::Ready(Some(Err(error))) => format!("an error ({error})"),
-            Poll::Pending => "Pending".to_owned(),
-        };
-        self.reporter.reaction.raise(Violation::new(
-            "REQ-BODY-2",
-            format!("a body polled again after it returned None must return None, got {seen}"),
-        ));
     }
 }
 
@@ -671,12 +631,13 @@ impl<B: Body + Unpin> Stream for LintBody<B> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.state != BodyState::Streaming {
-            this.reporter.polled_after_stop(this.state, SRV_8, |how| {
+            this.reporter.polled_after_stop(this.state, BODY_2, |how| {
                 Violation::new(
-                    "REQ-SRV-8",
-                    format!("the server polled the response body again after it {how}; it must drop it instead"),
+                    "REQ-BODY-2",
+                    format!("the response body was polled again after it {how}; its caller must stop polling and drop it"),
                 )
             });
+            // The app's body is not polled again: it may panic when polled after its end.
             return Poll::Ready(None);
         }
         this.observe_length();
@@ -689,7 +650,7 @@ impl<B: Body + Unpin> Stream for LintBody<B> {
             Some(Err(_)) => this.state = BodyState::Failed,
             None => {
                 this.state = BodyState::Ended;
-                this.on_end(cx);
+                this.on_end();
             }
         }
         Poll::Ready(item)

@@ -1,19 +1,21 @@
 //! What an app returns: [`Response`], and the rules its head must follow.
 //!
-//! A response is a status, headers and a [`Body`]. Only [`Started::body`](crate::Started::body)
-//! makes one, so every response went through the `start_response` callback.
+//! A response is a status, headers, typed extensions and a [`Body`]. Only the `start_response`
+//! callback makes one ([`Started::body`](crate::Started::body),
+//! [`StartResponse::respond`](crate::StartResponse::respond)); it converts losslessly into an
+//! `http::Response` for servers and bridges.
 //!
 //! [`check_head`] holds the rules a status and headers must follow before a server may send
 //! them (REQ-RESP-*). Servers call it on every response and answer `500` instead of sending a
 //! head that breaks one (REQ-SRV-5); the lint middleware calls the same function.
 
 use http::header::{self, HeaderName, CONTENT_LENGTH};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::body::Body;
 use crate::violation::Violation;
 
-/// An app's answer: status, headers and body.
+/// An app's answer: status, headers, extensions and body.
 ///
 /// ```
 /// use rwgi::body::Full;
@@ -29,14 +31,21 @@ use crate::violation::Violation;
 pub struct Response<B> {
     status: StatusCode,
     headers: HeaderMap,
+    extensions: Extensions,
     body: B,
 }
 
 impl<B: Body> Response<B> {
-    pub(crate) fn new(status: StatusCode, headers: HeaderMap, body: B) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        headers: HeaderMap,
+        extensions: Extensions,
+        body: B,
+    ) -> Self {
         Response {
             status,
             headers,
+            extensions,
             body,
         }
     }
@@ -47,8 +56,42 @@ impl<B: Body> Response<B> {
     }
 
     /// Changes the status, for middleware.
+    ///
+    /// ```
+    /// use rwgi::body::Empty;
+    /// use rwgi::http::{HeaderMap, StatusCode};
+    /// use rwgi::StartResponse;
+    ///
+    /// let mut response = StartResponse::new().start(StatusCode::OK, HeaderMap::new()).body(Empty);
+    /// response.set_status(StatusCode::ACCEPTED);
+    /// assert_eq!(response.status(), StatusCode::ACCEPTED);
+    /// ```
     pub fn set_status(&mut self, status: StatusCode) {
         self.status = status;
+    }
+
+    /// Typed values that travel outward with the response: from the server's callback, the
+    /// app and the middleware in between, to the middleware outside and the server (REQ-EXT-2).
+    ///
+    /// ```
+    /// use rwgi::body::Empty;
+    /// use rwgi::http::{HeaderMap, StatusCode};
+    /// use rwgi::StartResponse;
+    ///
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Route(&'static str);
+    ///
+    /// let mut response = StartResponse::new().start(StatusCode::OK, HeaderMap::new()).body(Empty);
+    /// response.extensions_mut().insert(Route("/users/{id}"));
+    /// assert_eq!(response.extensions().get(), Some(&Route("/users/{id}")));
+    /// ```
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// The extensions, mutably.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
     }
 
     /// The headers.
@@ -88,12 +131,36 @@ impl<B: Body> Response<B> {
     /// assert_eq!(boxed.body().content_length(), Some(1));
     /// ```
     pub fn map_body<C: Body>(self, f: impl FnOnce(B) -> C) -> Response<C> {
-        Response::new(self.status, self.headers, f(self.body))
+        Response::new(self.status, self.headers, self.extensions, f(self.body))
     }
 
-    /// Splits the response into status, headers and body.
+    /// Splits the response into status, headers and body, dropping the extensions; see
+    /// [`into_http`](Response::into_http) to keep them.
     pub fn into_parts(self) -> (StatusCode, HeaderMap, B) {
         (self.status, self.headers, self.body)
+    }
+
+    /// All four parts, for the server step that takes the answer apart.
+    pub(crate) fn into_all(self) -> (StatusCode, HeaderMap, Extensions, B) {
+        (self.status, self.headers, self.extensions, self.body)
+    }
+
+    /// The same response as an `http::Response`: status, headers, extensions and body, with
+    /// the default version (the server chooses the one it answers with).
+    ///
+    /// ```
+    /// use rwgi::body::Full;
+    /// use rwgi::http::{HeaderMap, StatusCode};
+    /// use rwgi::StartResponse;
+    ///
+    /// let mut response = StartResponse::new().start(StatusCode::OK, HeaderMap::new()).body(Full::new("hi"));
+    /// response.extensions_mut().insert(42u32);
+    /// let http_response = response.into_http();
+    /// assert_eq!(http_response.status(), StatusCode::OK);
+    /// assert_eq!(http_response.extensions().get::<u32>(), Some(&42));
+    /// ```
+    pub fn into_http(self) -> http::Response<B> {
+        http_response(self.status, self.headers, self.extensions, self.body)
     }
 
     /// Checks the status and headers against the rules for an answer to a `method` request:
@@ -112,9 +179,38 @@ impl<B: Body> Response<B> {
     }
 }
 
+impl<B: Body> From<Response<B>> for http::Response<B> {
+    fn from(response: Response<B>) -> Self {
+        response.into_http()
+    }
+}
+
+/// An `http::Response` of these parts, with the default version.
+pub(crate) fn http_response<B>(
+    status: StatusCode,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: B,
+) -> http::Response<B> {
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    *response.extensions_mut() = extensions;
+    response
+}
+
 /// The hop-by-hop headers (RFC 9110 §7.6.1, and the ones PEP 3333 lists): they describe one
 /// connection, so only the server may set them (REQ-RESP-2).
-pub static HOP_BY_HOP: [HeaderName; 8] = [
+///
+/// A slice, so that a later version of the spec can name another header without changing the
+/// type.
+///
+/// ```
+/// assert!(rwgi::response::HOP_BY_HOP.contains(&rwgi::http::header::UPGRADE));
+/// ```
+pub static HOP_BY_HOP: &[HeaderName] = &HOP_BY_HOP_NAMES;
+
+static HOP_BY_HOP_NAMES: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -146,6 +242,25 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
             | "transfer-encoding"
             | "upgrade"
     )
+}
+
+/// Whether a response with `status` has no body: informational (1xx), `204 No Content` and
+/// `304 Not Modified` (RFC 9110 §6.4.1; REQ-RESP-6). Servers send no body bytes for these, and
+/// the lint and the server refuse bytes from an app's body.
+///
+/// ```
+/// use rwgi::http::StatusCode;
+/// use rwgi::response::is_bodiless;
+///
+/// assert!(is_bodiless(StatusCode::NO_CONTENT));
+/// assert!(is_bodiless(StatusCode::NOT_MODIFIED));
+/// assert!(is_bodiless(StatusCode::CONTINUE));
+/// assert!(!is_bodiless(StatusCode::OK));
+/// ```
+pub fn is_bodiless(status: StatusCode) -> bool {
+    status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 /// Checks a response head before it is sent. `body_length` is the body's
@@ -335,7 +450,7 @@ mod tests {
 
     #[test]
     fn every_hop_by_hop_header_is_refused() {
-        for name in &HOP_BY_HOP {
+        for name in HOP_BY_HOP {
             assert!(is_hop_by_hop(name));
             let mut headers = HeaderMap::new();
             headers.insert(name.clone(), HeaderValue::from_static("x"));

@@ -37,10 +37,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode};
 
-use crate::body::Body;
-use crate::response::check_head_declared;
+use crate::body::{Body, Mismatch, Promise};
+use crate::response::{check_head_declared, http_response, is_bodiless};
 use crate::violation::Violation;
 use crate::{App, Environ, Error, Response, StartResponse};
 
@@ -71,9 +71,10 @@ pub fn prepare<A: App>(app: &A, environ: Environ) -> impl Future<Output = Prepar
 /// [`prepare`], then `finish` on the result, in one future: the way for a server to turn the
 /// [`Prepared`] answer into its HTTP stack's response.
 ///
-/// Mapping [`prepare`]'s future with a combinator moves the answer out of it and into the
-/// mapping function, which costs about a hundred instructions per request that `finish`,
-/// called as the last step of the same state machine, does not.
+/// Mapping [`prepare`]'s future with a combinator moves the answer out of that future and into
+/// the mapping function; `finish`, called as the last step of the same state machine, takes the
+/// answer where it already is. A server on a hot path uses this; `BENCHMARKS.md` in the
+/// repository has the measurement.
 ///
 /// ```
 /// use rwgi::app::app_fn;
@@ -112,6 +113,7 @@ where
             let Streaming {
                 status,
                 headers,
+                extensions,
                 mut guarded,
                 bodiless,
             } = {
@@ -142,7 +144,8 @@ where
                         status,
                     )));
                 }
-                break 'prepared Prepared::ready(status, headers, ResponseBody::empty(), None);
+                let body = ResponseBody::empty();
+                break 'prepared Prepared::ready(status, headers, extensions, body, None);
             }
             let first_len = first.as_ref().map_or(0, |chunk| chunk.len() as u64);
             let advertised = guarded.length().map(|rest| first_len + rest);
@@ -150,7 +153,7 @@ where
                 first,
                 rest: (!guarded.is_done()).then_some(guarded),
             };
-            Prepared::ready(status, headers, body, advertised)
+            Prepared::ready(status, headers, extensions, body, advertised)
         };
         finish(prepared)
     }
@@ -159,17 +162,16 @@ where
 /// The head checks, and the answers whose body is never sent; otherwise the parts to stream,
 /// with the body guarded and whether the status forbids body bytes.
 // Inlined into `prepare`'s state machine, the answer is taken apart once instead of being moved
-// into and out of `Checked` (measured: 28 instructions per request; a plain `#[inline]` hint
-// does not take).
+// into and out of `Checked` (measured in BENCHMARKS.md; a plain `#[inline]` hint does not take).
 #[inline(always)]
 fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked<B> {
-    let (status, headers, body) = response.into_parts();
+    let (status, headers, extensions, body) = response.into_all();
     let length = body.content_length();
     let declared = match check_head_declared(head, status, &headers, length) {
         Ok(declared) => declared,
         Err(violation) => return Checked::Done(Prepared::failed(Failure::Violation(violation))),
     };
-    let bodiless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let bodiless = is_bodiless(status);
     if bodiless && length.is_some_and(|n| n > 0) {
         return Checked::Done(Prepared::failed(Failure::Violation(bodiless_violation(
             status,
@@ -183,6 +185,7 @@ fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked
         return Checked::Done(Prepared::ready(
             status,
             headers,
+            extensions,
             ResponseBody::empty(),
             advertised,
         ));
@@ -190,6 +193,7 @@ fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked
     Checked::Stream(Streaming {
         status,
         headers,
+        extensions,
         guarded: Guarded::new(body, declared, length),
         bodiless,
     })
@@ -206,6 +210,7 @@ enum Checked<B> {
 struct Streaming<B> {
     status: StatusCode,
     headers: HeaderMap,
+    extensions: Extensions,
     guarded: Guarded<B>,
     bodiless: bool,
 }
@@ -239,6 +244,7 @@ fn bodiless_violation(status: StatusCode) -> Violation {
 pub struct Prepared<B> {
     status: StatusCode,
     headers: HeaderMap,
+    extensions: Extensions,
     body: ResponseBody<B>,
     content_length: Option<u64>,
     failure: Option<Box<Failure>>,
@@ -248,12 +254,14 @@ impl<B: Body + Unpin> Prepared<B> {
     fn ready(
         status: StatusCode,
         headers: HeaderMap,
+        extensions: Extensions,
         body: ResponseBody<B>,
         content_length: Option<u64>,
     ) -> Self {
         Prepared {
             status,
             headers,
+            extensions,
             body,
             content_length,
             failure: None,
@@ -285,7 +293,8 @@ impl<B: Body + Unpin> Prepared<B> {
             first: Some(Bytes::from_static(text.as_bytes())),
             rest: None,
         };
-        Prepared::ready(status, headers, body, Some(text.len() as u64))
+        let length = Some(text.len() as u64);
+        Prepared::ready(status, headers, Extensions::new(), body, length)
     }
 
     fn failed(failure: Failure) -> Self {
@@ -313,14 +322,48 @@ impl<B: Body + Unpin> Prepared<B> {
         self.content_length
     }
 
+    /// The response's extensions (REQ-EXT-2): what the server's callback, the app and its
+    /// middleware put there, for the server's own use (logs, metrics). Empty when the answer
+    /// was replaced by a `500`.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// The extensions, mutably, to take values out before sending.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
     /// Why the app's answer was replaced by a `500`, if it was.
     pub fn failure(&self) -> Option<&Failure> {
         self.failure.as_deref()
     }
 
-    /// Splits into status, headers and the body to send.
+    /// Splits into status, headers and the body to send, dropping the extensions; see
+    /// [`into_http`](Prepared::into_http) to keep them.
     pub fn into_parts(self) -> (StatusCode, HeaderMap, ResponseBody<B>) {
         (self.status, self.headers, self.body)
+    }
+
+    /// The answer as an `http::Response`, extensions included, for servers and bridges built
+    /// on `http`'s types.
+    ///
+    /// ```
+    /// use rwgi::app::app_fn;
+    /// use rwgi::body::Full;
+    /// use rwgi::server::prepare;
+    /// use rwgi_conformance::test_client::{block_on, TestRequest};
+    ///
+    /// let app = app_fn(|_, start: rwgi::StartResponse| async move {
+    ///     let mut response = start.start(Default::default(), Default::default()).body(Full::new("hi"));
+    ///     response.extensions_mut().insert("route: /");
+    ///     Ok(response)
+    /// });
+    /// let response = block_on(prepare(&app, TestRequest::get("/").into_environ())).into_http();
+    /// assert_eq!(response.extensions().get::<&str>(), Some(&"route: /"));
+    /// ```
+    pub fn into_http(self) -> http::Response<ResponseBody<B>> {
+        http_response(self.status, self.headers, self.extensions, self.body)
     }
 }
 
@@ -467,9 +510,9 @@ impl<B: Body + Unpin> Body for ResponseBody<B> {
 /// The app's body, checked against the length it announced, with panics caught.
 struct Guarded<B> {
     body: B,
-    /// Bytes still expected under the announced `Content-Length`.
-    remaining: Option<u64>,
-    /// Whether `remaining` comes from a `Content-Length` header rather than the body's promise.
+    /// The announced `Content-Length`, counted down.
+    promise: Option<Promise>,
+    /// Whether `promise` comes from a `Content-Length` header rather than the body's own.
     declared: bool,
     done: bool,
 }
@@ -477,10 +520,9 @@ struct Guarded<B> {
 impl<B: Body + Unpin> Guarded<B> {
     /// Guards `body`, whose own length is `length`, against the `declared` `Content-Length`.
     fn new(body: B, declared: Option<u64>, length: Option<u64>) -> Self {
-        let remaining = declared.or(length);
         Guarded {
             body,
-            remaining,
+            promise: declared.or(length).map(Promise::new),
             declared: declared.is_some(),
             done: false,
         }
@@ -490,7 +532,7 @@ impl<B: Body + Unpin> Guarded<B> {
         if self.done {
             Some(0)
         } else {
-            self.remaining
+            self.promise.map(|promise| promise.remaining())
         }
     }
 
@@ -516,19 +558,13 @@ impl<B: Body + Unpin> Stream for Guarded<B> {
                 panic_message(&*panic)
             )))),
         };
-        let item = match (item, this.remaining.as_mut()) {
-            (Some(Ok(chunk)), Some(remaining)) => match remaining.checked_sub(chunk.len() as u64) {
-                Some(rest) => {
-                    *remaining = rest;
-                    Some(Ok(chunk))
-                }
-                None => Some(Err(Error::msg(
-                    "REQ-RESP-5: body yielded more bytes than its Content-Length",
-                ))),
-            },
-            (None, Some(remaining)) if *remaining > 0 => Some(Err(Error::msg(format!(
-                "REQ-RESP-5: body ended {remaining} bytes short of its Content-Length"
-            )))),
+        let broken =
+            |mismatch: Mismatch| Error::new(mismatch.violation("REQ-RESP-5", "Content-Length"));
+        let item = match (item, this.promise.as_mut()) {
+            (Some(Ok(chunk)), Some(promise)) => {
+                Some(promise.take(chunk.len()).map(|()| chunk).map_err(broken))
+            }
+            (None, Some(promise)) => promise.end().err().map(|mismatch| Err(broken(mismatch))),
             (item, _) => item,
         };
         if !matches!(item, Some(Ok(_))) {
@@ -694,7 +730,7 @@ mod tests {
         let error = collect(long.into_parts().2).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "REQ-RESP-5: body yielded more bytes than its Content-Length"
+            "REQ-RESP-5: the body yielded 2 bytes, more than the 1 of its Content-Length"
         );
         let short = prepared(
             Request::get("/"),
@@ -705,7 +741,7 @@ mod tests {
         let error = collect(short.into_parts().2).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "REQ-RESP-5: body ended 2 bytes short of its Content-Length"
+            "REQ-RESP-5: the body ended after 1 bytes, 2 short of the 3 of its Content-Length"
         );
     }
 

@@ -57,10 +57,13 @@
 //!   yielding anything, the check is a skip: both are allowed when the output depends on the
 //!   whole input, which the suite cannot tell. A body that is pending and not woken within the
 //!   time limit fails it.
-//! - Calling the callback and then returning `Err`, and answering through a `StartResponse` the
-//!   app made itself, are allowed: calling the callback sends nothing (REQ-START-4) and an
-//!   `Err` becomes a `500` (REQ-ERR-2). The rest of callback misuse that the types allow is in
-//!   what the callback is given, which the REQ-RESP-* checks cover.
+//! - Calling the callback and then returning `Err` is allowed: calling the callback sends
+//!   nothing (REQ-START-4) and an `Err` becomes a `500` (REQ-ERR-2). Answering through a
+//!   `StartResponse` the app made itself fails `answers_through_its_callback` (REQ-START-1): the
+//!   response would lose what the server put in the callback. The rest of callback misuse that
+//!   the types allow is in what the callback is given, which the REQ-RESP-* checks cover.
+//! - An app's body need not stay ended when polled after its end: not polling it then is the
+//!   caller's duty (REQ-BODY-2), which the middleware checks hold a middleware to.
 //! - A `HEAD` answer's body is dropped unpolled, as servers do (REQ-SRV-6), so an app may
 //!   produce one.
 
@@ -91,16 +94,13 @@ const LENGTH_FORM: Check = rule("content_length_well_formed", &["REQ-RESP-3"]);
 const NO_LENGTH_ON_204: Check = rule("no_content_length_on_204", &["REQ-RESP-4"]);
 const LENGTH_MATCHES: Check = rule("content_length_matches_body", &["REQ-RESP-5"]);
 const BODILESS: Check = rule("bodiless_status_empty_body", &["REQ-RESP-6"]);
-const STAYS_ENDED: Check = rule("body_stays_ended", &["REQ-BODY-2"]);
+const OWN_CALLBACK: Check = rule("answers_through_its_callback", &["REQ-START-1"]);
 const LENGTH_EXACT: Check = rule("body_length_exact", &["REQ-BODY-4"]);
 const LAZY: Check = rule("body_streams_lazily", &["REQ-BODY-6"]);
 const NO_READ_AFTER_END: Check = rule("no_input_poll_after_end", &["REQ-INPUT-6"]);
 const NO_PANIC: Check = rule("no_panic", &["REQ-APP-5"]);
 const ANSWERS: Check = rule("answers_every_request", &["REQ-APP-4"]);
-const SLOW_READER: Check = rule(
-    "slow_reader",
-    &["REQ-RESP-5", "REQ-BODY-4", "REQ-BODY-2", "REQ-APP-5"],
-);
+const SLOW_READER: Check = rule("slow_reader", &["REQ-RESP-5", "REQ-BODY-4", "REQ-APP-5"]);
 const STALLED_WRITE: Check = rule("stalled_write", &["REQ-RESP-5", "REQ-BODY-4", "REQ-APP-5"]);
 const GONE_UPLOAD: Check = rule("client_gone_during_upload", &["REQ-INPUT-6", "REQ-APP-5"]);
 const GONE_DOWNLOAD: Check = rule("client_gone_during_download", &["REQ-CONC-2", "REQ-APP-5"]);
@@ -126,7 +126,7 @@ pub const APP_CHECKS: &[Check] = &[
     NO_LENGTH_ON_204,
     LENGTH_MATCHES,
     BODILESS,
-    STAYS_ENDED,
+    OWN_CALLBACK,
     LENGTH_EXACT,
     LAZY,
     NO_READ_AFTER_END,
