@@ -572,6 +572,74 @@ pub(crate) mod tests {
         );
     }
 
+    /// Yields one chunk, ends, and panics if polled after its end.
+    struct Strict(u8);
+
+    impl Stream for Strict {
+        type Item = Result<Bytes, Error>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.0 += 1;
+            match self.0 {
+                1 => Poll::Ready(Some(Ok(Bytes::from_static(b"x")))),
+                2 => Poll::Ready(None),
+                _ => panic!("polled after its end"),
+            }
+        }
+    }
+
+    #[test]
+    fn stream_body_is_fused() {
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        for mut body in [
+            StreamBody::new(Strict(0)),
+            StreamBody::with_length(Strict(0), 1),
+        ] {
+            assert!(matches!(
+                Pin::new(&mut body).poll_next(&mut cx),
+                Poll::Ready(Some(Ok(_)))
+            ));
+            for _ in 0..3 {
+                assert!(matches!(
+                    Pin::new(&mut body).poll_next(&mut cx),
+                    Poll::Ready(None)
+                ));
+            }
+            assert_eq!(body.content_length(), Some(0));
+        }
+        // A broken promise is an error once, then the end.
+        let mut short = StreamBody::with_length(Strict(0), 5);
+        let _ = Pin::new(&mut short).poll_next(&mut cx);
+        assert!(matches!(
+            Pin::new(&mut short).poll_next(&mut cx),
+            Poll::Ready(Some(Err(_)))
+        ));
+        assert!(matches!(
+            Pin::new(&mut short).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
+    }
+
+    #[test]
+    fn full_and_empty_stay_ended() {
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut full = Full::new("a");
+        let _ = Pin::new(&mut full).poll_next(&mut cx);
+        assert!(matches!(
+            Pin::new(&mut full).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
+        assert!(matches!(
+            Pin::new(&mut full).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
+        assert!(matches!(
+            Pin::new(&mut Empty).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
+    }
+
     #[test]
     fn box_body_forwards_everything() {
         let body = BoxBody::new(StreamBody::new(ok(&["x", "yz"])));

@@ -40,6 +40,24 @@
 //! }
 //! ```
 //!
+//! Pass inward the callback you received, never one of your own: the server's callback carries
+//! the response's extensions, and the lint reports a response made from another callback
+//! (REQ-START-1).
+//!
+//! ```
+//! # use rwgi::{App, Environ, Error, Response, StartResponse};
+//! # struct Layer<A>(A);
+//! # impl<A: App> Layer<A> {
+//! async fn wrong(&self, environ: Environ, _start: StartResponse) -> Result<Response<A::Body>, Error> {
+//!     self.0.call(environ, StartResponse::new()).await // drops the server's extensions
+//! }
+//!
+//! async fn right(&self, environ: Environ, start: StartResponse) -> Result<Response<A::Body>, Error> {
+//!     self.0.call(environ, start).await
+//! }
+//! # }
+//! ```
+//!
 //! A wrapper that only looks at or edits the request can skip the `async` block altogether and
 //! return the inner app's future: it then adds no state and no poll of its own, so the layer
 //! costs nothing per request (`BENCHMARKS.md` measures it).
