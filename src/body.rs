@@ -81,6 +81,51 @@ pub trait Body: Stream<Item = Result<Bytes, Error>> {
     }
 }
 
+/// Conveniences for every [`Body`].
+///
+/// ```
+/// use rwgi::body::{BodyExt, Full};
+///
+/// # futures_executor::block_on(async {
+/// let mut body = Full::new("hi");
+/// assert_eq!(body.chunk().await.unwrap().unwrap(), "hi");
+/// assert!(body.chunk().await.is_none());
+/// # });
+/// ```
+pub trait BodyExt: Body {
+    /// The next chunk, `None` at the end, or the body's error: `poll_next` as a future, for
+    /// servers that drive a body (a [`ResponseBody`](crate::server::ResponseBody), say) and
+    /// for tests.
+    fn chunk(&mut self) -> Chunk<'_, Self>
+    where
+        Self: Unpin,
+    {
+        Chunk { body: self }
+    }
+}
+
+impl<B: Body + ?Sized> BodyExt for B {}
+
+/// The future of [`BodyExt::chunk`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Chunk<'a, B: ?Sized> {
+    body: &'a mut B,
+}
+
+impl<B: ?Sized> fmt::Debug for Chunk<'_, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chunk").finish_non_exhaustive()
+    }
+}
+
+impl<B: Body + Unpin + ?Sized> std::future::Future for Chunk<'_, B> {
+    type Output = Option<Result<Bytes, Error>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut *self.body).poll_next(cx)
+    }
+}
+
 impl<P> Body for Pin<P>
 where
     P: std::ops::DerefMut + Unpin,

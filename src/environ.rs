@@ -29,9 +29,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::HOST;
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::uri::Scheme;
-use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
+use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
 use crate::cgi::CgiVariables;
 use crate::path::Segments;
@@ -67,6 +67,23 @@ impl ServerInfo {
             multithread: false,
             multiprocess: false,
             run_once: false,
+        }
+    }
+
+    /// Facts for a server whose name is known only at run time (read from its configuration,
+    /// say); otherwise the same as [`ServerInfo::new`].
+    ///
+    /// ```
+    /// use rwgi::environ::ServerInfo;
+    ///
+    /// let version = "2.4";
+    /// let info = ServerInfo::named(format!("my-server/{version}"));
+    /// assert_eq!(info.software(), "my-server/2.4");
+    /// ```
+    pub fn named(software: impl Into<Cow<'static, str>>) -> Self {
+        ServerInfo {
+            software: software.into(),
+            ..ServerInfo::new("")
         }
     }
 
@@ -452,9 +469,60 @@ impl Environ {
         std::mem::take(&mut self.input)
     }
 
-    /// Puts a (wrapped) request body back.
+    /// Puts a (wrapped or replaced) request body back, keeping the framing headers in step
+    /// with its length (REQ-INPUT-3, REQ-MW-6).
+    ///
+    /// When the new body's [`content_length`](Input::content_length) differs from what the
+    /// headers declare, they are rewritten: a known length sets `Content-Length` and removes
+    /// `Transfer-Encoding`; an unknown one removes `Content-Length` and, for HTTP/1.x, sets
+    /// `Transfer-Encoding: chunked`. A wrapper that keeps the length changes no header.
+    ///
+    /// ```
+    /// use rwgi::Input;
+    /// use rwgi_conformance::test_client::TestRequest;
+    ///
+    /// // A middleware that decompresses an upload does not know the new length.
+    /// let mut environ = TestRequest::post("/").body("compressed").into_environ();
+    /// let upload = environ.take_input();
+    /// environ.set_input(upload.map(Ok));
+    /// assert!(environ.headers().get("content-length").is_none());
+    /// assert_eq!(environ.headers()["transfer-encoding"], "chunked");
+    ///
+    /// // One that buffered it does.
+    /// environ.set_input(Input::from("twelve bytes"));
+    /// assert_eq!(environ.headers()["content-length"], "12");
+    /// assert!(environ.headers().get("transfer-encoding").is_none());
+    /// ```
     pub fn set_input(&mut self, input: Input) {
+        let length = input.content_length();
+        if length != self.framed_length() {
+            let headers = &mut self.headers;
+            match length {
+                Some(length) => {
+                    headers.remove(TRANSFER_ENCODING);
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+                }
+                None => {
+                    headers.remove(CONTENT_LENGTH);
+                    if self.version <= Version::HTTP_11 {
+                        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+                    }
+                }
+            }
+        }
         self.input = input;
+    }
+
+    /// The body length the framing headers declare: unknown for a transfer coding, the
+    /// `Content-Length` when there is one, none without either (REQ-INPUT-3).
+    fn framed_length(&self) -> Option<u64> {
+        if self.headers.contains_key(TRANSFER_ENCODING) {
+            return None;
+        }
+        match crate::response::content_length(&self.headers) {
+            Ok(declared) => Some(declared.unwrap_or(0)),
+            Err(_) => None,
+        }
     }
 
     /// Typed values the server or middleware attached: the place for server-specific

@@ -10,14 +10,13 @@
 //! A request without a body costs no allocation: [`Input::empty`] is a plain value.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 
-use crate::body::Body;
+use crate::body::{Body, BodyExt};
 use crate::Error;
 
 /// The request body stream.
@@ -126,7 +125,7 @@ impl Input {
     /// # });
     /// ```
     pub async fn chunk(&mut self) -> Option<Result<Bytes, Error>> {
-        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+        BodyExt::chunk(self).await
     }
 
     /// Reads the rest of the body into one buffer, refusing to hold more than `limit` bytes.
@@ -169,6 +168,120 @@ impl Input {
             append(&mut buffer, &chunk.map_err(ReadError::Body)?, limit)?;
         }
         Ok(buffer.freeze())
+    }
+}
+
+impl Input {
+    /// Calls `f` with each chunk as the app reads it, and changes nothing else: the chunks, the
+    /// errors and the length stay the server's. For middleware that counts, hashes or logs
+    /// request bytes.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use rwgi::Input;
+    ///
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let counter = Arc::clone(&seen);
+    /// let mut input = Input::from("hello").inspect(move |chunk| {
+    ///     counter.fetch_add(chunk.len(), Ordering::Relaxed);
+    /// });
+    /// assert_eq!(input.content_length(), Some(5), "the length is kept");
+    /// # futures_executor::block_on(async {
+    /// input.read_to_end(100).await.unwrap();
+    /// # });
+    /// assert_eq!(seen.load(Ordering::Relaxed), 5);
+    /// ```
+    pub fn inspect<F>(self, f: F) -> Input
+    where
+        F: FnMut(&Bytes) + Send + Sync + 'static,
+    {
+        self.adapt(
+            f,
+            |inspect, chunk| {
+                inspect(&chunk);
+                Ok(chunk)
+            },
+            true,
+        )
+    }
+
+    /// Replaces each chunk with what `f` makes of it, or with `f`'s error. The new length is
+    /// unknown (`None`) unless the body is empty: put the result back with
+    /// [`Environ::set_input`](crate::Environ::set_input), which makes the framing headers say so
+    /// (REQ-MW-6). For middleware that decodes or transforms an upload.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use rwgi::Input;
+    ///
+    /// let mut input = Input::from("shout").map(|chunk| Ok(Bytes::from(chunk.to_ascii_uppercase())));
+    /// assert_eq!(input.content_length(), None);
+    /// # futures_executor::block_on(async {
+    /// assert_eq!(input.read_to_end(100).await.unwrap(), "SHOUT");
+    /// # });
+    /// ```
+    pub fn map<F>(self, f: F) -> Input
+    where
+        F: FnMut(Bytes) -> Result<Bytes, Error> + Send + Sync + 'static,
+    {
+        self.adapt(f, |map, chunk| map(chunk), false)
+    }
+
+    /// Wraps the body in an [`Adapted`] stream that runs `step` with `state` on each chunk.
+    fn adapt<S>(
+        self,
+        state: S,
+        step: fn(&mut S, Bytes) -> Result<Bytes, Error>,
+        keeps_length: bool,
+    ) -> Input
+    where
+        S: Send + Sync + 'static,
+    {
+        match self.body {
+            None => Input::empty(),
+            Some(inner) => Input::from_body(Adapted {
+                inner,
+                state,
+                step,
+                keeps_length,
+            }),
+        }
+    }
+}
+
+/// A request body with a step applied to each chunk: what [`Input::inspect`] and
+/// [`Input::map`] make.
+struct Adapted<S> {
+    inner: Pin<Box<dyn Body + Send + Sync + 'static>>,
+    state: S,
+    step: fn(&mut S, Bytes) -> Result<Bytes, Error>,
+    keeps_length: bool,
+}
+
+// Nothing in an `Adapted` is pinned through it: `inner` is pinned by its own box and `state` is
+// only ever used by `&mut`.
+impl<S> Unpin for Adapted<S> {}
+
+impl<S> Stream for Adapted<S> {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = Pin::into_inner(self);
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => Poll::Ready(Some((this.step)(&mut this.state, chunk))),
+            other => other,
+        }
+    }
+}
+
+impl<S> Body for Adapted<S> {
+    fn content_length(&self) -> Option<u64> {
+        match self.inner.content_length() {
+            Some(0) => Some(0),
+            length if self.keeps_length => length,
+            _ => None,
+        }
     }
 }
 

@@ -95,6 +95,6 @@ struct ReadmeDoctests;
 /// Minor versions add optional features; a major version changes a contract (REQ-VER-1).
 ///
 /// ```
-/// assert_eq!(rwgi::SPEC_VERSION, (1, 0));
+/// assert_eq!(rwgi::SPEC_VERSION, (1, 1));
 /// ```
-pub const SPEC_VERSION: (u16, u16) = (1, 0);
+pub const SPEC_VERSION: (u16, u16) = (1, 1);

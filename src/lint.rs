@@ -212,7 +212,9 @@ impl<A: App> App for LintApp<A> {
         }
         let method = environ.method().clone();
         let input = LintInput::new(environ.take_input(), self.reaction.clone());
-        environ.set_input(Input::from_body(input));
+        // Put back as it is: the lint changes nothing the app sees, not even the headers of a
+        // server whose input disagrees with them (reported above).
+        environ.input = Input::from_body(input);
 
         // REQ-START-1: the answer must come from the callback handed inward, which carries this
         // call's mark in its extensions; an outer lint's mark is put back afterwards.

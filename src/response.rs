@@ -244,9 +244,9 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Whether a response with `status` has no body: informational (1xx), `204 No Content` and
-/// `304 Not Modified` (RFC 9110 §6.4.1; REQ-RESP-6). Servers send no body bytes for these, and
-/// the lint and the server refuse bytes from an app's body.
+/// Whether a response with `status` has no body: informational (1xx), `204 No Content`,
+/// `205 Reset Content` and `304 Not Modified` (RFC 9110 §6.4.1, §15.3.6; REQ-RESP-6). Servers
+/// send no body bytes for these, and the lint and the server refuse bytes from an app's body.
 ///
 /// ```
 /// use rwgi::http::StatusCode;
@@ -254,12 +254,14 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 ///
 /// assert!(is_bodiless(StatusCode::NO_CONTENT));
 /// assert!(is_bodiless(StatusCode::NOT_MODIFIED));
+/// assert!(is_bodiless(StatusCode::RESET_CONTENT));
 /// assert!(is_bodiless(StatusCode::CONTINUE));
 /// assert!(!is_bodiless(StatusCode::OK));
 /// ```
 pub fn is_bodiless(status: StatusCode) -> bool {
     status.is_informational()
         || status == StatusCode::NO_CONTENT
+        || status == StatusCode::RESET_CONTENT
         || status == StatusCode::NOT_MODIFIED
 }
 

@@ -270,7 +270,9 @@ impl<B: Body + Unpin> Prepared<B> {
 
     /// The server's own short answer, for the requests it answers without calling the app:
     /// `status` with `text` as a `text/plain` body, which the server sends like any prepared
-    /// answer. The status is the server's choice and must allow a body (not 1xx, 204 or 304).
+    /// answer. The status is the server's choice and must allow a body (not 1xx, 204, 205 or
+    /// 304). The body type `B` is the one the server sends the app's answers with, so one
+    /// response type serves both; where nothing else fixes it, name any body type.
     ///
     /// ```
     /// use rwgi::http::StatusCode;
@@ -281,20 +283,33 @@ impl<B: Body + Unpin> Prepared<B> {
     /// assert_eq!(prepared.content_length(), Some(12));
     /// assert_eq!(prepared.headers()["content-type"], "text/plain; charset=utf-8");
     /// assert!(prepared.failure().is_none());
+    ///
+    /// // A text made at run time.
+    /// let limit = 1 << 20;
+    /// let text = format!("the body is over the limit of {limit} bytes\n");
+    /// let prepared = Prepared::<rwgi::body::Empty>::plain(StatusCode::PAYLOAD_TOO_LARGE, text);
+    /// assert_eq!(prepared.status(), 413);
     /// ```
-    pub fn plain(status: StatusCode, text: &'static str) -> Self {
+    pub fn plain(status: StatusCode, text: impl Into<Bytes>) -> Self {
+        let text: Bytes = text.into();
+        let length = text.len();
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
         let body = ResponseBody {
-            first: Some(Bytes::from_static(text.as_bytes())),
+            first: (!text.is_empty()).then_some(text),
             rest: None,
         };
-        let length = Some(text.len() as u64);
-        Prepared::ready(status, headers, Extensions::new(), body, length)
+        Prepared::ready(
+            status,
+            headers,
+            Extensions::new(),
+            body,
+            Some(length as u64),
+        )
     }
 
     fn failed(failure: Failure) -> Self {
@@ -318,6 +333,9 @@ impl<B: Body + Unpin> Prepared<B> {
     /// The `Content-Length` the response announces: the app's header if it set one, else the
     /// body's exact length when known. `None` means the length is unknown and the server
     /// delimits the body by chunked encoding (or by closing the connection for HTTP/1.0).
+    /// It is also `None` for the statuses without a body (204, 205, 304): the server frames
+    /// nothing for them, and a `Content-Length` the app set on a `304` (the `GET` answer's, which
+    /// REQ-RESP-5 allows) is sent as it is, among [`headers`](Prepared::headers).
     pub fn content_length(&self) -> Option<u64> {
         self.content_length
     }
@@ -428,6 +446,7 @@ impl fmt::Display for Failure {
 ///
 /// ```
 /// use rwgi::app::app_fn;
+/// use rwgi::body::BodyExt;
 /// use rwgi::body::Full;
 /// use rwgi::server::prepare;
 /// use rwgi_conformance::test_client::{block_on, TestRequest};
@@ -436,7 +455,7 @@ impl fmt::Display for Failure {
 ///     Ok(start.start(Default::default(), Default::default()).body(Full::new("hi")))
 /// });
 /// let (_, _, mut body) = block_on(prepare(&app, TestRequest::get("/").into_environ())).into_parts();
-/// let chunk = block_on(std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut body), cx)));
+/// let chunk = block_on(body.chunk());
 /// assert_eq!(chunk.unwrap().unwrap(), "hi");
 /// assert!(body.is_end_stream());
 /// ```
@@ -701,7 +720,11 @@ mod tests {
 
     #[test]
     fn bodiless_statuses_refuse_bytes() {
-        for status in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
+        for status in [
+            StatusCode::NO_CONTENT,
+            StatusCode::RESET_CONTENT,
+            StatusCode::NOT_MODIFIED,
+        ] {
             let prepared = prepared(Request::get("/"), status, &[], || {
                 Chunks(vec![Ok("x")], None)
             });

@@ -455,6 +455,53 @@ fn declared_length_disagreeing_with_the_headers_is_input_3() {
     );
 }
 
+/// A middleware that buffers the request body and puts the buffer back with `set_input`.
+struct Buffering<A>(A);
+
+impl<A: App> App for Buffering<A> {
+    type Body = A::Body;
+
+    async fn call(
+        &self,
+        mut environ: Environ,
+        start: StartResponse,
+    ) -> Result<Response<A::Body>, Error> {
+        let whole = environ
+            .input_mut()
+            .read_to_end(1 << 20)
+            .await
+            .map_err(Error::new)?;
+        environ.set_input(Input::from(whole));
+        self.0.call(environ, start).await
+    }
+}
+
+#[test]
+fn a_middleware_that_buffers_a_chunked_body_keeps_input_3_with_set_input() {
+    // REQ-MW-6: the buffered length is known, so `set_input` declares it and drops the
+    // transfer coding; the lint between the middleware and the app finds the two in step.
+    let chunked = environ(
+        Request::post("/").header("transfer-encoding", "chunked"),
+        Input::from_body(ServerBody {
+            declared: None,
+            parts: vec!["ab", "c"],
+        }),
+    );
+    let (lint, seen) = collecting();
+    let app = Buffering(reader().with(lint));
+    let response = block_on(async {
+        let response = app.call(chunked, StartResponse::new()).await.unwrap();
+        let (_, _, mut body) = response.into_parts();
+        body.next().await.unwrap().unwrap()
+    });
+    assert_eq!(response, "3");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}
+
 #[test]
 fn cgi_style_header_names_and_padded_values_are_env_7() {
     let cgi = environ(
