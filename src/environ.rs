@@ -761,6 +761,7 @@ fn parse_port(digits: &[u8]) -> Option<Option<u16>> {
 #[inline(never)]
 fn check_target(parts: &http::request::Parts) -> Result<(), TargetError> {
     check_host(&parts.headers, &parts.uri, parts.version)?;
+    check_framing(&parts.headers)?;
     match (TargetForm::of(&parts.uri), parts.method == Method::CONNECT) {
         (TargetForm::Asterisk, _) if parts.method != Method::OPTIONS => {
             return Err(TargetError::new(TargetErrorKind::AsteriskWithoutOptions))
@@ -801,7 +802,37 @@ fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Ta
     }
 }
 
-/// Why a request cannot become an [`Environ`]; the server answers `400 Bad Request`.
+/// Checks the body's framing (RFC 9112 §6.1, §6.3; REQ-ENV-13): `chunked` is the only transfer
+/// coding, applied once and as the last one, and never together with `Content-Length`. Each
+/// of these is a way to make a proxy and a server disagree about where a request ends.
+fn check_framing(headers: &HeaderMap) -> Result<(), TargetError> {
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter().peekable();
+    if codings.peek().is_none() {
+        return Ok(());
+    }
+    let mut chunked = 0;
+    for value in codings {
+        for coding in value.as_bytes().split(|&b| b == b',') {
+            let coding = std::str::from_utf8(coding).map(str::trim);
+            if coding.is_ok_and(|coding| coding.eq_ignore_ascii_case("chunked")) {
+                chunked += 1;
+            } else {
+                return Err(TargetError::new(TargetErrorKind::UnsupportedTransferCoding));
+            }
+        }
+    }
+    if chunked > 1 {
+        return Err(TargetError::new(TargetErrorKind::RepeatedChunked));
+    }
+    if headers.contains_key(CONTENT_LENGTH) {
+        return Err(TargetError::new(TargetErrorKind::LengthWithTransferCoding));
+    }
+    Ok(())
+}
+
+/// Why a request cannot become an [`Environ`]; the server answers [`status`](TargetError::status)
+/// (`400 Bad Request`, or `501 Not Implemented` for a transfer coding it does not know) without
+/// calling the app (REQ-ENV-2).
 ///
 /// ```
 /// use rwgi::environ::{ConnectionInfo, Environ, TargetErrorKind};
@@ -843,6 +874,12 @@ pub enum TargetErrorKind {
     AuthorityWithoutConnect,
     /// `CONNECT` with a target that is not in authority form.
     ConnectWithoutAuthority,
+    /// A transfer coding other than `chunked` (RFC 9112 §6.1): `501 Not Implemented`.
+    UnsupportedTransferCoding,
+    /// `chunked` applied more than once, on one field line or several.
+    RepeatedChunked,
+    /// `Transfer-Encoding` together with `Content-Length` (RFC 9112 §6.3).
+    LengthWithTransferCoding,
 }
 
 impl TargetError {
@@ -864,6 +901,33 @@ impl TargetError {
             TargetErrorKind::AsteriskWithoutOptions
             | TargetErrorKind::AuthorityWithoutConnect
             | TargetErrorKind::ConnectWithoutAuthority => "REQ-ENV-6",
+            TargetErrorKind::UnsupportedTransferCoding
+            | TargetErrorKind::RepeatedChunked
+            | TargetErrorKind::LengthWithTransferCoding => "REQ-ENV-13",
+        }
+    }
+
+    /// The status the server answers with: `501 Not Implemented` for a transfer coding it does
+    /// not know (RFC 9112 §6.1), `400 Bad Request` for everything else.
+    ///
+    /// ```
+    /// use rwgi::environ::{ConnectionInfo, Environ};
+    /// use rwgi::http::{Request, StatusCode};
+    /// use rwgi::Input;
+    ///
+    /// let request = Request::post("/")
+    ///     .header("host", "h")
+    ///     .header("transfer-encoding", "gzip, chunked")
+    ///     .body(Input::empty())
+    ///     .unwrap();
+    /// let error = Environ::from_request(request, &ConnectionInfo::default()).unwrap_err();
+    /// assert_eq!(error.status(), StatusCode::NOT_IMPLEMENTED);
+    /// assert_eq!(error.to_string(), "REQ-ENV-13: a transfer coding other than chunked");
+    /// ```
+    pub fn status(&self) -> http::StatusCode {
+        match self.kind {
+            TargetErrorKind::UnsupportedTransferCoding => http::StatusCode::NOT_IMPLEMENTED,
+            _ => http::StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -879,6 +943,11 @@ impl fmt::Display for TargetError {
                 "an authority-form target is only for CONNECT"
             }
             TargetErrorKind::ConnectWithoutAuthority => "CONNECT needs an authority-form target",
+            TargetErrorKind::UnsupportedTransferCoding => "a transfer coding other than chunked",
+            TargetErrorKind::RepeatedChunked => "the chunked transfer coding applied twice",
+            TargetErrorKind::LengthWithTransferCoding => {
+                "Transfer-Encoding together with Content-Length"
+            }
         };
         write!(f, "{}: {what}", self.requirement())
     }
@@ -1010,6 +1079,53 @@ pub(crate) mod tests {
         assert_eq!(
             kind(http::Request::get("/").version(Version::HTTP_10)),
             None
+        );
+    }
+
+    #[test]
+    fn framing_that_can_smuggle_a_request_is_refused() {
+        let kind = |request: Builder| try_environ(request).err().map(|e| (e.kind(), e.status()));
+        let post = || http::Request::post("/");
+        assert_eq!(kind(post().header("transfer-encoding", "chunked")), None);
+        assert_eq!(kind(post().header("transfer-encoding", "Chunked ")), None);
+        assert_eq!(kind(post().header("content-length", "3")), None);
+        let not_implemented = Some((
+            TargetErrorKind::UnsupportedTransferCoding,
+            http::StatusCode::NOT_IMPLEMENTED,
+        ));
+        assert_eq!(
+            kind(post().header("transfer-encoding", "gzip, chunked")),
+            not_implemented
+        );
+        assert_eq!(
+            kind(post().header("transfer-encoding", "gzip")),
+            not_implemented
+        );
+        assert_eq!(
+            kind(post().header("transfer-encoding", "")),
+            not_implemented
+        );
+        let repeated = Some((
+            TargetErrorKind::RepeatedChunked,
+            http::StatusCode::BAD_REQUEST,
+        ));
+        assert_eq!(
+            kind(post().header("transfer-encoding", "chunked, chunked")),
+            repeated
+        );
+        let twice = post()
+            .header("transfer-encoding", "chunked")
+            .header("transfer-encoding", "chunked");
+        assert_eq!(kind(twice), repeated);
+        let both = post()
+            .header("content-length", "5")
+            .header("transfer-encoding", "chunked");
+        assert_eq!(
+            kind(both),
+            Some((
+                TargetErrorKind::LengthWithTransferCoding,
+                http::StatusCode::BAD_REQUEST
+            ))
         );
     }
 

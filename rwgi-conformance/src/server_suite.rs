@@ -237,7 +237,8 @@ checks! {
         "REQ-CGI-3", "REQ-CGI-4",
     ];
     requests::vectors_bodies: [
-        "REQ-INPUT-1", "REQ-INPUT-3", "REQ-ENV-2", "REQ-ENV-7", "REQ-ENV-12", "REQ-CGI-2",
+        "REQ-INPUT-1", "REQ-INPUT-3", "REQ-ENV-2", "REQ-ENV-7", "REQ-ENV-12", "REQ-ENV-13",
+        "REQ-CGI-2",
     ];
     requests::vectors_mount: ["REQ-PATH-6", "REQ-PATH-2", "REQ-PATH-5", "REQ-APP-3"];
     requests::input_large: ["REQ-INPUT-1"];

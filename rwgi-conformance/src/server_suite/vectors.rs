@@ -448,8 +448,9 @@ mod tests {
             Ok(request) => request,
             Err(status) => return refused(status),
         };
-        let Ok(mut environ) = Environ::from_request(request, &connection) else {
-            return refused(400);
+        let mut environ = match Environ::from_request(request, &connection) {
+            Ok(environ) => environ,
+            Err(error) => return refused(error.status().as_u16()),
         };
         if let Some(root) = &vector.root_path {
             if environ.mount(root).is_err() {
