@@ -457,16 +457,31 @@ async fn serve_connection<A>(
     A: App + 'static,
 {
     // Requests borrow what the connection owns: no reference count changes per request.
-    let service = service_fn(|request| respond(&shared, &connection, peer, request));
+    let started = AtomicBool::new(false);
+    let service = service_fn(|request| {
+        started.store(true, Ordering::Relaxed);
+        respond(&shared, &connection, peer, request)
+    });
     let mut http = pin!(shared.http.serve_connection(TokioIo::new(io), service));
+    let mut stop = false;
     let mut draining = false;
     let result = poll_fn(|cx| {
-        if !draining && Pin::new(&mut stopping).poll(cx).is_ready() {
-            // Finish the request in flight, if any, then close.
+        stop = stop || Pin::new(&mut stopping).poll(cx).is_ready();
+        // Finish the request in flight, if any, then close. A connection accepted just before
+        // the stop is not closed before its first request: hyper counts it idle and would close
+        // it unread, failing a request its client already sent (a worker recycled by
+        // `max_requests` or replaced on `HUP` must fail none). The header timeout bounds the wait.
+        if stop && !draining && started.load(Ordering::Relaxed) {
             http.as_mut().graceful_shutdown();
             draining = true;
         }
-        http.as_mut().poll(cx)
+        let poll = http.as_mut().poll(cx);
+        if poll.is_pending() && stop && !draining && started.load(Ordering::Relaxed) {
+            // The first request arrived during this poll.
+            http.as_mut().graceful_shutdown();
+            draining = true;
+        }
+        poll
     })
     .await;
     if let Err(error) = result {
