@@ -213,7 +213,7 @@ impl fmt::Display for BindError {
             io::ErrorKind::AddrInUse => "address in use".to_owned(),
             io::ErrorKind::AddrNotAvailable => "address not available on this machine".to_owned(),
             io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-            _ => self.error.to_string(),
+            _ => crate::log::io_reason(&self.error),
         };
         write!(f, "cannot bind {} (bind): {reason}", self.bind)
     }
