@@ -561,6 +561,10 @@ impl Arbiter {
     fn spawn(&mut self) -> io::Result<()> {
         let id = self.next_id;
         let (ours, theirs) = UnixStream::pair()?;
+        // Everything that can fail before the worker exists fails here, so that every worker
+        // started is watched.
+        ours.set_nonblocking(true)?;
+        let channel = tokio::net::UnixStream::from_std(ours)?;
         let mut command = Command::new(std::env::current_exe()?);
         let mut args = std::env::args_os();
         if let Some(name) = args.next() {
@@ -579,12 +583,13 @@ impl Arbiter {
         let mut child = command.spawn()?;
         // Our copy of the worker's end of the socket goes with the command.
         drop(command);
-        if let Err(error) = send_listeners(&ours, self.listeners.iter().map(Listener::as_fd)) {
+        // A fresh socket's buffer takes the message at once, nonblocking or not.
+        if let Err(error) = send_listeners(&channel, self.listeners.iter().map(Listener::as_fd)) {
+            // It cannot serve without them, or has exited already. Either way its exit status
+            // tells how to go on, as for a worker that failed by itself.
+            tracing::error!("cannot hand worker {id} its sockets: {error}");
             let _ = child.start_kill();
-            return Err(error);
         }
-        ours.set_nonblocking(true)?;
-        let channel = tokio::net::UnixStream::from_std(ours)?;
 
         self.next_id += 1;
         let pid = child.id().unwrap_or_default();
@@ -647,7 +652,10 @@ impl Arbiter {
                 tracing::info!("worker {id} (pid {pid}) stopped: {status}");
                 false
             }
-            (Stop::Aborted, _) => true,
+            (Stop::Aborted, _) => {
+                tracing::info!("worker {id} (pid {pid}) killed: {status}");
+                true
+            }
             (Stop::No, Some(0)) => {
                 tracing::info!("worker {id} (pid {pid}) exited by itself (recycled)");
                 false
@@ -701,7 +709,7 @@ impl Arbiter {
 
 /// Sends the listening sockets over a worker's channel.
 fn send_listeners<'a>(
-    channel: &UnixStream,
+    channel: &impl AsFd,
     listeners: impl Iterator<Item = BorrowedFd<'a>>,
 ) -> io::Result<()> {
     let fds: Vec<BorrowedFd<'_>> = listeners.collect();

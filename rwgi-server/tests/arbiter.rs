@@ -133,6 +133,12 @@ mod unix {
         fn worker_spawned(&self, worker_id: u32, pid: u32) {
             self.record("worker_spawned", &format!("{worker_id} {pid}"));
         }
+        fn worker_started(&self, worker_id: u32) {
+            self.record("worker_started", &worker_id.to_string());
+        }
+        fn worker_exiting(&self, worker_id: u32) {
+            self.record("worker_exiting", &worker_id.to_string());
+        }
         fn worker_exited(&self, worker_id: u32, pid: u32) {
             self.record("worker_exited", &format!("{worker_id} {pid}"));
         }
@@ -189,6 +195,14 @@ mod unix {
         (
             "workers_stop_by_themselves_when_the_master_dies",
             orphaned_workers,
+        ),
+        (
+            "usr1_makes_the_master_and_the_workers_reopen_their_logs",
+            reopen_logs,
+        ),
+        (
+            "single_process_mode_serves_from_the_one_process",
+            single_process,
         ),
     ];
 
@@ -418,6 +432,15 @@ mod unix {
             }
         }
         found
+    }
+
+    /// Waits up to `limit` for `done`, which is retried every 20 ms.
+    fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Whether `pid` is a live process (neither gone nor a zombie), from `/proc` (Linux).
@@ -780,18 +803,52 @@ mod unix {
         server.wait_workers(Duration::from_secs(5), |w| {
             w.len() == 2 && w.is_disjoint(&fewer)
         });
+        // TERM only once the new workers handle it (before that it would just end them).
+        wait_until(Duration::from_secs(5), "the new workers started", || {
+            server.hook_count("worker_started") == 5
+        });
         server.signal(Signal::TERM);
         assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(0));
 
         let hooks = server.hooks();
         let count = |name: &str| hooks.iter().filter(|(hook, ..)| hook == name).count();
+        let spawned: BTreeSet<u32> = hooks
+            .iter()
+            .filter(|(hook, ..)| hook == "worker_spawned")
+            .map(|(_, _, arguments)| arguments.split(' ').nth(1).unwrap().parse().unwrap())
+            .collect();
         for (hook, caller, _) in &hooks {
-            assert_eq!(
-                *caller,
-                server.pid(),
-                "{hook} ran in process {caller}, not the master"
-            );
+            if hook == "worker_started" || hook == "worker_exiting" {
+                assert!(
+                    spawned.contains(caller),
+                    "{hook} ran in {caller}, not a worker"
+                );
+            } else {
+                assert_eq!(
+                    *caller,
+                    server.pid(),
+                    "{hook} ran in {caller}, not the master"
+                );
+            }
         }
+        // Each worker ran its own start and exit hooks once.
+        let callers = |name: &str| -> Vec<u32> {
+            let mut callers: Vec<u32> = hooks
+                .iter()
+                .filter(|(hook, ..)| hook == name)
+                .map(|(_, caller, _)| *caller)
+                .collect();
+            callers.sort_unstable();
+            callers
+        };
+        assert_eq!(
+            callers("worker_started"),
+            Vec::from_iter(spawned.iter().copied())
+        );
+        assert_eq!(
+            callers("worker_exiting"),
+            Vec::from_iter(spawned.iter().copied())
+        );
         assert_eq!(count("on_starting"), 1);
         assert_eq!(count("when_ready"), 1);
         assert_eq!(count("on_reload"), 1);
@@ -853,5 +910,52 @@ mod unix {
             assert!(Instant::now() < deadline, "workers outlived their master");
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// USR1 to the master: it reopens its error log, and the workers, to which it forwards the
+    /// signal, reopen theirs and their access logs (the master has none), after rotation.
+    fn reopen_logs() {
+        let server = Server::start(
+            "workers = 2\naccesslog = \"{folder}/access.log\"\nerrorlog = \"{folder}/error.log\"\n",
+        );
+        server.wait_ready();
+        let access = server.folder.join("access.log");
+        let error = server.folder.join("error.log");
+        wait_until(Duration::from_secs(2), "the first access log line", || {
+            fs::metadata(&access).is_ok_and(|meta| meta.len() > 0)
+        });
+        fs::rename(&access, server.folder.join("access.log.1")).unwrap();
+        fs::rename(&error, server.folder.join("error.log.1")).unwrap();
+        server.signal(Signal::USR1);
+        wait_until(Duration::from_secs(2), "the master reopened", || {
+            error.exists()
+        });
+        wait_until(Duration::from_secs(3), "a worker reopened", || {
+            pid_at(server.address, "/pid").unwrap();
+            fs::metadata(&access).is_ok_and(|meta| meta.len() > 0)
+        });
+    }
+
+    /// `single_process`: the master serves by itself, runs every hook in its own process,
+    /// starts no worker, and stops on TERM with status 0.
+    fn single_process() {
+        let mut server = Server::start("single_process = true\n");
+        assert_eq!(server.wait_ready(), server.pid());
+        assert_eq!(server.workers(), BTreeSet::new());
+        server.signal(Signal::TERM);
+        assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(0));
+        let hooks = server.hooks();
+        assert!(hooks.iter().all(|(_, caller, _)| *caller == server.pid()));
+        let names: Vec<&str> = hooks.iter().map(|(hook, ..)| hook.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "on_starting",
+                "when_ready",
+                "worker_started",
+                "worker_exiting",
+                "on_exit"
+            ]
+        );
     }
 }
