@@ -42,6 +42,7 @@
 //!   the master throughout, so no connection is refused. A changed `bind` is not applied: the
 //!   sockets are kept until a restart (unlike gunicorn, a reload never drops a listen queue).
 //! - `TTIN`, `TTOU`: one worker more, one fewer (never fewer than one); the oldest goes first.
+//!   A reload goes back to the configured `workers`.
 //! - `USR1`: the master reopens its error log and forwards the signal to every worker, which
 //!   reopens its log files.
 //!
@@ -87,8 +88,8 @@ pub(crate) const WORKER_ID_ENV: &str = "RWGI_WORKER_ID";
 /// The heartbeat interval, in milliseconds, the master expects from a worker.
 const HEARTBEAT_ENV: &str = "RWGI_HEARTBEAT_MS";
 
-/// The exit status of a worker that cannot start (gunicorn's `WORKER_BOOT_ERROR`): exited with
-/// before its first heartbeat, it stops the whole server.
+/// The exit status of a worker that cannot start (gunicorn's `WORKER_BOOT_ERROR`). A worker
+/// that exits with it before its first heartbeat stops the whole server, which exits with it too.
 pub(crate) const EXIT_BOOT_FAILED: u8 = 3;
 
 /// How long workers sent `QUIT` have before they are killed.
@@ -130,7 +131,7 @@ pub(crate) fn role() -> Role {
     match WorkerContext::receive(&id, interval.as_deref()) {
         Ok(context) => Role::Worker(context),
         Err(error) => {
-            eprintln!("rwgi-server: this worker cannot receive its sockets: {error}");
+            tracing::error!("this worker cannot receive its sockets: {error}");
             std::process::exit(EXIT_BOOT_FAILED.into())
         }
     }
