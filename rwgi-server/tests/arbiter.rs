@@ -204,6 +204,7 @@ mod unix {
             "single_process_mode_serves_from_the_one_process",
             single_process,
         ),
+        ("workers_serve_tcp_and_unix_sockets_alike", tcp_and_unix),
     ];
 
     pub(crate) fn run_tests() -> ExitCode {
@@ -283,11 +284,16 @@ mod unix {
             ));
             fs::create_dir_all(&folder).unwrap();
             let settings = settings.replace("{folder}", &folder.display().to_string());
-            fs::write(folder.join("rwgi.toml"), settings).unwrap();
+            fs::write(folder.join("rwgi.toml"), &settings).unwrap();
             let address = free_address();
+            // A second address, when the settings name one, is a Unix socket in the folder.
+            let mut bind = address.to_string();
+            if settings.contains("{unix}") {
+                bind = format!("{bind},unix:{}", folder.join("s.sock").display());
+            }
             let master = Command::new(std::env::current_exe().unwrap())
                 .arg("--bind")
-                .arg(address.to_string())
+                .arg(bind)
                 .arg("--config")
                 .arg(folder.join("rwgi.toml"))
                 .env(FIXTURE_ENV, "1")
@@ -956,5 +962,38 @@ mod unix {
                 "on_exit"
             ]
         );
+    }
+
+    /// Both listeners reach the workers; on stop the master, which made the socket file,
+    /// removes it (the workers, which inherited it, leave it alone while they run).
+    fn tcp_and_unix() {
+        let mut server = Server::start("workers = 2\n# {unix}\n");
+        server.wait_ready();
+        let workers = server.wait_workers(Duration::from_secs(5), |w| w.len() == 2);
+        let path = server.folder.join("s.sock");
+        for _ in 0..10 {
+            let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            stream
+                .write_all(b"GET /pid HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            let (head, pid) = response.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert!(
+                workers.contains(&pid.parse().unwrap()),
+                "{pid} is no worker"
+            );
+            let tcp = pid_at(server.address, "/pid").unwrap();
+            assert!(workers.contains(&tcp), "{tcp} is no worker");
+        }
+        // A worker that stops does not take the file with it.
+        server.signal(Signal::TTOU);
+        server.wait_workers(Duration::from_secs(5), |w| w.len() == 1);
+        assert!(path.exists());
+        server.signal(Signal::TERM);
+        assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(0));
+        assert!(!path.exists(), "the socket file is still there");
     }
 }
