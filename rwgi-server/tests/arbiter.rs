@@ -205,6 +205,11 @@ mod unix {
             single_process,
         ),
         ("workers_serve_tcp_and_unix_sockets_alike", tcp_and_unix),
+        (
+            "a_reload_with_broken_settings_keeps_the_old_ones",
+            broken_reload,
+        ),
+        ("ttou_never_goes_below_one_worker", ttou_floor),
     ];
 
     pub(crate) fn run_tests() -> ExitCode {
@@ -995,5 +1000,39 @@ mod unix {
         server.signal(Signal::TERM);
         assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(0));
         assert!(!path.exists(), "the socket file is still there");
+    }
+
+    /// HUP with a config file that no longer parses: the master says why, keeps its settings
+    /// and its workers, and serves on.
+    fn broken_reload() {
+        let server = Server::start("workers = 2\n");
+        server.wait_ready();
+        let workers = server.wait_workers(Duration::from_secs(5), |w| w.len() == 2);
+        fs::write(server.folder.join("rwgi.toml"), "workers = \"many\"\n").unwrap();
+        server.signal(Signal::HUP);
+        wait_until(
+            Duration::from_secs(2),
+            "the reload error in the log",
+            || {
+                fs::read_to_string(server.folder.join("stderr.log"))
+                    .unwrap()
+                    .contains("reload: keeping the current settings")
+            },
+        );
+        thread::sleep(Duration::from_millis(200));
+        assert_eq!(server.workers(), workers);
+        assert!(workers.contains(&pid_at(server.address, "/pid").unwrap()));
+        assert_eq!(server.hook_count("on_reload"), 0);
+        assert_eq!(server.hook_count("worker_spawned"), 2);
+    }
+
+    /// TTOU with one worker left keeps that worker.
+    fn ttou_floor() {
+        let server = Server::start("workers = 1\n");
+        let only = server.wait_ready();
+        server.signal(Signal::TTOU);
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(server.workers(), BTreeSet::from([only]));
+        assert_eq!(pid_at(server.address, "/pid").unwrap(), only);
     }
 }
