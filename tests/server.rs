@@ -643,3 +643,82 @@ fn a_path_that_is_not_a_socket_is_left_alone() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn requests_over_the_limits_are_answered_by_the_server() {
+    let (app, calls) = Counted::new(Echo);
+    let server = TestServer::start(
+        app,
+        config()
+            .limit_request_line(64)
+            .limit_request_field_size(40)
+            .limit_request_fields(4)
+            .limit_request_body(10),
+    );
+    let long_target = format!("/{}", "a".repeat(64));
+    for (request, status, reason) in [
+        (
+            format!("GET {long_target} HTTP/1.1\r\nHost: h\r\n\r\n"),
+            414,
+            "URI Too Long",
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: h\r\nX-Long: {}\r\n\r\n",
+                "v".repeat(40)
+            ),
+            431,
+            "Request Header Fields Too Large",
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world".to_owned(),
+            413,
+            "Payload Too Large",
+        ),
+    ] {
+        let mut client = server.connect();
+        let response = client.exchange(request.as_bytes());
+        assert_eq!(
+            (response.status, response.reason.as_str()),
+            (status, reason)
+        );
+        assert_eq!(response.header("connection"), Some("close"));
+        assert!(client.is_closed());
+    }
+    // hyper counts the fields itself, and answers 431 too.
+    let mut client = server.connect();
+    let response = client
+        .exchange(b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n");
+    assert_eq!(response.status, 431);
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the app was not called");
+
+    // At the limits, the app answers.
+    let mut client = server.connect();
+    let response =
+        client.exchange(b"POST /ok HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789");
+    assert_eq!(response.status, 200);
+    assert_eq!(json_body(&response)["body_length"], 10);
+    // A chunked body over the limit fails to read: the app sees an error.
+    let response = client.exchange(
+        b"POST /ok HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n",
+    );
+    assert_eq!(response.status, 500);
+}
+
+#[test]
+fn idle_keep_alive_connections_close_after_keepalive() {
+    let server = TestServer::start(Hello, config().keepalive(Duration::from_secs(1)));
+    let mut client = server.connect();
+    assert_hello(&client.exchange(GET_HELLO));
+    let started = std::time::Instant::now();
+    assert!(client.is_closed(), "closed once idle");
+    let idle = started.elapsed();
+    assert!(idle <= Duration::from_secs(3), "closed after {idle:?}");
+
+    // Keep-alive off: every response closes its connection.
+    let server = TestServer::start(Hello, config().keepalive(Duration::ZERO));
+    let mut client = server.connect();
+    let response = client.exchange(GET_HELLO);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(client.is_closed());
+}

@@ -133,6 +133,27 @@ where
         served_enough: Notify::new(),
         http,
         connections: Arc::default(),
+        keepalive: if config.keepalive.is_zero() {
+            0
+        } else {
+            config.keepalive.as_secs() + u64::from(config.keepalive.subsec_nanos() > 0)
+        },
+        clock: AtomicU64::new(0),
+    });
+    // The keep-alive ticker: advances the clock and wakes every connection once a second, so
+    // that idle ones notice they have been idle for `keepalive`.
+    let ticker = (shared.keepalive != 0).then(|| {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                shared.clock.fetch_add(1, Ordering::Relaxed);
+                shared.connections.wake_all();
+            }
+        })
     });
 
     // Attach the listeners to this runtime; keep the socket files to remove them at the end.
@@ -175,6 +196,9 @@ where
         let _ = accept.await;
     }
     drop(files);
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
     let connections = &shared.connections;
     connections.stop();
     if *stop.borrow() != Stop::Immediate {
@@ -204,6 +228,23 @@ struct Shared<A> {
     served_enough: Notify,
     http: http1::Builder,
     connections: Arc<Connections>,
+    /// `keepalive` in whole seconds (rounded up); zero when keep-alive is off.
+    keepalive: u64,
+    /// Seconds since the server started, advanced by the keep-alive ticker.
+    clock: AtomicU64,
+}
+
+thread_local! {
+    /// Set when a request starts, a response chunk goes out or a response ends: the connection
+    /// being polled on this thread is active. The connection task clears it before each poll
+    /// of hyper and reads it after (all three happen inside that poll, on this thread).
+    static ACTIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the connection being polled as active (see [`ACTIVE`]).
+#[inline(always)]
+fn mark_active() {
+    ACTIVE.with(|active| active.set(true));
 }
 
 /// The request limits the server checks itself (hyper counts the header fields).
@@ -288,6 +329,13 @@ impl Connections {
     /// Tells every open connection to shut down.
     fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        for waker in self.wakers().values().flatten() {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// Wakes every open connection (for the keep-alive check).
+    fn wake_all(&self) {
         for waker in self.wakers().values().flatten() {
             waker.wake_by_ref();
         }
@@ -465,8 +513,16 @@ async fn serve_connection<A>(
     let mut http = pin!(shared.http.serve_connection(TokioIo::new(io), service));
     let mut stop = false;
     let mut draining = false;
+    let keepalive = shared.keepalive;
+    let mut last_active = shared.clock.load(Ordering::Relaxed);
     let result = poll_fn(|cx| {
         stop = stop || Pin::new(&mut stopping).poll(cx).is_ready();
+        // Keep-alive: a connection with no request, response chunk or response end for
+        // `keepalive` seconds (by the ticker's clock) closes as on a stop. Before its first
+        // request, the header timeout bounds its wait instead.
+        if keepalive != 0 && !stop && !draining && started.load(Ordering::Relaxed) {
+            stop = shared.clock.load(Ordering::Relaxed) - last_active >= keepalive;
+        }
         // Finish the request in flight, if any, then close. A connection accepted just before
         // the stop is not closed before its first request: hyper counts it idle and would close
         // it unread, failing a request its client already sent (a worker recycled by
@@ -475,7 +531,11 @@ async fn serve_connection<A>(
             http.as_mut().graceful_shutdown();
             draining = true;
         }
+        ACTIVE.with(|active| active.set(false));
         let poll = http.as_mut().poll(cx);
+        if ACTIVE.with(std::cell::Cell::get) {
+            last_active = shared.clock.load(Ordering::Relaxed);
+        }
         if poll.is_pending() && stop && !draining && started.load(Ordering::Relaxed) {
             // The first request arrived during this poll.
             http.as_mut().graceful_shutdown();
@@ -506,6 +566,7 @@ fn respond<'a, A: App>(
     peer: Option<SocketAddr>,
     request: Request<Incoming>,
 ) -> impl Future<Output = Result<Response<WireBody<A::Body>>, Infallible>> + Send + 'a {
+    mark_active();
     if shared.max_requests != 0 {
         count_request(shared);
     }
@@ -729,6 +790,7 @@ impl<B: Body + Unpin> HttpBody for WireBody<B> {
         // hyper skips empty chunks itself (REQ-BODY-3).
         match ready!(Pin::new(&mut this.body).poll_next(cx)) {
             Some(Ok(chunk)) => {
+                mark_active();
                 if let Some(tracked) = &mut this.tracked {
                     tracked.record.sent += chunk.len() as u64;
                 }
@@ -771,6 +833,7 @@ impl<B: Body + Unpin> fmt::Debug for WireBody<B> {
 
 impl<B: Body + Unpin> Drop for WireBody<B> {
     fn drop(&mut self) {
+        mark_active();
         // hyper drops the body once it wrote the last byte or gave up on the connection; only
         // in the first case is nothing left to send.
         if let Some(tracked) = &mut self.tracked {
