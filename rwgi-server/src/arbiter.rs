@@ -18,7 +18,7 @@
 //! |---|---|---|
 //! | after the master asked it to stop | expected | replaces it if it is still wanted |
 //! | status 0, unasked | recycled (`max_requests`) or a clean stop | replaces it at once |
-//! | status [`EXIT_BOOT_FAILED`] before its first heartbeat | it cannot start (settings, sockets, app) | stops the server and exits with that status: every new worker would fail the same way (gunicorn halts too) |
+//! | status [`EXIT_BOOT_FAILED`] before its first heartbeat | it cannot start (settings, sockets, app) | stops the server and exits with that status: every new worker would fail the same way (gunicorn halts too); but after a reload, while workers of the previous settings still serve, they serve on and the new ones are retried as crashes |
 //! | any other status, or a signal | a crash | replaces it; crashes before the first heartbeat back off exponentially ([`backoff`]) |
 //!
 //! # Heartbeat
@@ -89,7 +89,8 @@ pub(crate) const WORKER_ID_ENV: &str = "RWGI_WORKER_ID";
 const HEARTBEAT_ENV: &str = "RWGI_HEARTBEAT_MS";
 
 /// The exit status of a worker that cannot start (gunicorn's `WORKER_BOOT_ERROR`). A worker
-/// that exits with it before its first heartbeat stops the whole server, which exits with it too.
+/// that exits with it before its first heartbeat stops the whole server, which exits with it too,
+/// unless workers started before the last reload still serve.
 pub(crate) const EXIT_BOOT_FAILED: u8 = 3;
 
 /// How long workers sent `QUIT` have before they are killed.
@@ -662,10 +663,22 @@ impl Arbiter {
                 false
             }
             (Stop::No, Some(code)) if code == i32::from(EXIT_BOOT_FAILED) && !worker.ready => {
-                tracing::error!("worker {id} (pid {pid}) failed to boot: stopping the server");
-                self.exit_status = EXIT_BOOT_FAILED;
-                self.stop(true);
-                false
+                let previous_serving = self
+                    .workers
+                    .values()
+                    .any(|other| other.generation < worker.generation && other.stop == Stop::No);
+                if previous_serving {
+                    tracing::error!(
+                        "worker {id} (pid {pid}) failed to boot with the reloaded settings; \
+                         the previous workers serve on"
+                    );
+                    true
+                } else {
+                    tracing::error!("worker {id} (pid {pid}) failed to boot: stopping the server");
+                    self.exit_status = EXIT_BOOT_FAILED;
+                    self.stop(true);
+                    false
+                }
             }
             (Stop::No, _) => {
                 tracing::error!("worker {id} (pid {pid}) crashed: {status}");

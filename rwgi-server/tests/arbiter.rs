@@ -43,7 +43,8 @@ mod unix {
     pub(crate) const FIXTURE_ENV: &str = "RWGI_TEST_FIXTURE";
     /// Where the fixture's hooks append their calls.
     const HOOK_LOG_ENV: &str = "RWGI_TEST_HOOK_LOG";
-    /// `fail`: every worker exits at start with the boot-failure status; `crash`: aborts.
+    /// `fail`: every worker exits at start with the boot-failure status; `crash`: aborts;
+    /// `fail-if:PATH`: exits with the boot-failure status while `PATH` exists.
     const BOOT_ENV: &str = "RWGI_TEST_WORKER_BOOT";
     /// The variable the master sets in its workers (see `arbiter.rs`).
     const WORKER_ID_ENV: &str = "RWGI_WORKER_ID";
@@ -58,7 +59,13 @@ mod unix {
             match std::env::var(BOOT_ENV).as_deref() {
                 Ok("fail") => return ExitCode::from(3),
                 Ok("crash") => std::process::abort(),
-                _ => {}
+                Ok(flag) => {
+                    let path = flag.strip_prefix("fail-if:").unwrap_or_default();
+                    if !path.is_empty() && std::path::Path::new(path).exists() {
+                        return ExitCode::from(3);
+                    }
+                }
+                Err(_) => {}
             }
         }
         let log = std::env::var_os(HOOK_LOG_ENV).map(PathBuf::from);
@@ -210,6 +217,10 @@ mod unix {
             broken_reload,
         ),
         ("ttou_never_goes_below_one_worker", ttou_floor),
+        (
+            "workers_that_cannot_boot_after_a_reload_leave_the_old_ones_serving",
+            reload_boot_failure,
+        ),
     ];
 
     pub(crate) fn run_tests() -> ExitCode {
@@ -390,6 +401,20 @@ mod unix {
                     (name, pid, parts.next().unwrap_or("").to_owned())
                 })
                 .collect()
+        }
+
+        /// Waits until exactly `count` workers run and each has started serving (its
+        /// `worker_started` hook ran: it has read its settings and holds its sockets).
+        fn wait_serving(&self, count: usize) -> BTreeSet<u32> {
+            self.wait_workers(Duration::from_secs(5), |workers| {
+                let started: BTreeSet<u32> = self
+                    .hooks()
+                    .into_iter()
+                    .filter(|(hook, ..)| hook == "worker_started")
+                    .map(|(_, caller, _)| caller)
+                    .collect();
+                workers.len() == count && workers.is_subset(&started)
+            })
         }
 
         fn hook_count(&self, name: &str) -> usize {
@@ -590,7 +615,7 @@ mod unix {
     fn killed_worker() {
         let server = Server::start("workers = 2\ntimeout = 5\n");
         server.wait_ready();
-        let before = server.wait_workers(Duration::from_secs(5), |w| w.len() == 2);
+        let before = server.wait_serving(2);
         let (clients, requests) = (4, 100);
         let load = Load::start(server.address, clients, requests, "/sleep?ms=10");
         thread::sleep(Duration::from_millis(300));
@@ -686,7 +711,7 @@ mod unix {
     fn reload_under_load() {
         let server = Server::start("workers = 2\ntimeout = 5\n");
         server.wait_ready();
-        let old = server.wait_workers(Duration::from_secs(5), |w| w.len() == 2);
+        let old = server.wait_serving(2);
         let load = Load::start(server.address, 4, 150, "/sleep?ms=5");
         thread::sleep(Duration::from_millis(300));
         fs::write(
@@ -793,7 +818,7 @@ mod unix {
     fn hooks_and_scaling() {
         let mut server = Server::start("workers = 2\ntimeout = 5\ngraceful_timeout = 5\n");
         server.wait_ready();
-        let first = server.wait_workers(Duration::from_secs(5), |w| w.len() == 2);
+        let first = server.wait_serving(2);
         server.signal(Signal::TTIN);
         let more = server.wait_workers(Duration::from_secs(5), |w| {
             w.len() == 3 && w.is_superset(&first)
@@ -912,7 +937,7 @@ mod unix {
     fn orphaned_workers() {
         let mut server = Server::start("workers = 2\ntimeout = 2\n");
         server.wait_ready();
-        let workers = server.wait_workers(Duration::from_secs(5), |w| w.len() == 2);
+        let workers = server.wait_serving(2);
         server.signal(Signal::KILL);
         server.wait_exit(Duration::from_secs(1));
         let deadline = Instant::now() + Duration::from_secs(3);
@@ -974,7 +999,7 @@ mod unix {
     fn tcp_and_unix() {
         let mut server = Server::start("workers = 2\n# {unix}\n");
         server.wait_ready();
-        let workers = server.wait_workers(Duration::from_secs(5), |w| w.len() == 2);
+        let workers = server.wait_serving(2);
         let path = server.folder.join("s.sock");
         for _ in 0..10 {
             let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
@@ -1007,7 +1032,7 @@ mod unix {
     fn broken_reload() {
         let server = Server::start("workers = 2\n");
         server.wait_ready();
-        let workers = server.wait_workers(Duration::from_secs(5), |w| w.len() == 2);
+        let workers = server.wait_serving(2);
         fs::write(server.folder.join("rwgi.toml"), "workers = \"many\"\n").unwrap();
         server.signal(Signal::HUP);
         wait_until(
@@ -1034,5 +1059,32 @@ mod unix {
         thread::sleep(Duration::from_millis(300));
         assert_eq!(server.workers(), BTreeSet::from([only]));
         assert_eq!(pid_at(server.address, "/pid").unwrap(), only);
+    }
+
+    /// After a HUP, new workers that cannot boot do not stop the server: the old workers serve
+    /// on while the new ones are retried with back-off, and once they boot, they take over.
+    fn reload_boot_failure() {
+        let flag = std::env::temp_dir().join(format!("rwgi-arbiter-{}-flag", std::process::id()));
+        let server = Server::start_with(
+            "workers = 2\n",
+            &[(BOOT_ENV, &format!("fail-if:{}", flag.display()))],
+        );
+        server.wait_ready();
+        let old = server.wait_serving(2);
+        fs::write(&flag, "").unwrap();
+        server.signal(Signal::HUP);
+        wait_until(
+            Duration::from_secs(3),
+            "new workers failing to boot",
+            || server.hook_count("worker_exited") >= 4,
+        );
+        for _ in 0..10 {
+            assert!(old.contains(&pid_at(server.address, "/pid").unwrap()));
+        }
+        fs::remove_file(&flag).unwrap();
+        let new = server.wait_workers(Duration::from_secs(5), |w| {
+            w.len() == 2 && w.is_disjoint(&old)
+        });
+        assert!(new.contains(&pid_at(server.address, "/pid").unwrap()));
     }
 }
