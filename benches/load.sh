@@ -65,11 +65,11 @@ server_cmd() {
   local bind="$HOST:$2"
   case $1 in
     raw-hyper) echo "$PEER_BIN/raw-hyper --bind $bind --workers $WORKERS" ;;
-    rwgi-hello) echo "$SERVER_BIN --bind $bind --workers $WORKERS --app hello --no-access-log" ;;
-    rwgi-hello-stack) echo "$SERVER_BIN --bind $bind --workers $WORKERS --app hello-stack --no-access-log" ;;
+    rwgi-hello) echo "env EXAMPLE_APP=hello $SERVER_BIN --bind $bind --threads $WORKERS --single-process --accesslog off" ;;
+    rwgi-hello-stack) echo "env EXAMPLE_APP=hello-stack $SERVER_BIN --bind $bind --threads $WORKERS --single-process --accesslog off" ;;
     axum) echo "$PEER_BIN/axum-hello --bind $bind --workers $WORKERS" ;;
     raw-hyper-stream) echo "$PEER_BIN/raw-hyper --bind $bind --workers $WORKERS --app stream" ;;
-    rwgi-echo) echo "$SERVER_BIN --bind $bind --workers $WORKERS --app echo --no-access-log" ;;
+    rwgi-echo) echo "env EXAMPLE_APP=echo $SERVER_BIN --bind $bind --threads $WORKERS --single-process --accesslog off" ;;
     rwgi-download) echo "$PEER_BIN/rwgi-download --bind $bind --workers $WORKERS" ;;
     *) die "no server named $1" ;;
   esac

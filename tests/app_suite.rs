@@ -15,11 +15,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use answers::{chunks, one_header};
-use apps::access_log::AccessLog;
 use apps::echo::Echo;
 use apps::framework::demo_app;
 use apps::hello::{hello_stack, Hello, PassThrough};
-use apps::url_map::UrlMap;
 use bytes::Bytes;
 use futures_core::Stream;
 use rwgi::app::{app_fn, AppExt};
@@ -33,6 +31,8 @@ use rwgi_conformance::app_suite::{
 };
 use rwgi_conformance::test_client::block_on;
 use rwgi_conformance::{Outcome, Report};
+use rwgi_middleware::access_log::AccessLog;
+use rwgi_middleware::url_map::UrlMap;
 
 /// The outcome of the check named `name`.
 fn outcome<'a>(report: &'a Report, name: &str) -> (&'a Outcome, &'a str) {

@@ -13,9 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use apps::access_log::{AccessLog, Outcome, Record};
 use apps::framework::demo_app;
-use apps::url_map::UrlMap;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::task::noop_waker_ref;
@@ -24,6 +22,8 @@ use rwgi::body::{Body, Full};
 use rwgi::http::{HeaderMap, Method, StatusCode};
 use rwgi::{App, AppExt, Environ, Error, StartResponse};
 use rwgi_conformance::test_client::{block_on, TestRequest, TestResponse};
+use rwgi_middleware::access_log::{AccessLog, Outcome, Record};
+use rwgi_middleware::url_map::UrlMap;
 
 /// An access log that keeps its records, with their durations zeroed so they compare exactly.
 fn recording() -> (AccessLog, Arc<Mutex<Vec<Record>>>) {

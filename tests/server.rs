@@ -16,7 +16,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,11 +25,10 @@ use rwgi::http::{HeaderMap, HeaderValue, StatusCode};
 use rwgi::input::ReadError;
 use rwgi::{App, Environ, Error, Response, StartResponse};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 use apps::echo::Echo;
 use apps::hello::Hello;
-use serve::{serve, Bind, Config, Listener};
+use serve::{Bind, Builder, Server, ServerHandle};
 use support::raw_http::{Client, Response as RawResponse};
 
 /// How long a test waits for the server to start or stop.
@@ -39,45 +37,23 @@ const STARTUP: Duration = Duration::from_secs(10);
 /// The server under test, stopped (gracefully) when dropped.
 struct TestServer {
     addr: Option<SocketAddr>,
-    stop: Option<oneshot::Sender<()>>,
-    stopped: mpsc::Receiver<()>,
-    thread: Option<JoinHandle<()>>,
+    handle: Option<ServerHandle>,
 }
 
 impl TestServer {
     /// Serves `app` on `127.0.0.1:0`.
-    fn start<A: App + 'static>(app: A, config: Config) -> Self {
+    fn start<A: App + 'static>(app: A, config: Builder) -> Self {
         Self::start_on(Bind::Tcp("127.0.0.1:0".to_owned()), app, config)
     }
 
-    fn start_on<A: App + 'static>(bind: Bind, app: A, config: Config) -> Self {
-        let (bound_tx, bound_rx) = mpsc::channel();
-        let (stop, stop_rx) = oneshot::channel::<()>();
-        let (stopped_tx, stopped) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
-            runtime.block_on(async move {
-                let listener = Listener::bind(&bind).await.expect("bind the test server");
-                bound_tx.send(listener.local_addr()).unwrap();
-                let shutdown = async {
-                    let _ = stop_rx.await;
-                };
-                serve(listener, app, config, shutdown).await;
-            });
-            let _ = stopped_tx.send(());
-        });
-        let addr = bound_rx
-            .recv_timeout(STARTUP)
-            .expect("the server is listening");
+    fn start_on<A: App + 'static>(bind: Bind, app: A, config: Builder) -> Self {
+        let handle = config
+            .bind(bind.to_string())
+            .serve(app)
+            .expect("bind the test server");
         TestServer {
-            addr,
-            stop: Some(stop),
-            stopped,
-            thread: Some(thread),
+            addr: handle.local_addr(),
+            handle: Some(handle),
         }
     }
 
@@ -91,19 +67,15 @@ impl TestServer {
 
     /// Triggers the graceful shutdown without waiting for it.
     fn begin_shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        if let Some(handle) = &self.handle {
+            handle.begin_shutdown();
         }
     }
 
-    /// Waits until `serve` returned and the runtime is gone.
+    /// Waits until the server stopped and its runtime is gone.
     fn wait_stopped(&mut self) {
-        self.begin_shutdown();
-        if let Some(thread) = self.thread.take() {
-            self.stopped
-                .recv_timeout(STARTUP)
-                .expect("the server stops in time");
-            thread.join().expect("the server thread ends cleanly");
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown();
         }
     }
 }
@@ -116,11 +88,10 @@ impl Drop for TestServer {
     }
 }
 
-fn config() -> Config {
-    Config {
-        shutdown_timeout: Duration::from_secs(5),
-        ..Config::default()
-    }
+fn config() -> Builder {
+    Server::builder()
+        .threads(2)
+        .graceful_timeout(Duration::from_secs(5))
 }
 
 /// Counts the calls that reach the app it wraps.
@@ -415,11 +386,7 @@ fn large_streamed_response_arrives_whole_in_chunks() {
 #[test]
 fn a_root_path_mounts_the_app_and_hides_everything_else() {
     let (app, calls) = Counted::new(Echo);
-    let config = Config {
-        root_path: Some("/app".to_owned()),
-        ..config()
-    };
-    let server = TestServer::start(app, config);
+    let server = TestServer::start(app, config().root_path("/app"));
     let mut client = server.connect();
 
     let body = json_body(&client.exchange(b"GET /app/x?q HTTP/1.1\r\nHost: h\r\n\r\n"));
@@ -643,13 +610,14 @@ fn unix_sockets_are_served_and_cleaned_up() {
     assert_eq!(body["SERVER_PORT"], "80");
     assert_eq!(body.get("REMOTE_ADDR"), None, "a Unix peer has no address");
 
-    let in_use = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(Listener::bind(&Bind::Unix(path.clone())))
+    let in_use = config()
+        .bind(format!("unix:{}", path.display()))
+        .serve(Echo)
         .expect_err("a live socket is not taken over");
-    assert_eq!(in_use.kind(), std::io::ErrorKind::AddrInUse);
+    assert_eq!(
+        in_use.to_string(),
+        format!("cannot bind unix:{} (bind): address in use", path.display())
+    );
 
     drop(client);
     server.wait_stopped();
@@ -661,13 +629,122 @@ fn a_path_that_is_not_a_socket_is_left_alone() {
     let path: PathBuf =
         std::env::temp_dir().join(format!("rwgi-server-test-{}.txt", std::process::id()));
     std::fs::write(&path, "keep me").unwrap();
-    let error = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(Listener::bind(&Bind::Unix(path.clone())))
+    let error = config()
+        .bind(format!("unix:{}", path.display()))
+        .serve(Echo)
         .expect_err("a regular file is not replaced");
-    assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot bind unix:{0} (bind): {0} exists and is not a socket",
+            path.display()
+        )
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
     std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn requests_over_the_limits_are_answered_by_the_server() {
+    let (app, calls) = Counted::new(Echo);
+    let server = TestServer::start(
+        app,
+        config()
+            .limit_request_line(64)
+            .limit_request_field_size(40)
+            .limit_request_fields(4)
+            .limit_request_body(10),
+    );
+    let long_target = format!("/{}", "a".repeat(64));
+    for (request, status, reason) in [
+        (
+            format!("GET {long_target} HTTP/1.1\r\nHost: h\r\n\r\n"),
+            414,
+            "URI Too Long",
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: h\r\nX-Long: {}\r\n\r\n",
+                "v".repeat(40)
+            ),
+            431,
+            "Request Header Fields Too Large",
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world".to_owned(),
+            413,
+            "Payload Too Large",
+        ),
+    ] {
+        let mut client = server.connect();
+        let response = client.exchange(request.as_bytes());
+        assert_eq!(
+            (response.status, response.reason.as_str()),
+            (status, reason)
+        );
+        assert_eq!(response.header("connection"), Some("close"));
+        assert!(client.is_closed());
+    }
+    // hyper counts the fields itself, and answers 431 too.
+    let mut client = server.connect();
+    let response = client
+        .exchange(b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n");
+    assert_eq!(response.status, 431);
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the app was not called");
+
+    // At the limits, the app answers.
+    let mut client = server.connect();
+    let response =
+        client.exchange(b"POST /ok HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789");
+    assert_eq!(response.status, 200);
+    assert_eq!(json_body(&response)["body_length"], 10);
+    // A chunked body over the limit fails to read: the app sees an error.
+    let response = client.exchange(
+        b"POST /ok HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n",
+    );
+    assert_eq!(response.status, 500);
+}
+
+#[test]
+fn idle_keep_alive_connections_close_after_keepalive() {
+    let server = TestServer::start(Hello, config().keepalive(Duration::from_secs(1)));
+    let mut client = server.connect();
+    assert_hello(&client.exchange(GET_HELLO));
+    let started = std::time::Instant::now();
+    assert!(client.is_closed(), "closed once idle");
+    let idle = started.elapsed();
+    assert!(idle <= Duration::from_secs(3), "closed after {idle:?}");
+
+    // Keep-alive off: every response closes its connection.
+    let server = TestServer::start(Hello, config().keepalive(Duration::ZERO));
+    let mut client = server.connect();
+    let response = client.exchange(GET_HELLO);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(client.is_closed());
+}
+
+#[test]
+fn framing_that_can_smuggle_a_request_is_refused_and_the_connection_closed() {
+    // REQ-ENV-13: the app is never called, and what follows the head is never read as a request.
+    let (app, calls) = Counted::new(Hello);
+    let server = TestServer::start(app, config());
+    for (request, status) in [
+        (
+            &b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"[..],
+            501,
+        ),
+        (
+            &b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"[..],
+            400,
+        ),
+    ] {
+        let mut client = server.connect();
+        let response = client.exchange(request);
+        assert_eq!(response.status, status, "{}", String::from_utf8_lossy(request));
+        assert_eq!(response.header("connection"), Some("close"));
+        assert!(client.is_closed());
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // The server goes on serving.
+    assert_hello(&server.connect().exchange(GET_HELLO));
 }

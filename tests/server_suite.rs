@@ -10,40 +10,27 @@ use std::time::Duration;
 
 use rwgi_conformance::server_suite::{self, Address, Hosting, ServerHandle, CHECKS};
 use rwgi_conformance::{Outcome, Report};
-use serve::{serve, Bind, Config, Listener};
-use tokio::sync::oneshot;
+use serve::{Bind, Server};
 
-/// Starts the reference server on its own runtime for each configuration the suite asks for.
+/// Starts the reference server, embedded, for each configuration the suite asks for.
 fn reference(bind: impl Fn() -> Bind) -> impl FnMut(Hosting) -> ServerHandle {
     move |hosting| {
         let bind = bind();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let listener = runtime
-            .block_on(Listener::bind(&bind))
-            .expect("the reference server binds");
-        let address = match (&bind, listener.local_addr()) {
+        let (app, root_path) = hosting.into_parts();
+        let mut builder = Server::builder()
+            .bind(bind.to_string())
+            .threads(2)
+            .graceful_timeout(Duration::from_millis(500));
+        if let Some(root_path) = root_path {
+            builder = builder.root_path(&root_path);
+        }
+        let server = builder.serve(app).expect("the reference server binds");
+        let address = match (&bind, server.local_addr()) {
             (_, Some(address)) => Address::Tcp(address),
             (Bind::Unix(path), None) => Address::Unix(path.clone()),
-            (Bind::Tcp(_), None) => panic!("a TCP listener without an address"),
+            (_, None) => panic!("a TCP listener without an address"),
         };
-        let (app, root_path) = hosting.into_parts();
-        let config = Config {
-            root_path,
-            access_log: false,
-            shutdown_timeout: Duration::from_millis(500),
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        runtime.spawn(serve(listener, app, config, async {
-            let _ = stopped.await;
-        }));
-        ServerHandle::new(address).on_stop(move || {
-            let _ = stop.send(());
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        })
+        ServerHandle::new(address).on_stop(move || server.shutdown())
     }
 }
 

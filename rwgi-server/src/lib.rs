@@ -1,16 +1,80 @@
-//! `rwgi-server`: hyper's HTTP/1.1 on tokio, hosting any [`App`].
+//! `rwgi-server`: a production server for [rwgi](rwgi) apps — hyper's HTTP/1.1 on tokio, with
+//! the command line, settings, processes, signals and logs an operator expects from gunicorn.
 //!
-//! Per request, the server:
-//! 1. maps hyper's request head and body onto an [`Environ`] with [`Environ::from_parts`], answering `400`
-//!    without calling the app when the request breaks REQ-ENV-3 or REQ-ENV-6;
-//! 2. mounts the app at the configured root path (REQ-PATH-6), answering `404` without calling
-//!    the app when the path lies outside it;
-//! 3. runs [`prepare_with`], which calls the app and applies the rules every server shares
-//!    (REQ-SRV-4..8, REQ-ERR-4), and hands the result to hyper, whose framing follows the
-//!    body's exact length: `Content-Length` when known, chunked otherwise.
+//! An app author's whole `main`:
 //!
-//! A body that fails after the head went out makes hyper drop the connection, so the client
-//! never sees a complete-looking response (REQ-ERR-3).
+//! ```no_run
+//! # mod my_framework {
+//! #     pub fn app() -> impl rwgi::App {
+//! #         rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+//! #             Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+//! #         })
+//! #     }
+//! # }
+//! fn main() -> std::process::ExitCode {
+//!     rwgi_server::run(my_framework::app())
+//! }
+//! ```
+//!
+//! The program then takes gunicorn's settings from flags, `RWGI_*` environment variables and a
+//! TOML file (`myapp --bind 0.0.0.0:8000 --workers 4 --config rwgi.toml`); `myapp --help` lists
+//! them, and `myapp --check-config` prints the effective ones.
+//!
+//! To embed a server in another program, or in a test, use [`Server::builder`]: it serves in a
+//! background thread of the calling process and returns a [`ServerHandle`] to stop it.
+//!
+//! # Settings
+//!
+//! Each setting has a flag, an environment variable and a key in the `--config` file; a flag
+//! wins over the environment, which wins over the file, which wins over the default. An
+//! unknown key, a bad value, an address that cannot be bound: one line naming the setting on
+//! stderr, and exit status 2.
+//!
+//! | setting (file key) | flag | environment | default | gunicorn |
+//! |---|---|---|---|---|
+//! | `bind` (repeatable) | `-b`, `--bind` | `RWGI_BIND` (comma-separated) | `127.0.0.1:8000` | `bind` |
+//! | `workers` | `-w`, `--workers` | `RWGI_WORKERS` | 1 | `workers` |
+//! | `threads` (runtime threads per worker) | `--threads` | `RWGI_THREADS` | CPUs | `threads` |
+//! | `backlog` | `--backlog` | `RWGI_BACKLOG` | 2048 | `backlog` |
+//! | `timeout` (s; a silent worker is replaced) | `-t`, `--timeout` | `RWGI_TIMEOUT` | 30 | `timeout` |
+//! | `graceful_timeout` (s) | `--graceful-timeout` | `RWGI_GRACEFUL_TIMEOUT` | 30 | `graceful_timeout` |
+//! | `keepalive` (s; 0 disables keep-alive) | `--keepalive` | `RWGI_KEEPALIVE` | 5 | `keepalive` |
+//! | `header_timeout` (s to send a request head) | `--header-timeout` | `RWGI_HEADER_TIMEOUT` | 10 | — |
+//! | `max_requests` (0: no limit) | `--max-requests` | `RWGI_MAX_REQUESTS` | 0 | `max_requests` |
+//! | `max_requests_jitter` | `--max-requests-jitter` | `RWGI_MAX_REQUESTS_JITTER` | 0 | `max_requests_jitter` |
+//! | `limit_request_line` (bytes; else 414) | `--limit-request-line` | `RWGI_LIMIT_REQUEST_LINE` | 8190 | `limit_request_line` |
+//! | `limit_request_fields` (else 431) | `--limit-request-fields` | `RWGI_LIMIT_REQUEST_FIELDS` | 100 | `limit_request_fields` |
+//! | `limit_request_field_size` (bytes; else 431) | `--limit-request-field-size` | `RWGI_LIMIT_REQUEST_FIELD_SIZE` | 8190 | `limit_request_field_size` |
+//! | `limit_request_body` (bytes; else 413; 0: none) | `--limit-request-body` | `RWGI_LIMIT_REQUEST_BODY` | 0 | — |
+//! | `root_path` | `--root-path` | `RWGI_ROOT_PATH` | `/` | `SCRIPT_NAME` env |
+//! | `accesslog` (`-`, a path, `off`) | `--accesslog` | `RWGI_ACCESSLOG` | `-` (stdout) | `accesslog` (off) |
+//! | `access_log_format` | `--access-log-format` | `RWGI_ACCESS_LOG_FORMAT` | Combined | `access_log_format` |
+//! | `errorlog` (`-`, a path) | `--errorlog` | `RWGI_ERRORLOG` | `-` (stderr) | `errorlog` |
+//! | `loglevel` | `--loglevel` | `RWGI_LOGLEVEL` | `info` | `loglevel` |
+//! | `pidfile` | `-p`, `--pidfile` | `RWGI_PIDFILE` | none | `pidfile` |
+//! | `unix_socket_mode` (octal) | `--unix-socket-mode` | `RWGI_UNIX_SOCKET_MODE` | umask | `umask` |
+//! | `single_process` | `--single-process` | `RWGI_SINGLE_PROCESS` | false | — |
+//!
+//! `--config FILE` (`-c`, `RWGI_CONFIG`) names the file; `--check-config` validates and prints
+//! the effective settings as a file would spell them.
+//!
+//! # Access log
+//!
+//! On by default, to stdout, in gunicorn's default format (the Combined Log Format):
+//! `%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"`. The atoms: `h` client
+//! address, `l` and `u` `-`, `t` time (UTC), `r` request line, `m` method, `U` path, `q` query,
+//! `H` protocol, `s` status, `b` body bytes (`-` for none), `B` body bytes, `f` Referer, `a`
+//! User-Agent, `T` seconds, `M` milliseconds, `D` microseconds, `L` seconds with decimals, `p`
+//! process id, `e` how the response ended (`-`, `client-gone`, `failed`), `{name}i` a request
+//! header; `%%` is a percent sign. Lines are written off the request path by a writer thread,
+//! in batches; when the log cannot keep up, lines are dropped and counted in the error log
+//! rather than slowing requests down (the details are in the `log` module's source).
+//!
+//! # Signals
+//!
+//! `SIGTERM` and `SIGINT` stop gracefully (a second `SIGINT` stops at once), `SIGQUIT` stops at
+//! once, `SIGUSR1` reopens the log files. With workers, the master also handles `SIGHUP`
+//! (reload), `SIGTTIN` and `SIGTTOU` (one worker more or less).
 #![forbid(unsafe_code)]
 #![deny(
     missing_docs,
@@ -19,817 +83,672 @@
     rust_2018_idioms
 )]
 
-use std::collections::HashMap;
-use std::convert::Infallible;
+mod arbiter;
+mod config;
+mod hooks;
+mod listen;
+mod log;
+mod worker;
+
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{ready, Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use bytes::Bytes;
-use futures_core::Stream;
-use futures_util::future::{ready, Either as EitherFuture};
-use http_body::{Body as HttpBody, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use rwgi::body::Body;
-use rwgi::environ::{ConnectionInfo, ServerInfo};
-use rwgi::http::header::CONTENT_LENGTH;
-use rwgi::http::uri::Scheme;
-use rwgi::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
-use rwgi::server::{prepare_with, Prepared, ResponseBody};
-use rwgi::{App, Environ, Error, Input};
-use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Notify;
+use rwgi::environ::ServerInfo;
+use rwgi::App;
+use tokio::sync::watch;
+
+pub use hooks::{Ending, Hooks, Outcome, RequestInfo};
+pub use listen::{Bind, BindParseError};
+
+use config::{ConfigError, Settings};
+use listen::{bind_all, Listener};
+use log::{AccessLog, Format};
+use worker::{ServeConfig, Stop, Stopped};
 
 /// What the server tells apps about itself: each request may run on any of the runtime's
 /// worker threads (REQ-ENV-9).
 pub const SERVER_INFO: ServerInfo = ServerInfo::new("rwgi-server/0.1").multithread(true);
 
-/// Where to listen.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Bind {
-    /// A TCP `host:port`; port `0` picks a free port.
-    Tcp(String),
-    /// A Unix domain socket at this path.
-    Unix(PathBuf),
+/// Runs `app` as a server program: reads the settings (flags, `RWGI_*` environment, `--config`
+/// file), binds, and serves until told to stop by a signal. Returns the process's exit status:
+/// `0` after a clean stop, `2` for unusable settings (with a one-line message on stderr), `1`
+/// when serving failed.
+///
+/// Call it from `main` and return what it returns:
+///
+/// ```no_run
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// # });
+/// fn main() -> std::process::ExitCode {
+/// #   let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #       Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// #   });
+///     rwgi_server::run(app)
+/// }
+/// ```
+///
+/// It installs the error log as the process's `tracing` subscriber (unless the program set one
+/// already). With more than one worker, or without `--single-process`, this process becomes the
+/// master and runs the workers as new processes of the same program: `main` must call `run`
+/// the same way each time, before doing anything else with side effects.
+pub fn run<A: App + 'static>(app: A) -> ExitCode {
+    run_process(app, None)
 }
 
-impl fmt::Display for Bind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Bind::Tcp(address) => f.write_str(address),
-            Bind::Unix(path) => write!(f, "unix:{}", path.display()),
+/// As [`run`], with server [`Hooks`].
+///
+/// ```no_run
+/// use std::sync::Arc;
+///
+/// #[derive(Debug)]
+/// struct Announce;
+///
+/// impl rwgi_server::Hooks for Announce {
+///     fn when_ready(&self, addresses: &[String]) {
+///         eprintln!("serving on {}", addresses.join(", "));
+///     }
+/// }
+///
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// # });
+/// fn main() -> std::process::ExitCode {
+/// #   let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #       Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// #   });
+///     rwgi_server::run_with(app, Arc::new(Announce))
+/// }
+/// ```
+pub fn run_with<A: App + 'static>(app: A, hooks: Arc<dyn Hooks>) -> ExitCode {
+    run_process(app, Some(hooks))
+}
+
+/// The exit status for settings that cannot be used.
+const USAGE: u8 = 2;
+
+fn run_process<A: App + 'static>(app: A, hooks: Option<Arc<dyn Hooks>>) -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(ConfigError::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(ConfigError::Invalid(message)) => {
+            eprintln!("rwgi-server: {message}");
+            return ExitCode::from(USAGE);
+        }
+    };
+    if settings.check_config {
+        print!("{}", settings.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    if let Err(message) = log::init_error_log(&settings.errorlog, settings.loglevel) {
+        eprintln!("rwgi-server: {message}");
+        return ExitCode::from(USAGE);
+    }
+    match arbiter::role() {
+        arbiter::Role::Worker(mut context) => {
+            let listeners: io::Result<Vec<Listener>> = context
+                .listeners()
+                .into_iter()
+                .map(Listener::from_inherited)
+                .collect();
+            let listeners = match listeners {
+                Ok(listeners) => listeners,
+                Err(error) => {
+                    tracing::error!("cannot use the inherited sockets: {error}");
+                    return ExitCode::from(arbiter::EXIT_BOOT_FAILED);
+                }
+            };
+            let id = context.worker_id();
+            match serve_here(app, &settings, listeners, hooks, Some(context), id) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(message) => {
+                    // The runtime, the access log or the sockets: every worker would fail alike.
+                    tracing::error!("worker {id}: {message}");
+                    ExitCode::from(arbiter::EXIT_BOOT_FAILED)
+                }
+            }
+        }
+        arbiter::Role::Master => {
+            if let Some(hooks) = &hooks {
+                hooks.on_starting();
+            }
+            let listeners =
+                match bind_all(&settings.bind, settings.backlog, settings.unix_socket_mode) {
+                    Ok(listeners) => listeners,
+                    Err(error) => {
+                        eprintln!("rwgi-server: {error}");
+                        return ExitCode::from(USAGE);
+                    }
+                };
+            if !settings.single_process && arbiter::AVAILABLE {
+                let hooks = hooks.unwrap_or_else(|| Arc::new(hooks::NoHooks));
+                return arbiter::master(settings, listeners, hooks);
+            }
+            single_process(app, &settings, listeners, hooks)
         }
     }
 }
 
-/// A bound listening socket, ready for [`serve`].
-#[derive(Debug)]
-pub enum Listener {
-    /// A TCP listener.
-    Tcp(TcpListener),
-    /// A Unix domain socket listener; the socket file is removed when it is dropped.
-    Unix(UnixSocket),
+/// Serves in this process: the master's start and exit duties and one worker's serving.
+fn single_process<A: App + 'static>(
+    app: A,
+    settings: &Settings,
+    listeners: Vec<Listener>,
+    hooks: Option<Arc<dyn Hooks>>,
+) -> ExitCode {
+    if let Some(path) = &settings.pidfile {
+        if let Err(error) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            eprintln!(
+                "rwgi-server: cannot write {} (pidfile): {}",
+                path.display(),
+                log::io_reason(&error)
+            );
+            return ExitCode::from(USAGE);
+        }
+    }
+    let addresses: Vec<String> = listeners.iter().map(Listener::describe).collect();
+    tracing::info!(
+        "rwgi-server {} listening on {} (pid {}, single process)",
+        env!("CARGO_PKG_VERSION"),
+        addresses.join(", "),
+        std::process::id()
+    );
+    if let Some(hooks) = &hooks {
+        hooks.when_ready(&addresses);
+    }
+    let status = match serve_here(app, settings, listeners, hooks.clone(), None, 0) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    };
+    if let Some(hooks) = &hooks {
+        hooks.on_exit();
+    }
+    if let Some(path) = &settings.pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("stopped");
+    status
 }
 
-impl Listener {
-    /// Binds `bind`. For a Unix socket, a stale socket file left by a server that is gone is
-    /// removed first; a socket some process still accepts on, or a file that is not a socket,
-    /// is an error.
+/// The serve loop's configuration from the settings.
+fn serve_config(settings: &Settings, hooks: Option<Arc<dyn Hooks>>) -> Result<ServeConfig, String> {
+    let access_log = match &settings.accesslog {
+        Some(target) => {
+            let format = Format::parse(&settings.access_log_format)
+                .map_err(|reason| format!("{reason} (access_log_format)"))?;
+            Some(Arc::new(AccessLog::start(target, format)?))
+        }
+        None => None,
+    };
+    let jitter = match settings.max_requests_jitter {
+        0 => 0,
+        jitter => random() % (jitter + 1),
+    };
+    Ok(ServeConfig {
+        root_path: settings.root_path.clone(),
+        keepalive: settings.keepalive,
+        header_timeout: settings.header_timeout,
+        graceful_timeout: settings.graceful_timeout,
+        limit_request_line: settings.limit_request_line,
+        limit_request_fields: settings.limit_request_fields,
+        limit_request_field_size: settings.limit_request_field_size,
+        limit_request_body: settings.limit_request_body,
+        max_requests: match settings.max_requests {
+            0 => 0,
+            max => max.saturating_add(jitter),
+        },
+        access_log,
+        hooks,
+    })
+}
+
+/// A random number, from the standard library's randomly keyed hasher.
+fn random() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("rwgi-worker")
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))
+}
+
+/// Serves `app` in this process until a signal stops it: the worker's (or the single
+/// process's) part of [`run`].
+fn serve_here<A: App + 'static>(
+    app: A,
+    settings: &Settings,
+    listeners: Vec<Listener>,
+    hooks: Option<Arc<dyn Hooks>>,
+    context: Option<arbiter::WorkerContext>,
+    id: u32,
+) -> Result<Stopped, String> {
+    let runtime = runtime(settings.threads)?;
+    let config = serve_config(settings, hooks.clone())?;
+    let access_log = config.access_log.clone();
+    let (stop, stopping) = watch::channel(Stop::Running);
+    let result = runtime.block_on(async move {
+        tokio::spawn(watch_signals(stop, access_log));
+        if let Some(context) = &context {
+            tokio::spawn(context.heartbeat());
+        }
+        if let Some(hooks) = &hooks {
+            hooks.worker_started(id);
+        }
+        let result = worker::serve(listeners, app, config, stopping).await;
+        if let Some(hooks) = &hooks {
+            hooks.worker_exiting(id);
+        }
+        result
+    });
+    // Connections abandoned after the graceful timeout end with the runtime.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(Stopped::MaxRequests) => {
+            tracing::info!("served max_requests: stopping so that a fresh worker takes over");
+            Ok(Stopped::MaxRequests)
+        }
+        Ok(stopped) => Ok(stopped),
+        Err(error) => Err(format!("cannot serve: {error}")),
+    }
+}
+
+/// Turns signals into stops: `SIGTERM`/`SIGINT` graceful (a second `SIGINT` immediate),
+/// `SIGQUIT` immediate; `SIGUSR1` reopens the log files.
+async fn watch_signals(stop: watch::Sender<Stop>, access_log: Option<Arc<AccessLog>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let kinds = [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::quit(),
+        SignalKind::user_defined1(),
+    ];
+    let mut streams = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        match signal(kind) {
+            Ok(stream) => streams.push(stream),
+            Err(error) => {
+                tracing::error!("cannot watch for signals: {error}");
+                // Keep the sender: dropping it would read as a stop.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    let [terminate, interrupt, quit, usr1] = &mut streams[..] else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM: stopping gracefully");
+                stop.send_if_modified(|stop| {
+                    let running = *stop == Stop::Running;
+                    if running {
+                        *stop = Stop::Graceful;
+                    }
+                    running
+                });
+            }
+            _ = interrupt.recv() => {
+                let running = *stop.borrow() == Stop::Running;
+                let next = if running { Stop::Graceful } else { Stop::Immediate };
+                tracing::info!("SIGINT: stopping {}", if next == Stop::Graceful { "gracefully" } else { "now" });
+                stop.send_replace(next);
+            }
+            _ = quit.recv() => {
+                tracing::info!("SIGQUIT: stopping now");
+                stop.send_replace(Stop::Immediate);
+            }
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: reopening the log files");
+                log::reopen_error_log();
+                if let Some(log) = &access_log {
+                    log.reopen();
+                }
+            }
+        }
+    }
+}
+
+/// Why a [`Server::builder`] server could not start: one line naming the setting, like
+/// `cannot bind 127.0.0.1:8000 (bind): address in use`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Error {
+    message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    fn new(message: impl Into<String>) -> Error {
+        Error {
+            message: message.into(),
+        }
+    }
+}
+
+/// The server, for embedding: start one with [`Server::builder`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Server;
+
+impl Server {
+    /// A builder for a server that runs in this process, with the same defaults as [`run`]
+    /// except that the access log is off and nothing reads the command line or the
+    /// environment.
+    ///
+    /// ```no_run
+    /// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+    /// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+    /// # });
+    /// let server = rwgi_server::Server::builder()
+    ///     .bind("127.0.0.1:0")
+    ///     .root_path("/app")
+    ///     .serve(app)?;
+    /// println!("serving on {:?}", server.local_addr());
+    /// server.shutdown(); // graceful: requests in flight finish
+    /// # Ok::<(), rwgi_server::Error>(())
+    /// ```
+    pub fn builder() -> Builder {
+        let settings = Settings {
+            accesslog: None,
+            single_process: true,
+            ..Settings::default()
+        };
+        Builder {
+            settings,
+            binds: Vec::new(),
+            accesslog: None,
+            hooks: None,
+        }
+    }
+}
+
+/// Settings for a server embedded in this process; see [`Server::builder`].
+///
+/// Values are checked by [`Builder::serve`], with the same messages as the command line's.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `serve` is called"]
+pub struct Builder {
+    settings: Settings,
+    binds: Vec<String>,
+    accesslog: Option<String>,
+    hooks: Option<Arc<dyn Hooks>>,
+}
+
+impl Builder {
+    /// Adds an address to listen on, spelled as the `bind` setting (see [`Bind`]); the first
+    /// call replaces the default `127.0.0.1:8000`.
+    pub fn bind(mut self, address: impl Into<String>) -> Self {
+        self.binds.push(address.into());
+        self
+    }
+
+    /// Runtime threads (default: the number of CPUs).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.settings.threads = threads;
+        self
+    }
+
+    /// The listen backlog (default 2048).
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.settings.backlog = backlog;
+        self
+    }
+
+    /// Mounts the app at `prefix`, like `/app`: it becomes `script_name`, and requests outside
+    /// it get `404` (REQ-PATH-6). `/` or `""` means no prefix.
+    pub fn root_path(mut self, prefix: &str) -> Self {
+        let prefix = prefix.trim_end_matches('/');
+        self.settings.root_path = (!prefix.is_empty()).then(|| prefix.to_owned());
+        self
+    }
+
+    /// How long a graceful stop waits for requests in flight (default 30 s).
+    pub fn graceful_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.graceful_timeout = timeout;
+        self
+    }
+
+    /// How long an idle keep-alive connection waits for its next request; zero disables
+    /// keep-alive (default 5 s).
+    pub fn keepalive(mut self, keepalive: Duration) -> Self {
+        self.settings.keepalive = keepalive;
+        self
+    }
+
+    /// How long a connection may take to send a request head; zero: no limit (default 10 s).
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.header_timeout = timeout;
+        self
+    }
+
+    /// Stop after serving this many requests; zero: no limit (the default).
+    pub fn max_requests(mut self, requests: u64) -> Self {
+        self.settings.max_requests = requests;
+        self
+    }
+
+    /// The longest request line in bytes (default 8190); longer gets `414`.
+    pub fn limit_request_line(mut self, bytes: usize) -> Self {
+        self.settings.limit_request_line = bytes;
+        self
+    }
+
+    /// The most header fields in a request (default 100); more gets `431`.
+    pub fn limit_request_fields(mut self, fields: usize) -> Self {
+        self.settings.limit_request_fields = fields;
+        self
+    }
+
+    /// The longest header field in bytes (default 8190); longer gets `431`.
+    pub fn limit_request_field_size(mut self, bytes: usize) -> Self {
+        self.settings.limit_request_field_size = bytes;
+        self
+    }
+
+    /// The largest request body in bytes; zero: no limit (the default).
+    pub fn limit_request_body(mut self, bytes: u64) -> Self {
+        self.settings.limit_request_body = bytes;
+        self
+    }
+
+    /// The file mode of Unix socket files, like `0o660`.
+    pub fn unix_socket_mode(mut self, mode: u32) -> Self {
+        self.settings.unix_socket_mode = Some(mode);
+        self
+    }
+
+    /// Where the access log goes, spelled as the `accesslog` setting: `-` for stdout, a file
+    /// path, or `off` (the builder's default).
+    pub fn accesslog(mut self, target: impl Into<String>) -> Self {
+        self.accesslog = Some(target.into());
+        self
+    }
+
+    /// The access log's format, with gunicorn's atoms (see the [crate docs](crate)).
+    pub fn access_log_format(mut self, format: impl Into<String>) -> Self {
+        self.settings.access_log_format = format.into();
+        self
+    }
+
+    /// The server's [`Hooks`]. Called in this process, with worker id `0`.
+    pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = Some(hooks);
+        self
+    }
+
+    /// Binds every address and starts serving `app` on a runtime in a new thread.
     ///
     /// # Errors
     ///
-    /// The operating system's error when the address cannot be bound.
-    pub async fn bind(bind: &Bind) -> io::Result<Listener> {
-        match bind {
-            Bind::Tcp(address) => Ok(Listener::Tcp(TcpListener::bind(address.as_str()).await?)),
-            Bind::Unix(path) => Ok(Listener::Unix(UnixSocket::bind(path)?)),
+    /// A setting that is not valid, or an address that cannot be bound, with a one-line
+    /// message naming the setting.
+    pub fn serve<A: App + 'static>(self, app: A) -> Result<ServerHandle, Error> {
+        let Builder {
+            mut settings,
+            binds,
+            accesslog,
+            hooks,
+        } = self;
+        if !binds.is_empty() {
+            settings.bind = binds
+                .iter()
+                .map(|bind| {
+                    bind.parse().map_err(|reason: BindParseError| {
+                        Error::new(format!("invalid value {bind:?} for bind: {reason}"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
         }
-    }
-
-    /// The TCP address the listener accepts on; `None` for a Unix socket.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        match self {
-            Listener::Tcp(listener) => listener.local_addr().ok(),
-            Listener::Unix(_) => None,
+        if let Some(target) = accesslog {
+            settings.accesslog = match target.as_str() {
+                "off" | "none" => None,
+                "-" => Some(log::LogTarget::Stdout),
+                path => Some(log::LogTarget::File(path.into())),
+            };
         }
-    }
-}
-
-impl fmt::Display for Listener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self, self.local_addr()) {
-            (Listener::Tcp(_), Some(address)) => write!(f, "http://{address}"),
-            (Listener::Tcp(_), None) => f.write_str("http://(unknown address)"),
-            (Listener::Unix(socket), _) => write!(f, "unix:{}", socket.path.display()),
+        if settings.threads == 0 {
+            return Err(Error::new(
+                "invalid value 0 for threads: expected 1 or more",
+            ));
         }
-    }
-}
-
-/// A Unix domain socket listener that owns its socket file.
-#[derive(Debug)]
-pub struct UnixSocket {
-    listener: UnixListener,
-    path: PathBuf,
-}
-
-impl UnixSocket {
-    fn bind(path: &Path) -> io::Result<Self> {
-        use std::os::unix::fs::FileTypeExt;
-
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => {
-                if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AddrInUse,
-                        format!("a server is accepting on {}", path.display()),
-                    ));
+        if let Some(hooks) = &hooks {
+            hooks.on_starting();
+        }
+        let listeners = bind_all(&settings.bind, settings.backlog, settings.unix_socket_mode)
+            .map_err(|error| Error::new(error.to_string()))?;
+        let addresses: Vec<String> = listeners.iter().map(Listener::describe).collect();
+        let local_addrs: Vec<SocketAddr> =
+            listeners.iter().filter_map(Listener::local_addr).collect();
+        let config = serve_config(&settings, hooks.clone()).map_err(Error::new)?;
+        let runtime = runtime(settings.threads).map_err(Error::new)?;
+        let (stop, stopping) = watch::channel(Stop::Running);
+        if let Some(hooks) = &hooks {
+            hooks.when_ready(&addresses);
+        }
+        let thread = std::thread::Builder::new()
+            .name("rwgi-server".to_owned())
+            .spawn(move || {
+                let result = runtime.block_on(async move {
+                    if let Some(hooks) = &config.hooks {
+                        hooks.worker_started(0);
+                    }
+                    let hooks = config.hooks.clone();
+                    let result = worker::serve(listeners, app, config, stopping).await;
+                    if let Some(hooks) = &hooks {
+                        hooks.worker_exiting(0);
+                    }
+                    result
+                });
+                if let Err(error) = result {
+                    tracing::error!("cannot serve: {error}");
                 }
-                std::fs::remove_file(path)?;
-            }
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} exists and is not a socket", path.display()),
-                ))
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error),
-        }
-        Ok(UnixSocket {
-            listener: UnixListener::bind(path)?,
-            path: path.to_owned(),
+                runtime.shutdown_timeout(Duration::from_secs(1));
+                if let Some(hooks) = &hooks {
+                    hooks.on_exit();
+                }
+            })
+            .map_err(|error| Error::new(format!("cannot start the server thread: {error}")))?;
+        Ok(ServerHandle {
+            addresses,
+            local_addrs,
+            stop,
+            thread: Some(thread),
         })
     }
 }
 
-impl Drop for UnixSocket {
-    fn drop(&mut self) {
-        // Best effort: a file that is already gone is what we want anyway.
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// How [`serve`] runs.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// The prefix the app is mounted at, like `/app`: it becomes `script_name`, and requests
-    /// outside it get `404` (REQ-PATH-6). It must start with `/` and not end with one
-    /// (REQ-PATH-5).
-    pub root_path: Option<String>,
-    /// Whether to write one line per request to stderr.
-    pub access_log: bool,
-    /// How long a shutdown waits for in-flight requests before giving up on them.
-    pub shutdown_timeout: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            root_path: None,
-            access_log: true,
-            shutdown_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, then shuts down gracefully.
-///
-/// Each connection runs as its own tokio task. On shutdown the listener closes at once, idle
-/// connections close, and connections with a request in flight finish that response and then
-/// close; after `config.shutdown_timeout` the rest are abandoned (they end when the runtime
-/// does). Accept errors (out of file descriptors, say) are logged and do not stop the server.
-pub async fn serve<A>(
-    listener: Listener,
-    app: A,
-    config: Config,
-    shutdown: impl Future<Output = ()>,
-) where
-    A: App + 'static,
-{
-    let mut http = http1::Builder::new();
-    // The timer enables hyper's default timeout for reading a request head.
-    http.timer(TokioTimer::new());
-    let shared = Arc::new(Shared {
-        app,
-        root_path: config.root_path.map(String::into_boxed_str),
-        access_log: config.access_log,
-        http,
-        connections: Arc::default(),
-    });
-    match listener {
-        Listener::Tcp(listener) => accept_until(&listener, &shared, shutdown).await,
-        Listener::Unix(socket) => accept_until(&socket, &shared, shutdown).await,
-    }
-    let connections = &shared.connections;
-    connections.stop();
-    if tokio::time::timeout(config.shutdown_timeout, connections.closed())
-        .await
-        .is_err()
-    {
-        eprintln!(
-            "rwgi-server: gave up on {} connection(s) still busy after {:?}",
-            connections.open(),
-            config.shutdown_timeout
-        );
-    }
-}
-
-/// The state every connection of one server shares.
-struct Shared<A> {
-    app: A,
-    root_path: Option<Box<str>>,
-    access_log: bool,
-    http: http1::Builder,
-    connections: Arc<Connections>,
-}
-
-/// The connections a server has open, and the signal that tells them to shut down.
-///
-/// Every wake-up of a busy connection polls the stop signal. A `tokio::sync::watch` receiver
-/// takes a lock each time it is polled; a [`Stopping`] costs an atomic load and a waker
-/// comparison, and takes the lock only when its task's waker changes.
-#[derive(Default)]
-struct Connections {
-    stopping: AtomicBool,
-    /// The waker of each open connection, by its number; `None` until it is first polled.
-    open: Mutex<HashMap<u64, Option<Waker>>>,
-    next: AtomicU64,
-    /// Signalled whenever the last open connection closes; [`Connections::closed`] waits on it.
-    all_closed: Notify,
-}
-
-impl Connections {
-    /// Counts a new connection as open and returns the signal it watches.
-    fn register(self: &Arc<Self>) -> Stopping {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.wakers().insert(id, None);
-        Stopping {
-            connections: Arc::clone(self),
-            id,
-            waker: None,
-        }
-    }
-
-    /// Tells every open connection to shut down.
-    fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        for waker in self.wakers().values().flatten() {
-            waker.wake_by_ref();
-        }
-    }
-
-    /// How many connections are open.
-    fn open(&self) -> usize {
-        self.wakers().len()
-    }
-
-    /// Completes once every connection has closed.
-    async fn closed(&self) {
-        // `notify_one` keeps its permit when nobody waits yet, so a close between the check
-        // and the wait is not missed.
-        while self.open() > 0 {
-            self.all_closed.notified().await;
-        }
-    }
-
-    fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Waker>>> {
-        // The map stays consistent whatever panicked while it was locked: every update is a
-        // single insert or remove.
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// One connection's stop signal: completes once the server shuts down. Dropping it counts the
-/// connection as closed.
-struct Stopping {
-    connections: Arc<Connections>,
-    id: u64,
-    /// The waker registered for this connection, to skip the lock while it stays the same.
-    waker: Option<Waker>,
-}
-
-impl Stopping {
-    /// Registers the connection task's waker; only its first poll, or a new waker, gets here.
-    #[cold]
-    fn register(&mut self, waker: &Waker) {
-        self.connections
-            .wakers()
-            .insert(self.id, Some(waker.clone()));
-        self.waker = Some(waker.clone());
-    }
-}
-
-impl Future for Stopping {
-    type Output = ();
-
-    // Inlined, with the registration kept out of line: the common poll is two comparisons and
-    // a load, in the connection task's own code.
-    #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let current = self
-            .waker
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()));
-        if !current {
-            self.register(cx.waker());
-        }
-        // After registering: a `stop` that this load misses wakes the waker just registered.
-        if self.connections.stopping.load(Ordering::SeqCst) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-impl Drop for Stopping {
-    fn drop(&mut self) {
-        let mut wakers = self.connections.wakers();
-        wakers.remove(&self.id);
-        if wakers.is_empty() {
-            self.connections.all_closed.notify_one();
-        }
-    }
-}
-
-/// An accepted connection of either kind. One type for both, so that the HTTP stack is compiled
-/// once rather than once per kind of socket: with a single copy the compiler inlines more of
-/// it, which measured 83 instructions per request fewer.
-type Connection = tokio_util::either::Either<tokio::net::TcpStream, tokio::net::UnixStream>;
-
-/// A listener as [`accept_until`] uses it: both kinds of socket with one accept loop.
-trait Accept {
-    /// The next connection, with the local and peer addresses when there are any.
-    async fn accept(&self) -> io::Result<(Connection, Option<SocketAddr>, Option<SocketAddr>)>;
-}
-
-impl Accept for TcpListener {
-    async fn accept(&self) -> io::Result<(Connection, Option<SocketAddr>, Option<SocketAddr>)> {
-        let (stream, peer) = TcpListener::accept(self).await?;
-        // Responses are written whole; waiting for an ACK before the next write only adds
-        // latency. Failing to set it (or to read the local address) only means the socket is
-        // already dead, which hyper finds out soon enough.
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().ok();
-        Ok((Connection::Left(stream), local, Some(peer)))
-    }
-}
-
-impl Accept for UnixSocket {
-    async fn accept(&self) -> io::Result<(Connection, Option<SocketAddr>, Option<SocketAddr>)> {
-        let (stream, _) = self.listener.accept().await?;
-        Ok((Connection::Right(stream), None, None))
-    }
-}
-
-async fn accept_until<L, A>(
-    listener: &L,
-    shared: &Arc<Shared<A>>,
-    shutdown: impl Future<Output = ()>,
-) where
-    L: Accept,
-    A: App + 'static,
-{
-    let mut shutdown = pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((io, local, peer)) => {
-                let mut connection = ConnectionInfo::new(Scheme::HTTP).server(SERVER_INFO);
-                if let Some(local) = local {
-                    connection = connection.local_addr(local);
-                }
-                if let Some(peer) = peer {
-                    connection = connection.peer_addr(peer);
-                }
-                let stopping = shared.connections.register();
-                tokio::spawn(serve_connection(
-                    io,
-                    connection,
-                    peer,
-                    Arc::clone(shared),
-                    stopping,
-                ));
-            }
-            // The client gave up before we accepted: nothing to do.
-            Err(error) if is_connection_error(&error) => {}
-            Err(error) => {
-                eprintln!("rwgi-server: accept failed: {error}");
-                // Out of file descriptors, most likely: retrying at once would spin.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-fn is_connection_error(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionRefused
-    )
-}
-
-async fn serve_connection<A>(
-    io: Connection,
-    connection: ConnectionInfo,
-    peer: Option<SocketAddr>,
-    shared: Arc<Shared<A>>,
-    mut stopping: Stopping,
-) where
-    A: App + 'static,
-{
-    // Requests borrow what the connection owns: no reference count changes per request.
-    let Shared {
-        app,
-        root_path,
-        access_log,
-        http,
-        ..
-    } = &*shared;
-    let service = service_fn(|request| {
-        let log = access_log.then(|| Box::new(AccessLog::new(peer, &request)));
-        respond(app, root_path.as_deref(), &connection, peer, log, request)
-    });
-    let mut http = pin!(http.serve_connection(TokioIo::new(io), service));
-    let mut draining = false;
-    let result = poll_fn(|cx| {
-        if !draining && Pin::new(&mut stopping).poll(cx).is_ready() {
-            // Finish the request in flight, if any, then close.
-            http.as_mut().graceful_shutdown();
-            draining = true;
-        }
-        http.as_mut().poll(cx)
-    })
-    .await;
-    if let Err(error) = result {
-        // A failing response body was already reported when it failed.
-        let ours = std::error::Error::source(&error).is_some_and(|source| source.is::<Error>());
-        if !ours {
-            eprintln!("rwgi-server: connection from {}: {error}", Peer(peer));
-        }
-    }
-}
-
-/// Answers one request: maps it onto an environ, then returns [`prepare`]'s future, mapped to
-/// hyper's response when it completes.
-///
-/// The mapping happens here rather than inside the returned future, and the future is a plain
-/// combinator over [`prepare`]'s: hyper moves this future a few times per request, and an
-/// `async` block that awaited [`prepare`]'s future would hold it twice (as captured and as
-/// awaited), which measured 245 instructions per request more.
-fn respond<'a, A: App>(
-    app: &'a A,
-    root_path: Option<&str>,
-    connection: &ConnectionInfo,
-    peer: Option<SocketAddr>,
-    log: Option<Box<AccessLog>>,
-    request: Request<Incoming>,
-) -> impl Future<Output = Result<Response<WireBody<A::Body>>, Infallible>> + Send + 'a {
-    let (parts, incoming) = request.into_parts();
-    let input = if incoming.is_end_stream() {
-        Input::empty()
-    } else {
-        Input::from_body(RequestBody(incoming))
-    };
-    let mut environ = match Environ::from_parts(parts, input, connection) {
-        Ok(environ) => environ,
-        Err(error) => {
-            report(peer, log.as_deref(), format_args!("answered 400: {error}"));
-            return EitherFuture::Left(ready(Ok(plain(StatusCode::BAD_REQUEST, peer, log))));
-        }
-    };
-    if let Some(prefix) = root_path {
-        if environ.mount(prefix).is_err() {
-            return EitherFuture::Left(ready(Ok(plain(StatusCode::NOT_FOUND, peer, log))));
-        }
-    }
-    let head = environ.method() == Method::HEAD;
-    EitherFuture::Right(prepare_with(app, environ, move |prepared| {
-        if let Some(failure) = prepared.failure() {
-            report(
-                peer,
-                log.as_deref(),
-                format_args!("answered 500: {failure}"),
-            );
-        }
-        Ok(send_prepared(prepared, head, peer, log))
-    }))
-}
-
-/// The server's own short answer, sent without calling the app.
-#[cold]
-fn plain<B: Body + Unpin>(
-    status: StatusCode,
-    peer: Option<SocketAddr>,
-    log: Option<Box<AccessLog>>,
-) -> Response<WireBody<B>> {
-    let text = match status {
-        StatusCode::BAD_REQUEST => "Bad Request\n",
-        _ => "Not Found\n",
-    };
-    send_prepared(Prepared::plain(status, text), false, peer, log)
-}
-
-#[inline(always)]
-fn send_prepared<B>(
-    prepared: Prepared<B>,
-    head: bool,
-    peer: Option<SocketAddr>,
-    mut log: Option<Box<AccessLog>>,
-) -> Response<WireBody<B>>
-where
-    B: Body + Unpin,
-{
-    let length = prepared.content_length();
-    let (status, mut headers, body) = prepared.into_parts();
-    // `prepare` dropped the body of a HEAD answer; announce the length a GET would have had.
-    if head && !headers.contains_key(CONTENT_LENGTH) {
-        if let Some(length) = length {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-        }
-    }
-    if let Some(log) = &mut log {
-        log.status = Some(status);
-    }
-    let mut response = Response::new(WireBody { body, peer, log });
-    *response.status_mut() = status;
-    // The map `Response::new` made is empty, and an empty map owns no memory (`HeaderMap::new`
-    // does not allocate): forgetting it leaks nothing and skips dropping it on every request.
-    std::mem::forget(std::mem::replace(response.headers_mut(), headers));
-    response
-}
-
-/// The request body as the app reads it: hyper's data frames, with hyper's errors (a client
-/// that stops sending early, REQ-INPUT-2) passed on.
-struct RequestBody(Incoming);
-
-impl Stream for RequestBody {
-    type Item = Result<Bytes, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            match ready!(Pin::new(&mut self.0).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    // Trailers carry no body bytes, and the contract has no place for them.
-                    if let Ok(data) = frame.into_data() {
-                        return Poll::Ready(Some(Ok(data)));
-                    }
-                }
-                Some(Err(error)) => return Poll::Ready(Some(Err(Error::new(error)))),
-                None => return Poll::Ready(None),
-            }
-        }
-    }
-}
-
-impl Body for RequestBody {
-    fn content_length(&self) -> Option<u64> {
-        // hyper counts its exact hint down as data arrives: it is the length still to come.
-        self.0.size_hint().exact()
-    }
-}
-
-/// The response body as hyper sends it: the server's own text or the prepared app body,
-/// reported to the access log when it is done.
-struct WireBody<B: Body + Unpin> {
-    body: ResponseBody<B>,
-    peer: Option<SocketAddr>,
-    log: Option<Box<AccessLog>>,
-}
-
-impl<B: Body + Unpin> HttpBody for WireBody<B> {
-    type Data = Bytes;
-    type Error = Error;
-
-    #[inline(always)]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let this = self.get_mut();
-        // hyper skips empty chunks itself (REQ-BODY-3).
-        match ready!(Pin::new(&mut this.body).poll_next(cx)) {
-            Some(Ok(chunk)) => {
-                if let Some(log) = &mut this.log {
-                    log.sent += chunk.len() as u64;
-                }
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
-            }
-            Some(Err(error)) => {
-                report(
-                    this.peer,
-                    this.log.as_deref(),
-                    format_args!("response aborted after its head was sent: {error}"),
-                );
-                if let Some(log) = &mut this.log {
-                    log.ending = Ending::Aborted;
-                }
-                // hyper drops the connection on this error (REQ-ERR-3).
-                Poll::Ready(Some(Err(error)))
-            }
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        // Not the length alone: a body under a declared Content-Length is polled to its end, so
-        // one that runs long is caught and the connection aborted (REQ-SRV-7).
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body
-            .content_length()
-            .map_or_else(SizeHint::default, SizeHint::with_exact)
-    }
-}
-
-impl<B: Body + Unpin> fmt::Debug for WireBody<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WireBody").finish_non_exhaustive()
-    }
-}
-
-impl<B: Body + Unpin> Drop for WireBody<B> {
-    fn drop(&mut self) {
-        // hyper drops the body once it wrote the last byte or gave up on the connection; only
-        // in the first case is nothing left to send.
-        if let Some(log) = &mut self.log {
-            if log.ending == Ending::Unfinished && self.body.content_length() == Some(0) {
-                log.ending = Ending::Complete;
-            }
-        }
-    }
-}
-
-/// One access-log line, written to stderr when the request is done with: when the response
-/// body is finished or dropped, or when hyper drops the request before the app answered.
+/// A running embedded server. Dropping it stops the server gracefully and waits for it.
 #[derive(Debug)]
-struct AccessLog {
-    peer: Option<SocketAddr>,
-    method: Method,
-    target: Uri,
-    version: Version,
-    started: Instant,
-    status: Option<StatusCode>,
-    sent: u64,
-    ending: Ending,
+pub struct ServerHandle {
+    addresses: Vec<String>,
+    local_addrs: Vec<SocketAddr>,
+    stop: watch::Sender<Stop>,
+    thread: Option<JoinHandle<()>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ending {
-    Unfinished,
-    Complete,
-    Aborted,
-}
+impl ServerHandle {
+    /// The first TCP address the server listens on (with the port the system picked for port
+    /// `0`); `None` when it listens on Unix sockets only.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addrs.first().copied()
+    }
 
-impl AccessLog {
-    fn new<T>(peer: Option<SocketAddr>, request: &Request<T>) -> Self {
-        AccessLog {
-            peer,
-            method: request.method().clone(),
-            // A `Uri` clone shares its bytes: the target costs no copy even here.
-            target: request.uri().clone(),
-            version: request.version(),
-            started: Instant::now(),
-            status: None,
-            sent: 0,
-            ending: Ending::Unfinished,
+    /// Every listener, described like `http://127.0.0.1:8000` or `unix:/run/app.sock`.
+    pub fn addresses(&self) -> &[String] {
+        &self.addresses
+    }
+
+    /// Starts a graceful stop and returns at once: the listeners close, idle connections close,
+    /// and requests in flight finish within the graceful timeout.
+    pub fn begin_shutdown(&self) {
+        self.stop.send_if_modified(|stop| {
+            let modified = *stop == Stop::Running;
+            if modified {
+                *stop = Stop::Graceful;
+            }
+            modified
+        });
+    }
+
+    /// Stops gracefully and waits until the server is gone.
+    pub fn shutdown(mut self) {
+        self.begin_shutdown();
+        self.join();
+    }
+
+    /// Stops at once, dropping open connections, and waits until the server is gone.
+    pub fn abort(mut self) {
+        self.stop.send_replace(Stop::Immediate);
+        self.join();
+    }
+
+    /// Waits until the server stops by itself (after [`Builder::max_requests`]) or is stopped.
+    pub fn wait(mut self) {
+        self.join();
+    }
+
+    /// Whether the server stopped (after [`Builder::max_requests`], or a stop).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().map_or(true, JoinHandle::is_finished)
+    }
+
+    fn join(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
 
-impl fmt::Display for AccessLog {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} \"{} {} {:?}\" ",
-            Peer(self.peer),
-            self.method,
-            self.target,
-            self.version,
-        )?;
-        match self.status {
-            Some(status) => write!(f, "{}", status.as_u16())?,
-            None => f.write_str("-")?,
-        }
-        write!(
-            f,
-            " {} {:.3}ms",
-            self.sent,
-            self.started.elapsed().as_secs_f64() * 1e3
-        )?;
-        match (self.ending, self.status) {
-            (Ending::Complete, _) => Ok(()),
-            (Ending::Aborted, _) => f.write_str(" aborted"),
-            (Ending::Unfinished, None) => f.write_str(" client gone before the answer"),
-            (Ending::Unfinished, Some(_)) => f.write_str(" client gone during the body"),
-        }
-    }
-}
-
-impl Drop for AccessLog {
+impl Drop for ServerHandle {
     fn drop(&mut self) {
-        eprintln!("{self}");
-    }
-}
-
-/// A peer address for logs: `-` when there is none (Unix sockets).
-struct Peer(Option<SocketAddr>);
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(address) => address.fmt(f),
-            None => f.write_str("-"),
-        }
-    }
-}
-
-/// Logs a server-side problem with one request, naming the request when it is known.
-fn report(peer: Option<SocketAddr>, log: Option<&AccessLog>, message: fmt::Arguments<'_>) {
-    match log {
-        Some(log) => eprintln!(
-            "rwgi-server: {} \"{} {} {:?}\": {message}",
-            Peer(peer),
-            log.method,
-            log.target,
-            log.version
-        ),
-        None => eprintln!("rwgi-server: {}: {message}", Peer(peer)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn stopping_wakes_every_connection_and_closed_waits_for_the_last() {
-        let connections = Arc::new(Connections::default());
-        let mut polled = connections.register();
-        let never_polled = connections.register();
-        assert_eq!(connections.open(), 2);
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        assert!(Pin::new(&mut polled).poll(&mut cx).is_pending());
-
-        connections.stop();
-        assert!(Pin::new(&mut polled).poll(&mut cx).is_ready());
-        let mut closed = pin!(connections.closed());
-        assert!(closed.as_mut().poll(&mut cx).is_pending(), "two still open");
-        drop(polled);
-        assert!(closed.as_mut().poll(&mut cx).is_pending(), "one still open");
-        // A connection that had not been polled yet sees the stop on its first poll.
-        let mut never_polled = never_polled;
-        assert!(Pin::new(&mut never_polled).poll(&mut cx).is_ready());
-        drop(never_polled);
-        assert_eq!(connections.open(), 0);
-        assert!(closed.as_mut().poll(&mut cx).is_ready());
-    }
-
-    /// The line `log` writes, with its duration (the one varying field) replaced by `<ms>`.
-    fn line(log: &AccessLog) -> String {
-        let text = log.to_string();
-        let words: Vec<&str> = text
-            .split(' ')
-            .map(|word| match word.strip_suffix("ms") {
-                Some(ms) if ms.parse::<f64>().is_ok() => "<ms>",
-                _ => word,
-            })
-            .collect();
-        words.join(" ")
-    }
-
-    fn log_for(peer: Option<&str>, request: Request<()>) -> AccessLog {
-        AccessLog::new(peer.map(|peer| peer.parse().unwrap()), &request)
-    }
-
-    #[test]
-    fn access_log_lines_name_the_request_and_how_it_ended() {
-        let request = Request::get("/a%20b?q=1").body(()).unwrap();
-        let mut log = log_for(Some("127.0.0.1:5000"), request);
-        log.status = Some(StatusCode::OK);
-        log.sent = 14;
-        log.ending = Ending::Complete;
-        assert_eq!(
-            line(&log),
-            r#"127.0.0.1:5000 "GET /a%20b?q=1 HTTP/1.1" 200 14 <ms>"#
-        );
-        log.ending = Ending::Aborted;
-        assert_eq!(
-            line(&log),
-            r#"127.0.0.1:5000 "GET /a%20b?q=1 HTTP/1.1" 200 14 <ms> aborted"#
-        );
-        log.ending = Ending::Unfinished;
-        assert_eq!(
-            line(&log),
-            r#"127.0.0.1:5000 "GET /a%20b?q=1 HTTP/1.1" 200 14 <ms> client gone during the body"#
-        );
-
-        let request = Request::options("*")
-            .version(Version::HTTP_10)
-            .body(())
-            .unwrap();
-        let log = log_for(None, request);
-        assert_eq!(
-            line(&log),
-            r#"- "OPTIONS * HTTP/1.0" - 0 <ms> client gone before the answer"#
-        );
+        self.begin_shutdown();
+        self.join();
     }
 }

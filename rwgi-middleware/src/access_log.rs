@@ -69,9 +69,28 @@ type Sink = Arc<dyn Fn(&Record) + Send + Sync>;
 
 /// Middleware that hands a [`Record`] of every request to a sink once its response is over.
 ///
-/// ```text
-/// let app = demo_app().with(AccessLog::new());               // one line per request on stderr
-/// let app = demo_app().with(AccessLog::with_sink(|record| metrics.observe(record)));
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use rwgi::app::app_fn;
+/// use rwgi::body::Full;
+/// use rwgi::AppExt;
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
+/// use rwgi_middleware::AccessLog;
+///
+/// let hello = app_fn(|_, start: rwgi::StartResponse| async move {
+///     Ok(start.start(Default::default(), Default::default()).body(Full::new("hello\n")))
+/// });
+/// // One line per request on stderr: `GET / 200 6 0.012ms`.
+/// let _logged = hello.clone().with(AccessLog::new());
+/// // Or anything else: here, count the bytes sent.
+/// let sent = Arc::new(AtomicU64::new(0));
+/// let counter = Arc::clone(&sent);
+/// let app = hello.with(AccessLog::with_sink(move |record| {
+///     counter.fetch_add(record.bytes_sent, Ordering::Relaxed);
+/// }));
+/// block_on(TestRequest::get("/").send(&app));
+/// assert_eq!(sent.load(Ordering::Relaxed), 6);
 /// ```
 ///
 /// The body keeps streaming chunk by chunk (REQ-MW-2) and keeps its `content_length`, so the

@@ -19,11 +19,27 @@ use rwgi::{App, AppExt, Environ, Error, Response, StartResponse};
 /// The longest matching prefix wins; the empty prefix takes every path no other prefix does.
 /// Nothing matching is `404 Not Found`.
 ///
-/// ```text
+/// ```
+/// use rwgi::app::app_fn;
+/// use rwgi::body::Full;
+/// use rwgi::http::StatusCode;
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
+/// use rwgi_middleware::UrlMap;
+///
+/// let named = |name: &'static str| {
+///     app_fn(move |environ: rwgi::Environ, start: rwgi::StartResponse| async move {
+///         let text = format!("{name}: {} {}", environ.script_name(), environ.path_info());
+///         Ok(start.start(StatusCode::OK, Default::default()).body(Full::new(text)))
+///     })
+/// };
 /// let app = UrlMap::new()
-///     .mount("/api", demo_app())
-///     .mount("/api/v2", other_app())
-///     .mount("", static_files());
+///     .mount("/api", named("api"))
+///     .mount("/api/v2", named("v2"))
+///     .mount("/static", named("files"));
+///
+/// assert_eq!(block_on(TestRequest::get("/api/v2/x").send(&app)).text(), "v2: /api/v2 /x");
+/// assert_eq!(block_on(TestRequest::get("/api/x").send(&app)).text(), "api: /api /x");
+/// assert_eq!(block_on(TestRequest::get("/apix").send(&app)).status(), StatusCode::NOT_FOUND);
 /// ```
 #[derive(Clone, Default)]
 pub struct UrlMap {
