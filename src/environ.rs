@@ -210,6 +210,13 @@ impl ConnectionInfo {
         self.edit(|facts| facts.server = server)
     }
 
+    /// The same facts with another scheme: for a proxy-header middleware that learned the
+    /// client's scheme from a trusted proxy.
+    #[must_use]
+    pub fn with_scheme(self, scheme: Scheme) -> Self {
+        self.edit(|facts| facts.scheme = scheme)
+    }
+
     /// The connection's scheme.
     pub fn scheme(&self) -> &Scheme {
         &self.inner.scheme
@@ -632,22 +639,89 @@ impl Environ {
         if prefix.is_empty() {
             return Ok(());
         }
-        if !prefix.starts_with('/') || prefix.ends_with('/') {
-            return Err(MountError {
-                invalid_prefix: true,
-            });
-        }
-        let rest = self.path_info().strip_prefix(prefix).ok_or(MountError {
-            invalid_prefix: false,
-        })?;
+        check_prefix(prefix)?;
+        let rest = self
+            .path_info()
+            .strip_prefix(prefix)
+            .ok_or(MountError::NotLeading)?;
         if !(rest.is_empty() || rest.starts_with('/')) {
-            return Err(MountError {
-                invalid_prefix: false,
-            });
+            return Err(MountError::NotLeading);
         }
-        // Within the path, which `http` caps below 64 KiB (see the field).
         self.mount += prefix.len();
         Ok(())
+    }
+
+    /// Puts back in front of the path a prefix that a proxy removed before passing the request
+    /// on (nginx's `location /app/ { proxy_pass http://app/; }`, announced in
+    /// `X-Forwarded-Prefix`), as part of `script_name`: the path becomes `prefix` followed by
+    /// the path received, the request target the one the client sent, and REQ-PATH-2 holds.
+    ///
+    /// # Errors
+    ///
+    /// [`MountError`] when `prefix` is not empty and does not start with `/`, ends with `/`, is
+    /// not a valid path, or the request has no path (an `*` or authority-form target). The
+    /// environ is then unchanged.
+    ///
+    /// ```
+    /// let mut environ = rwgi_conformance::test_client::TestRequest::get("/users?page=2").into_environ();
+    /// environ.restore_prefix("/app").unwrap();
+    /// assert_eq!(environ.script_name(), "/app");
+    /// assert_eq!(environ.path_info(), "/users");
+    /// assert_eq!(environ.request_target(), "/app/users?page=2");
+    /// assert!(environ.restore_prefix("/bad/").is_err());
+    /// ```
+    pub fn restore_prefix(&mut self, prefix: &str) -> Result<(), MountError> {
+        if prefix.is_empty() {
+            return Ok(());
+        }
+        check_prefix(prefix)?;
+        if matches!(
+            TargetForm::of(&self.uri),
+            TargetForm::Asterisk | TargetForm::Authority
+        ) {
+            return Err(MountError::NoPath);
+        }
+        let target = match self.uri.path_and_query() {
+            Some(path_and_query) => format!("{prefix}{path_and_query}"),
+            None => prefix.to_owned(),
+        };
+        let mut parts = self.uri.clone().into_parts();
+        parts.path_and_query = Some(target.try_into().map_err(|_| MountError::InvalidPrefix)?);
+        self.uri = Uri::from_parts(parts).map_err(|_| MountError::InvalidPrefix)?;
+        self.mount += prefix.len();
+        Ok(())
+    }
+
+    /// The facts about the connection the request came in on.
+    pub fn connection(&self) -> &ConnectionInfo {
+        &self.connection
+    }
+
+    /// Replaces the connection facts, for middleware that knows better than the socket: a
+    /// proxy-header middleware that learned the client's address and scheme from a trusted
+    /// proxy in front.
+    ///
+    /// ```
+    /// use rwgi::http::uri::Scheme;
+    ///
+    /// let mut environ = rwgi_conformance::test_client::TestRequest::get("/").into_environ();
+    /// let client = "203.0.113.7:0".parse().unwrap();
+    /// let facts = environ.connection().clone().peer_addr(client).with_scheme(Scheme::HTTPS);
+    /// environ.set_connection(facts);
+    /// assert_eq!(environ.remote_addr(), Some(client));
+    /// assert_eq!(environ.url_scheme(), &Scheme::HTTPS);
+    /// ```
+    pub fn set_connection(&mut self, connection: ConnectionInfo) {
+        self.connection = connection;
+    }
+}
+
+/// REQ-PATH-5 for a non-empty prefix.
+fn check_prefix(prefix: &str) -> Result<(), MountError> {
+    if prefix.starts_with('/') && !prefix.ends_with('/') {
+        Ok(())
+    } else {
+        Err(MountError::InvalidPrefix)
     }
 }
 
@@ -955,7 +1029,8 @@ impl fmt::Display for TargetError {
 
 impl std::error::Error for TargetError {}
 
-/// [`Environ::mount`] was given a prefix that is malformed or does not lead the path.
+/// [`Environ::mount`] or [`Environ::restore_prefix`] was given a prefix that is malformed or
+/// does not fit the path.
 ///
 /// ```
 /// let mut environ = rwgi_conformance::test_client::TestRequest::get("/apple").into_environ();
@@ -964,19 +1039,27 @@ impl std::error::Error for TargetError {}
 /// assert_eq!(environ.script_name(), "", "a failed mount changes nothing");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MountError {
-    invalid_prefix: bool,
+#[non_exhaustive]
+pub enum MountError {
+    /// The prefix is not empty and does not start with `/`, or ends with `/` (REQ-PATH-5).
+    InvalidPrefix,
+    /// The prefix is not a leading run of whole segments of `path_info` (REQ-PATH-6).
+    NotLeading,
+    /// The request has no path to mount: an `*` or authority-form target.
+    NoPath,
 }
 
 impl fmt::Display for MountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.invalid_prefix {
-            f.write_str(
-                "REQ-PATH-5: a mount prefix must be empty or start with / and not end with /",
-            )
-        } else {
-            f.write_str("REQ-PATH-6: the mount prefix is not a leading run of whole path segments")
-        }
+        f.write_str(match self {
+            MountError::InvalidPrefix => {
+                "REQ-PATH-5: a mount prefix must be empty or start with / and not end with /"
+            }
+            MountError::NotLeading => {
+                "REQ-PATH-6: the mount prefix is not a leading run of whole path segments"
+            }
+            MountError::NoPath => "REQ-PATH-6: an * or authority-form target has no path to mount",
+        })
     }
 }
 

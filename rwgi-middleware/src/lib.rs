@@ -4,6 +4,9 @@
 //!   response is over (ended, failed, or dropped because the client left).
 //! - [`UrlMap`]: one app made of several, each mounted at a path prefix, which moves from
 //!   `path_info` to `script_name` (REQ-MW-5, REQ-PATH-6).
+//! - [`ProxyHeaders`]: the client's address, scheme, host and path prefix as a trusted proxy in
+//!   front (nginx) reports them in `X-Forwarded-*` or `Forwarded` headers; nothing is trusted
+//!   by default.
 //!
 //! Each passes the app suite's middleware checks (`rwgi_conformance::app_suite::run_middleware`
 //! for the access log; the app suite for the URL map), and works on any rwgi server: this crate
@@ -41,7 +44,9 @@
 )]
 
 pub mod access_log;
+pub mod proxy;
 pub mod url_map;
 
 pub use access_log::AccessLog;
+pub use proxy::ProxyHeaders;
 pub use url_map::UrlMap;

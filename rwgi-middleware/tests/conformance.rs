@@ -36,3 +36,10 @@ fn url_map_passes_with_and_without_a_root_app() {
     run_blocking(&app).assert_ok();
     run_blocking(&UrlMap::new().mount("/mnt", hello())).assert_ok();
 }
+
+#[test]
+fn proxy_headers_pass_as_middleware() {
+    use rwgi_middleware::ProxyHeaders;
+    // Trusting every peer, so the middleware rewrites every environ the suite sends.
+    block_on(run_middleware(&ProxyHeaders::new("*".parse().unwrap()))).assert_ok();
+}
