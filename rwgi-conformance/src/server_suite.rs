@@ -116,6 +116,28 @@ pub enum Address {
     Unix(PathBuf),
 }
 
+impl Address {
+    /// Whether connections to this address have a peer and a local socket address: a TCP
+    /// address says yes, a Unix socket says no. The suite skips `connection_addresses`
+    /// (REQ-ENV-10) only on this declaration, never because it failed to read an address.
+    ///
+    /// ```
+    /// use rwgi_conformance::server_suite::Address;
+    ///
+    /// let tcp: std::net::SocketAddr = "127.0.0.1:8000".parse().unwrap();
+    /// assert!(Address::from(tcp).has_socket_addresses());
+    /// # #[cfg(unix)]
+    /// assert!(!Address::from(std::path::PathBuf::from("/tmp/app.sock")).has_socket_addresses());
+    /// ```
+    pub fn has_socket_addresses(&self) -> bool {
+        match self {
+            Address::Tcp(_) => true,
+            #[cfg(unix)]
+            Address::Unix(_) => false,
+        }
+    }
+}
+
 impl From<SocketAddr> for Address {
     fn from(address: SocketAddr) -> Self {
         Address::Tcp(address)

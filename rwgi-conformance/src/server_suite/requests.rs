@@ -384,11 +384,21 @@ pub(super) fn expect_continue(suite: &mut Suite<'_>) -> Checked {
 pub(super) fn connection_addresses(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-ENV-10";
     suite.probe.set(probe::record(&suite.probe));
+    let target = suite.address(None);
+    if !target.has_socket_addresses() {
+        return Err(Problem::Skip(format!(
+            "the server declared a Unix socket ({target}), which has no peer or local address"
+        )));
+    }
     let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
     let (server, client) = connection.addresses();
-    if server.is_none() {
-        return Err(Problem::Skip(
-            "the server listens on a Unix socket, which has no addresses".into(),
+    if server.is_none() || client.is_none() {
+        return Err(fail(
+            ID,
+            format!(
+                "expected a TCP connection to {target} with a peer and a local address, seen \
+                 the connection without them (reset or closed at once)"
+            ),
         ));
     }
     connection
