@@ -99,7 +99,7 @@ fn the_reference_server_passes_over_a_unix_socket() {
 mod broken {
     use std::io::{self, Read, Write};
     use std::net::{TcpListener, TcpStream};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::thread;
     use std::time::Duration;
@@ -185,6 +185,26 @@ mod broken {
         DropsRepeatedHeaders,
         /// Serves the app at `/` whatever root path it was given.
         IgnoresRootPath,
+        /// Percent-decodes the query before the app sees it.
+        DecodesQuery,
+        /// Adds `X-Forwarded-Proto: http` to every request.
+        AddsForwardedHeader,
+        /// Ends the response after the body's first chunk.
+        StopsAfterFirstChunk,
+        /// Calls the app twice per request, sending the second answer.
+        CallsTwice,
+        /// Turns `_` in request header names into `-`.
+        RewritesUnderscores,
+        /// Leaves out the request's `Content-Type`.
+        DropsContentType,
+        /// Answers `200` where it should answer `400`.
+        AnswersBadRequestsWith200,
+        /// Gives each connection a `ServerInfo` of its own.
+        VariesServerInfo,
+        /// Answers `501` to a method it does not know instead of calling the app.
+        RefusesUnknownMethods,
+        /// Tells the app every request is HTTP/1.1.
+        ReportsHttp11,
     }
 
     /// The closure the suite starts the server with.
@@ -223,6 +243,17 @@ mod broken {
         }
     }
 
+    /// The server's name; a `VariesServerInfo` server alternates between two.
+    fn software(flaw: Flaw) -> &'static str {
+        static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+        match flaw {
+            Flaw::VariesServerInfo if CONNECTIONS.fetch_add(1, Ordering::SeqCst) % 2 == 1 => {
+                "broken/1"
+            }
+            _ => "broken/0",
+        }
+    }
+
     fn serve_connection(mut stream: TcpStream, app: &BoxApp, root_path: Option<&str>, flaw: Flaw) {
         let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
             return;
@@ -235,22 +266,41 @@ mod broken {
         let connection = ConnectionInfo::new(Scheme::HTTP)
             .local_addr(local)
             .peer_addr(peer)
-            .server(ServerInfo::new("broken/0").multithread(flaw != Flaw::ClaimsSingleThread));
+            .server(ServerInfo::new(software(flaw)).multithread(flaw != Flaw::ClaimsSingleThread));
         let mut buffer = Vec::new();
         // The bodies a `KeepsBody` server holds on to.
         let mut kept = Vec::new();
         while let Some(parsed) = read_request(&mut stream, &mut buffer, flaw) {
+            let refused = if flaw == Flaw::AnswersBadRequestsWith200 {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             let Ok((request, head)) = parsed else {
-                let _ = plain(&mut stream, StatusCode::BAD_REQUEST);
+                let _ = plain(&mut stream, refused);
                 return;
             };
+            if flaw == Flaw::RefusesUnknownMethods && request.method().as_str() == "PURGE" {
+                let _ = plain(&mut stream, StatusCode::NOT_IMPLEMENTED);
+                return;
+            }
+            if flaw == Flaw::CallsTwice {
+                let mut copy = Request::new(Input::empty());
+                *copy.method_mut() = request.method().clone();
+                *copy.uri_mut() = request.uri().clone();
+                *copy.version_mut() = request.version();
+                *copy.headers_mut() = request.headers().clone();
+                if let Ok(environ) = Environ::from_request(copy, &connection) {
+                    drop(block_on(prepare(app, environ)));
+                }
+            }
             // The client asked to end the connection after this request (RFC 9112 §9.6).
             let close = request
                 .headers()
                 .get(CONNECTION)
                 .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
             let Ok(mut environ) = Environ::from_request(request, &connection) else {
-                let _ = plain(&mut stream, StatusCode::BAD_REQUEST);
+                let _ = plain(&mut stream, refused);
                 return;
             };
             let root_path = root_path.filter(|_| flaw != Flaw::IgnoresRootPath);
@@ -355,10 +405,12 @@ mod broken {
                 target = rest.find('/').map_or("/", |slash| &rest[slash..]);
             }
         }
-        let target = if flaw == Flaw::DecodesPath {
-            String::from_utf8_lossy(&percent_decode(target)).into_owned()
-        } else {
-            target.to_owned()
+        let target = match (flaw, target.split_once('?')) {
+            (Flaw::DecodesPath, _) => String::from_utf8_lossy(&percent_decode(target)).into_owned(),
+            (Flaw::DecodesQuery, Some((path, query))) => {
+                format!("{path}?{}", String::from_utf8_lossy(&percent_decode(query)))
+            }
+            _ => target.to_owned(),
         };
         let mut request = Request::new(Input::empty());
         let (Ok(method), Ok(uri)) = (Method::from_bytes(method.as_bytes()), Uri::try_from(target))
@@ -367,12 +419,19 @@ mod broken {
         };
         *request.method_mut() = method;
         *request.uri_mut() = uri;
-        if parsed.version == Some(0) {
+        if parsed.version == Some(0) && flaw != Flaw::ReportsHttp11 {
             *request.version_mut() = Version::HTTP_10;
         }
         for field in parsed.headers.iter() {
+            let name = match flaw {
+                Flaw::RewritesUnderscores => field.name.replace('_', "-"),
+                _ => field.name.to_owned(),
+            };
+            if flaw == Flaw::DropsContentType && name.eq_ignore_ascii_case("content-type") {
+                continue;
+            }
             let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(field.name.as_bytes()),
+                HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_bytes(field.value),
             ) else {
                 return Some(Err(()));
@@ -382,6 +441,11 @@ mod broken {
             } else {
                 request.headers_mut().append(name, value);
             }
+        }
+        if flaw == Flaw::AddsForwardedHeader {
+            request
+                .headers_mut()
+                .append("x-forwarded-proto", HeaderValue::from_static("http"));
         }
         if flaw == Flaw::InventsHost && !request.headers().contains_key(HOST) {
             request
@@ -524,6 +588,11 @@ mod broken {
                 stream.write_all(&chunk)
             };
             if written.is_err() {
+                return false;
+            }
+            if flaw == Flaw::StopsAfterFirstChunk {
+                // The response looks ended to this server; the connection goes with it.
+                let _ = stream.flush();
                 return false;
             }
         }
@@ -735,6 +804,15 @@ fn a_server_that_decodes_the_path_fails_req_path_1() {
         "REQ-PATH-1: vector `encoded_slash`: expected the app called with path_info \"/a%2Fb\" \
          (seen \"/a/b\")",
     );
+    // Decoding before the server splits the path also breaks per-segment and single decoding.
+    let report = server_suite::run_checks(broken::start(Flaw::DecodesPath), &["vectors_paths"]);
+    let detail = &report.results()[0].detail;
+    for expected in [
+        "; REQ-PATH-4: vector `segments_with_encoded_slashes`: expected ",
+        "; REQ-PATH-3: vector `decoded_exactly_once`: expected ",
+    ] {
+        assert!(detail.contains(expected), "{expected} not in {detail}");
+    }
 }
 
 #[test]
@@ -753,6 +831,18 @@ fn a_server_that_sends_the_head_early_fails_req_srv_4() {
         Flaw::HeadBeforeFirstChunk,
         "nothing_sent_before_first_chunk",
         "REQ-SRV-4: expected nothing sent before the body's first chunk, seen \"HTTP/1.1 200",
+    );
+    let report = server_suite::run_checks(
+        broken::start(Flaw::HeadBeforeFirstChunk),
+        &["nothing_sent_before_first_chunk"],
+    );
+    let detail = &report.results()[0].detail;
+    assert!(
+        detail.ends_with(
+            "while the body waited: the head went out when the app called the callback \
+             (REQ-START-4)"
+        ),
+        "{detail}"
     );
 }
 
@@ -1082,6 +1172,16 @@ fn a_server_that_rewrites_absolute_form_fails_req_env_4() {
         "REQ-ENV-4: vector `absolute_form_overrides_host`: expected the app called with \
          server_name \"target.example\" (seen \"other.example\")",
     );
+    // The scheme of an https absolute-form target is lost with its authority.
+    let report = server_suite::run_checks(
+        broken::start(Flaw::RewritesAbsoluteForm),
+        &["vectors_targets"],
+    );
+    let detail = &report.results()[0].detail;
+    assert!(
+        detail.contains("; REQ-ENV-8: vector `absolute_form_https`: expected the app called with "),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -1152,5 +1252,144 @@ fn a_proxy_that_hides_a_client_gone_fails_req_conc_2() {
         "app_dropped_on_disconnect",
         "REQ-CONC-2: expected the app's future dropped once the client went away, seen it still \
          pending after 5s",
+    );
+}
+
+#[test]
+fn a_server_that_decodes_the_query_fails_req_env_5() {
+    fails_with(
+        Flaw::DecodesQuery,
+        "vectors_paths",
+        "REQ-ENV-5: vector `query_string_raw`: expected ",
+    );
+}
+
+#[test]
+fn a_server_that_adds_a_header_fails_req_env_12() {
+    let report = server_suite::run_checks(
+        broken::start(Flaw::AddsForwardedHeader),
+        &["vectors_headers"],
+    );
+    // Every header vector breaks; the one about added headers names REQ-ENV-12.
+    assert_failed_alone(
+        &report,
+        "vectors_headers",
+        "REQ-ENV-7: vector `names_lower_cased`",
+    );
+    let detail = &report.results()[0].detail;
+    assert!(
+        detail.contains(
+            "; REQ-ENV-12: vector `headers_as_sent`: expected the app called with header \
+             x-forwarded-proto None (seen Some([\"http\"]))"
+        ),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_server_that_stops_after_the_first_chunk_fails_req_body_1() {
+    fails_with(
+        Flaw::StopsAfterFirstChunk,
+        "response_streams",
+        "REQ-BODY-1: expected the second chunk once the body yields it, seen ",
+    );
+}
+
+#[test]
+fn a_server_that_calls_the_app_twice_fails_req_app_3() {
+    fails_with(
+        Flaw::CallsTwice,
+        "pipelining",
+        "REQ-APP-3: expected one call of the app per request, 3 in all, seen 6",
+    );
+}
+
+#[test]
+fn a_server_that_rewrites_underscores_fails_req_cgi_4() {
+    let report = server_suite::run_checks(
+        broken::start(Flaw::RewritesUnderscores),
+        &["vectors_headers"],
+    );
+    assert_failed_alone(
+        &report,
+        "vectors_headers",
+        "REQ-CGI-4: vector `underscore_twin`",
+    );
+}
+
+#[test]
+fn a_server_that_drops_content_type_fails_req_cgi_2() {
+    fails_with(
+        Flaw::DropsContentType,
+        "vectors_headers",
+        "REQ-CGI-2: vector `content_type`: expected the app called with ",
+    );
+}
+
+#[test]
+fn a_server_that_answers_bad_targets_with_200_fails_req_env_6_and_req_env_2() {
+    let report = server_suite::run_checks(
+        broken::start(Flaw::AnswersBadRequestsWith200),
+        &["vectors_targets"],
+    );
+    assert_failed_alone(
+        &report,
+        "vectors_targets",
+        "REQ-ENV-6: vector `asterisk_get`",
+    );
+    let detail = &report.results()[0].detail;
+    assert!(
+        detail.contains("; REQ-ENV-2: vector `empty_target`: expected status 400"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_server_that_answers_a_raw_non_utf8_target_with_200_fails_req_path_7() {
+    let report = server_suite::run_checks(
+        broken::start(Flaw::AnswersBadRequestsWith200),
+        &["vectors_paths"],
+    );
+    assert_failed_alone(
+        &report,
+        "vectors_paths",
+        "REQ-PATH-7: vector `raw_non_utf8`: expected status 400",
+    );
+}
+
+#[test]
+fn a_server_that_varies_its_server_info_fails_req_env_9() {
+    fails_with(
+        Flaw::VariesServerInfo,
+        "multithread_consistent",
+        "REQ-ENV-9: expected the same ServerInfo in every call, seen ",
+    );
+}
+
+#[test]
+fn a_server_that_refuses_unknown_methods_fails_req_env_1() {
+    fails_with(
+        Flaw::RefusesUnknownMethods,
+        "vectors_targets",
+        "REQ-ENV-1: vector `extension_method`: expected ",
+    );
+}
+
+#[test]
+fn a_server_that_calls_every_request_http_1_1_fails_req_env_11() {
+    let report = server_suite::run_checks(broken::start(Flaw::ReportsHttp11), &["vectors_hosts"]);
+    // An HTTP/1.1 request without Host is refused, so the first vector to break is about Host.
+    assert_failed_alone(
+        &report,
+        "vectors_hosts",
+        "REQ-ENV-4: vector `http10_without_host`",
+    );
+    let detail = &report.results()[0].detail;
+    assert!(
+        detail.contains(
+            "; REQ-ENV-11: vector `http10_with_host`: expected the app called with version \
+             \"HTTP/1.0\" (seen \"HTTP/1.1\")"
+        ),
+        "{detail}"
     );
 }

@@ -742,7 +742,7 @@ impl<A: App> Driver<'_, A> {
         if probe.unmarked.swap(0, Ordering::SeqCst) > 0 {
             found.violations.push(Violation::new(
                 "REQ-EXT-2",
-                "a typed value in the environ's extensions did not reach the app behind the middleware",
+                "a typed value in the environ's extensions did not reach the app behind the middleware (REQ-MW-5: a middleware passes the extensions on)",
             ));
         }
         let alive = probe.alive.load(Ordering::SeqCst);
@@ -807,9 +807,13 @@ impl Tally {
                 // Only the lint's server-side rules have no check here, and the driver is the
                 // server: one of them firing is a bug in this suite.
                 .unwrap_or_else(|| panic!("app suite bug: its driver broke {violation} ({label})"));
-            self.verdict(check)
-                .failures
-                .push(format!("{violation} (request: {label})"));
+            // Behind a middleware, a wrong length is the middleware's: name its rule first.
+            let failure = if check == MW_LENGTH && fault.is_none() {
+                format!("REQ-MW-3: the middleware changed the body without fixing Content-Length: {violation} (request: {label})")
+            } else {
+                format!("{violation} (request: {label})")
+            };
+            self.verdict(check).failures.push(failure);
         }
         let mut judged = found.judged;
         // The upload failed under the app, which answered (reading the body is up to it).

@@ -530,7 +530,10 @@ pub(super) fn nothing_sent_before_first_chunk(suite: &mut Suite<'_>) -> Checked 
     if !matches!(quiet, Quiet::Silent) {
         return Err(fail(
             ID,
-            format!("expected {expected}, seen {quiet} while the body waited"),
+            format!(
+                "expected {expected}, seen {quiet} while the body waited: the head went out \
+                 when the app called the callback (REQ-START-4)"
+            ),
         ));
     }
     gate.open();
