@@ -77,9 +77,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{Method, Version};
+use http::{HeaderMap, Method, StatusCode, Version};
 
 use super::{Check, Outcome, Report};
+use crate::facts;
 use crate::test_client::{block_on, TestRequest};
 use rwgi::body::Body;
 use rwgi::lint::{Lint, LintApp};
@@ -419,6 +420,10 @@ fn faults() -> Vec<(Check, &'static str, TestRequest, Network)> {
 #[derive(Debug, Default)]
 struct Found {
     violations: Vec<Violation>,
+    /// What the suite's own reading of the response broke, by the facts written out in
+    /// [`facts`](crate::facts): counted where the lint (which shares `rwgi`'s helpers with
+    /// servers) saw nothing under the same requirement.
+    by_facts: Vec<Violation>,
     notes: Vec<(Check, String)>,
     judged: Vec<Check>,
 }
@@ -508,12 +513,14 @@ impl<A: App> Driver<'_, A> {
         match answer {
             Ok(Ok(response)) => {
                 found.judge(ON_HEAD);
-                let (_, _, body) = response.into_parts();
+                let (status, headers, body) = response.into_parts();
+                found.by_facts.extend(facts::check_head(status, &headers));
                 if method == Method::HEAD {
                     // Servers drop a HEAD answer's body unpolled (REQ-SRV-6).
                     found.drop_value("the body", body, "REQ-APP-5");
                 } else {
-                    self.read_body(body, network, &mut found).await;
+                    self.read_body(body, (status, &headers), network, &mut found)
+                        .await;
                 }
             }
             Ok(Err(error)) => {
@@ -531,6 +538,7 @@ impl<A: App> Driver<'_, A> {
     async fn read_body(
         &self,
         mut body: <LintApp<&A> as App>::Body,
+        (status, headers): (StatusCode, &HeaderMap),
         network: Network,
         found: &mut Found,
     ) {
@@ -557,6 +565,10 @@ impl<A: App> Driver<'_, A> {
                 // A failing body is the app's way to abort a response (REQ-ERR-3).
                 Ok(Some(Err(_))) => break,
                 Ok(None) => {
+                    let produced = produced as u64;
+                    found
+                        .by_facts
+                        .extend(facts::check_body_end(status, headers, produced));
                     found.judge(ON_BODY_END);
                     match network {
                         Network::SlowReader => found.judge(&[SLOW_READER]),
@@ -729,7 +741,16 @@ impl<A: App> Driver<'_, A> {
     /// [`probe_counts`](Self::probe_counts) at its start, and `label` names the request when a
     /// request the middleware answers itself deserves a note.
     fn finish(&self, mut found: Found, before: (usize, usize), label: Option<&str>) -> Found {
-        found.violations.append(&mut lock(&self.seen));
+        let lint: Vec<Violation> = lock(&self.seen).drain(..).collect();
+        for violation in std::mem::take(&mut found.by_facts) {
+            if !lint
+                .iter()
+                .any(|seen| seen.requirement() == violation.requirement())
+            {
+                found.violations.push(violation);
+            }
+        }
+        found.violations.extend(lint);
         let Some(probe) = self.probe else {
             return found;
         };

@@ -22,6 +22,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub mod app_suite;
+mod facts;
 pub mod server_suite;
 pub mod test_client;
 

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use super::client::{preview, Connection, End, Quiet, Response, WireError};
 use super::probe::{self, Gate, Script, Step};
 use super::{fail, get, request, Checked, Suite, IO_TIMEOUT, QUIET};
-use rwgi::response::HOP_BY_HOP;
+use crate::facts::HOP_BY_HOP;
 
 /// Header fields from name and value pairs; a name given twice gives two field lines.
 fn fields(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -381,8 +381,8 @@ fn refused(suite: &mut Suite<'_>, cases: impl IntoIterator<Item = Illegal>) -> C
     Ok(())
 }
 
-fn hop_by_hop_value(name: &HeaderName) -> &'static str {
-    match name.as_str() {
+fn hop_by_hop_value(name: &str) -> &'static str {
+    match name {
         "connection" => "close",
         "keep-alive" => "timeout=5",
         "proxy-authenticate" => "Basic realm=\"probe\"",
@@ -396,10 +396,10 @@ fn hop_by_hop_value(name: &HeaderName) -> &'static str {
 
 /// An app's hop-by-hop header is never sent: the server answers `500`.
 pub(super) fn illegal_head_hop_by_hop(suite: &mut Suite<'_>) -> Checked {
-    let cases = HOP_BY_HOP.iter().map(|name| {
+    let cases = HOP_BY_HOP.iter().map(|&name| {
         let mut headers = HeaderMap::new();
         headers.insert(
-            name.clone(),
+            HeaderName::from_static(name),
             HeaderValue::from_static(hop_by_hop_value(name)),
         );
         Illegal::new(
