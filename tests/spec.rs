@@ -398,6 +398,7 @@ fn every_requirement_has_exactly_one_rfc2119_keyword() {
 fn unaccounted(spec: &str) -> Vec<String> {
     let by_types = table_ids(spec, "### Enforced by the types");
     let not_checkable = table_ids(spec, "### Not mechanically checkable");
+    let tested = table_ids(spec, "### Tested on the reference implementation");
     let both: Vec<_> = by_types.intersection(&not_checkable).collect();
     assert!(
         both.is_empty(),
@@ -419,7 +420,12 @@ fn unaccounted(spec: &str) -> Vec<String> {
     );
     definitions(spec)
         .into_keys()
-        .filter(|id| !checked.contains(id) && !by_types.contains(id) && !not_checkable.contains(id))
+        .filter(|id| {
+            !checked.contains(id)
+                && !by_types.contains(id)
+                && !not_checkable.contains(id)
+                && !tested.contains(id)
+        })
         .collect()
 }
 
@@ -489,4 +495,96 @@ fn visit(dir: &Path, f: &mut dyn FnMut(&Path, &str)) {
             );
         }
     }
+}
+
+/// The `(file, test)` pairs the table "Tested on the reference implementation" names, by ID.
+fn reference_tests(spec: &str) -> Vec<(String, String, String)> {
+    section(spec, "### Tested on the reference implementation")
+        .lines()
+        .filter(|line| line.starts_with("| REQ-"))
+        .map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let quoted: Vec<&str> = cells[2].split('`').skip(1).step_by(2).collect();
+            assert!(quoted.len() >= 2, "{row}: expected `file` `test`");
+            (
+                cells[1].to_owned(),
+                quoted[0].to_owned(),
+                quoted[1].to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_reference_test_in_section_16_exists_and_is_about_its_requirement() {
+    let rows = reference_tests(SPEC);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (id, file, test) in rows {
+        let body = test_body(&file, &test)
+            .unwrap_or_else(|| panic!("{id}: no #[test] fn {test}() in {file}"));
+        assert!(body.contains("assert"), "{id}: {test} asserts nothing");
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&file))
+            .expect("the test file");
+        let at = text.find(&format!("fn {test}()")).expect("the test");
+        // The doc comment and attributes right above the function, and its body.
+        let above: Vec<&str> = text[..at]
+            .lines()
+            .rev()
+            .take_while(|line| line.starts_with("///") || line.starts_with("#["))
+            .collect();
+        let documented = above.iter().any(|line| line.contains(&id)) || body.contains(&id);
+        assert!(documented, "{id}: {test} does not name it");
+    }
+}
+
+/// The spec's `Version: X.Y` line.
+fn spec_version(spec: &str) -> (u16, u16) {
+    let line = spec
+        .lines()
+        .find_map(|line| line.strip_prefix("Version: "))
+        .expect("a Version: line");
+    let (major, minor) = line.trim().split_once('.').expect("major.minor");
+    (
+        major.parse().expect("a major version"),
+        minor.parse().expect("a minor version"),
+    )
+}
+
+#[test]
+fn the_versions_agree() {
+    // REQ-VER-1: the spec and the crates are versioned apart; the constant says which spec
+    // version this release implements, and every ServerInfo reports it.
+    assert_eq!(spec_version(SPEC), rwgi::SPEC_VERSION);
+    let info = rwgi::environ::ServerInfo::new("versions");
+    assert_eq!(info.spec_version(), rwgi::SPEC_VERSION);
+    let history = section(SPEC, "## 18. History");
+    let (major, minor) = rwgi::SPEC_VERSION;
+    assert!(
+        history
+            .trim_start()
+            .starts_with(&format!("- {major}.{minor} ")),
+        "the history's first entry is not {major}.{minor}"
+    );
+    assert!(
+        !SPEC.contains("follows the spec's major version"),
+        "REQ-VER-1 must not tie the crate's version to the spec's"
+    );
+    // The crates have versions of their own, released together.
+    let crate_version = env!("CARGO_PKG_VERSION");
+    assert!(
+        crate_version
+            .split('.')
+            .all(|part| part.parse::<u64>().is_ok()),
+        "{crate_version}"
+    );
+    let conformance = include_str!("../rwgi-conformance/Cargo.toml");
+    let minor_of = |version: &str| version.rsplit_once('.').map(|(head, _)| head.to_owned());
+    assert!(
+        conformance.contains(&format!(
+            "rwgi = {{ path = \"..\", version = \"{}\" }}",
+            minor_of(crate_version).unwrap()
+        )),
+        "rwgi-conformance does not depend on this rwgi release"
+    );
+    assert_eq!(spec_version("Version: 2.3\n"), (2, 3));
 }
