@@ -224,9 +224,6 @@ impl Drop for ServerHandle {
 /// How long the suite waits for any one thing: a connection, a response, a call of the app.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long the suite listens to make sure a server sends nothing.
-const QUIET: Duration = Duration::from_millis(300);
-
 macro_rules! checks {
     ($($module:ident::$name:ident: [$($requirement:literal),+ $(,)?];)+) => {
         /// Every check of the server suite, in the order [`run`] runs them, with the
