@@ -74,7 +74,7 @@ fn text_headers() -> HeaderMap {
 fn hello_passes() {
     let report = run_blocking(&Hello);
     assert_complete(&report);
-    report.assert_ok();
+    report.assert_ok_strict();
     assert!(
         report.results().iter().all(|r| r.outcome == Outcome::Pass),
         "{report}"
@@ -84,7 +84,7 @@ fn hello_passes() {
 #[test]
 fn hello_behind_pass_through_middleware_passes() {
     let report = run_blocking(&hello_stack());
-    report.assert_ok();
+    report.assert_ok_strict();
     assert_eq!(
         report
             .results()
@@ -118,16 +118,16 @@ fn outcome_of<'a>(report: &'a Report, name: &str) -> &'a Outcome {
 #[test]
 fn framework_demo_app_passes() {
     let report = run_blocking(&demo_app());
-    report.assert_ok();
+    report.assert_ok_strict();
     assert_eq!(*outcome_of(&report, "answers_every_request"), Outcome::Pass);
 }
 
 #[test]
 fn access_log_middleware_passes() {
     let report = run_blocking(&Hello.with(AccessLog::with_sink(|_| {})));
-    report.assert_ok();
+    report.assert_ok_strict();
     let report = run_blocking(&Echo.with(AccessLog::with_sink(|_| {})));
-    report.assert_ok();
+    report.assert_ok_strict();
 }
 
 #[test]
@@ -136,9 +136,9 @@ fn url_map_middleware_passes() {
         .mount("/mnt/app", Hello)
         .mount("/api", demo_app())
         .mount("", Echo);
-    run_blocking(&app).assert_ok();
+    run_blocking(&app).assert_ok_strict();
     // Nothing mounted at the root: most requests get the map's own 404.
-    run_blocking(&UrlMap::new().mount("/mnt", Hello)).assert_ok();
+    run_blocking(&UrlMap::new().mount("/mnt", Hello)).assert_ok_strict();
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn an_app_that_streams_its_request_body_back_passes_the_streaming_check() {
         Ok(start.start(StatusCode::OK, HeaderMap::new()).body(input))
     });
     let report = run_blocking(&app);
-    report.assert_ok();
+    report.assert_ok_strict();
     assert_eq!(
         *outcome_of(&report, "body_streams_lazily"),
         Outcome::Pass,
@@ -169,7 +169,7 @@ fn the_suite_runs_on_tokio_too() {
             .body(Full::new("late")))
     });
     let report = runtime.block_on(app_suite::run(&app));
-    report.assert_ok();
+    report.assert_ok_strict();
 }
 
 #[test]
@@ -586,7 +586,7 @@ fn answering_through_a_start_response_of_ones_own_is_allowed() {
             .body(Full::new("mine")))
     });
     let report = run_blocking(&app);
-    report.assert_ok();
+    report.assert_ok_strict();
     assert!(
         report.results().iter().all(|r| r.outcome == Outcome::Pass),
         "{report}"
@@ -695,7 +695,7 @@ fn assert_middleware_complete(report: &Report) {
 fn access_log_passes_as_middleware() {
     let report = block_on(run_middleware(&AccessLog::with_sink(|_| {})));
     assert_middleware_complete(&report);
-    report.assert_ok();
+    report.assert_ok_strict();
     for check in MIDDLEWARE_CHECKS {
         assert_eq!(*outcome_of(&report, check.name), Outcome::Pass, "{report}");
     }
@@ -703,14 +703,14 @@ fn access_log_passes_as_middleware() {
 
 #[test]
 fn pass_through_and_identity_pass_as_middleware() {
-    block_on(run_middleware(&PassThrough)).assert_ok();
-    block_on(run_middleware(&rwgi::middleware::Identity)).assert_ok();
+    block_on(run_middleware(&PassThrough)).assert_ok_strict();
+    block_on(run_middleware(&rwgi::middleware::Identity)).assert_ok_strict();
 }
 
 #[test]
 fn a_middleware_that_changes_nothing_passes() {
     let report = run_layer(|_| {}, |response| response);
-    report.assert_ok();
+    report.assert_ok_strict();
     assert_eq!(
         *outcome_of(&report, "middleware_serves_inner_app"),
         Outcome::Pass

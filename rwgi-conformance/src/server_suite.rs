@@ -16,6 +16,12 @@
 //! The request→environ cases are data, in `spec/vectors/*.json`, so that implementations in
 //! other languages can run the same cases; the checks `vectors_*` run them.
 //!
+//! A check passes only after it saw what it judges, and is skipped only for a condition the
+//! server declared: `connection_addresses` for an [`Address::Unix`], which has no peer
+//! address ([`Address::has_socket_addresses`]). Anything the suite could not observe on a TCP
+//! server is a failure. [`Report::assert_ok_strict`](crate::Report::assert_ok_strict) refuses
+//! that skip too.
+//!
 //! ```no_run
 //! # use rwgi::app::BoxApp;
 //! # struct MyServer;
