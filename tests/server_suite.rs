@@ -726,8 +726,11 @@ mod proxy {
                             .find(" http/1.0\r\n")
                             .or_else(|| text.ends_with(" http/1.0").then(|| text.len() - 9))
                         {
-                            if at < bytes.len() {
-                                bytes[at + 8] = b'1';
+                            // `at` counts from the head's start; the digit may be in this read.
+                            if let Some(digit) = (at + 8).checked_sub(offset) {
+                                if let Some(byte) = bytes.get_mut(digit) {
+                                    *byte = b'1';
+                                }
                             }
                         }
                     }
