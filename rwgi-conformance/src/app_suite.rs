@@ -544,6 +544,8 @@ impl<A: App> Driver<'_, A> {
     ) {
         let mut produced = 0;
         let mut stalled = false;
+        // REQ-BODY-4 judged here too: what the body announced before its first poll.
+        let announced = body.content_length();
         loop {
             match network {
                 Network::SlowReader => Sleep::new(SLOW_READER_PAUSE).await,
@@ -569,6 +571,12 @@ impl<A: App> Driver<'_, A> {
                     found
                         .by_facts
                         .extend(facts::check_body_end(status, headers, produced));
+                    if let Some(announced) = announced.filter(|&n| n != produced) {
+                        found.by_facts.push(Violation::new(
+                            "REQ-BODY-4",
+                            format!("content_length() announced {announced} bytes before the first poll, then the body yielded {produced}"),
+                        ));
+                    }
                     found.judge(ON_BODY_END);
                     match network {
                         Network::SlowReader => found.judge(&[SLOW_READER]),

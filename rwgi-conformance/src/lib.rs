@@ -213,6 +213,15 @@ impl Report {
     }
 
     /// The skipped checks, each with its declared reason in `detail`.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Report};
+    ///
+    /// let mut report = Report::default();
+    /// report.skip(Check { name: "connection_addresses", requirements: &["REQ-ENV-10"] }, "a Unix socket");
+    /// let skipped: Vec<_> = report.skips().map(|r| (r.name, r.detail.as_str())).collect();
+    /// assert_eq!(skipped, [("connection_addresses", "a Unix socket")]);
+    /// ```
     pub fn skips(&self) -> impl Iterator<Item = &CheckResult> {
         self.with_outcome(Outcome::Skip)
     }
@@ -247,6 +256,16 @@ impl Report {
 
     /// The requirement each failure names first in its detail (the one broken), else the
     /// check's requirements; sorted, without repeats.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Report};
+    ///
+    /// let mut report = Report::default();
+    /// let check = Check { name: "illegal_head_hop_by_hop", requirements: &["REQ-SRV-5", "REQ-RESP-2"] };
+    /// report.fail(check, "REQ-SRV-5: expected 500, seen 200");
+    /// report.fail(check, "the server crashed");
+    /// assert_eq!(report.failed_requirements(), ["REQ-RESP-2", "REQ-SRV-5"]);
+    /// ```
     pub fn failed_requirements(&self) -> Vec<&str> {
         let mut ids: Vec<&str> = self
             .failures()
@@ -276,6 +295,15 @@ impl Report {
     }
 
     /// Whether every check passed: no failure, nothing unobserved, no skip.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Report};
+    ///
+    /// let mut report = Report::default();
+    /// assert!(!report.is_ok_strict(), "no check ran");
+    /// report.pass(Check { name: "keep_alive", requirements: &["REQ-SRV-3"] });
+    /// assert!(report.is_ok_strict());
+    /// ```
     pub fn is_ok_strict(&self) -> bool {
         !self.results.is_empty() && self.results.iter().all(|r| r.outcome == Outcome::Pass)
     }
