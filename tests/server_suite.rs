@@ -1,7 +1,9 @@
 //! The server suite, proved both ways: the reference server (`examples/server`) passes it over
-//! TCP and over a Unix socket, and small servers that each break one rule fail exactly the
-//! check of that rule, with its requirement ID, while the same server without the flaw passes
-//! that check.
+//! TCP (strictly) and over a Unix socket (with the one declared skip), and peers that each break
+//! one rule fail exactly the check of that rule, with its requirement ID, while the same peer
+//! without the flaw passes that check. The peers are a small blocking server with one flaw, or,
+//! for what that server cannot do even without a flaw, a proxy with one fault in front of the
+//! reference server. `tests/spec.rs` lists which test proves each check able to fail.
 
 use rwgi_server as serve;
 
