@@ -130,3 +130,38 @@ fn an_app_error_becomes_a_500_with_nothing_leaked() {
         Some("app error: database password is hunter2")
     );
 }
+
+#[test]
+fn server_info_builders_set_what_the_getters_report() {
+    use rwgi::environ::ServerInfo;
+
+    let plain = ServerInfo::new("plain/1");
+    assert_eq!(plain.software(), "plain/1");
+    assert!(!plain.is_multithread() && !plain.is_multiprocess() && !plain.is_run_once());
+    let every = ServerInfo::new("every/1")
+        .multithread(true)
+        .multiprocess(true)
+        .run_once(true);
+    assert!(every.is_multithread() && every.is_multiprocess() && every.is_run_once());
+    // Each builder sets its own flag only, and can take it back.
+    let once = ServerInfo::new("cgi/1").run_once(true);
+    assert!(once.is_run_once() && !once.is_multithread() && !once.is_multiprocess());
+    let forked = ServerInfo::new("prefork/1").multiprocess(true);
+    assert!(forked.is_multiprocess() && !forked.is_multithread() && !forked.is_run_once());
+    assert!(!every.run_once(false).is_run_once());
+}
+
+#[test]
+fn set_status_changes_only_the_status() {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-kept", HeaderValue::from_static("yes"));
+    let mut response = StartResponse::new()
+        .start(StatusCode::OK, headers)
+        .body(Full::new("body"));
+    response.set_status(StatusCode::NOT_FOUND);
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.headers()["x-kept"], "yes");
+    let (status, _, body) = response.into_parts();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(rwgi::body::Body::content_length(&body), Some(4));
+}

@@ -74,7 +74,7 @@ fn text_headers() -> HeaderMap {
 fn hello_passes() {
     let report = run_blocking(&Hello);
     assert_complete(&report);
-    report.assert_ok();
+    report.assert_ok_strict();
     assert!(
         report.results().iter().all(|r| r.outcome == Outcome::Pass),
         "{report}"
@@ -84,7 +84,7 @@ fn hello_passes() {
 #[test]
 fn hello_behind_pass_through_middleware_passes() {
     let report = run_blocking(&hello_stack());
-    report.assert_ok();
+    report.assert_ok_strict();
     assert_eq!(
         report
             .results()
@@ -99,12 +99,13 @@ fn hello_behind_pass_through_middleware_passes() {
 #[test]
 fn echo_passes_and_its_buffering_is_not_observable_as_streaming() {
     let report = run_blocking(&Echo);
-    report.assert_ok();
+    report.assert_ok_strict();
+    // Judged on the bodies it read to their end; the held-back upload is a note on the pass.
     let (outcome, detail) = outcome(&report, "body_streams_lazily");
-    assert_eq!(*outcome, Outcome::Skip);
+    assert_eq!(*outcome, Outcome::Pass);
     assert_eq!(
         detail,
-        "REQ-BODY-6: not observable: the app reads the whole request body before it answers"
+        "note: REQ-BODY-6: the held-back upload could not show streaming: the app reads the whole request body before it answers"
     );
     // Echo answers a failed upload with Err; under that fault it is no REQ-APP-4 note.
     assert_eq!(*outcome_of(&report, "answers_every_request"), Outcome::Pass);
@@ -117,16 +118,16 @@ fn outcome_of<'a>(report: &'a Report, name: &str) -> &'a Outcome {
 #[test]
 fn framework_demo_app_passes() {
     let report = run_blocking(&demo_app());
-    report.assert_ok();
+    report.assert_ok_strict();
     assert_eq!(*outcome_of(&report, "answers_every_request"), Outcome::Pass);
 }
 
 #[test]
 fn access_log_middleware_passes() {
     let report = run_blocking(&Hello.with(AccessLog::with_sink(|_| {})));
-    report.assert_ok();
+    report.assert_ok_strict();
     let report = run_blocking(&Echo.with(AccessLog::with_sink(|_| {})));
-    report.assert_ok();
+    report.assert_ok_strict();
 }
 
 #[test]
@@ -135,9 +136,9 @@ fn url_map_middleware_passes() {
         .mount("/mnt/app", Hello)
         .mount("/api", demo_app())
         .mount("", Echo);
-    run_blocking(&app).assert_ok();
+    run_blocking(&app).assert_ok_strict();
     // Nothing mounted at the root: most requests get the map's own 404.
-    run_blocking(&UrlMap::new().mount("/mnt", Hello)).assert_ok();
+    run_blocking(&UrlMap::new().mount("/mnt", Hello)).assert_ok_strict();
 }
 
 #[test]
@@ -147,7 +148,7 @@ fn an_app_that_streams_its_request_body_back_passes_the_streaming_check() {
         Ok(start.start(StatusCode::OK, HeaderMap::new()).body(input))
     });
     let report = run_blocking(&app);
-    report.assert_ok();
+    report.assert_ok_strict();
     assert_eq!(
         *outcome_of(&report, "body_streams_lazily"),
         Outcome::Pass,
@@ -168,7 +169,7 @@ fn the_suite_runs_on_tokio_too() {
             .body(Full::new("late")))
     });
     let report = runtime.block_on(app_suite::run(&app));
-    report.assert_ok();
+    report.assert_ok_strict();
 }
 
 #[test]
@@ -502,21 +503,84 @@ fn a_body_that_stalls_fails_body_6() {
 }
 
 #[test]
-fn calling_start_then_returning_err_is_allowed() {
+fn calling_start_then_returning_err_breaks_only_app_4_and_judges_nothing_else() {
     // Calling the callback sends nothing (REQ-START-4) and an Err becomes a 500 (REQ-ERR-2):
-    // the spec allows it. Only REQ-APP-4, a SHOULD, notes the missing answers.
+    // no MUST is broken. REQ-APP-4, a SHOULD, is; and with no response to look at, the
+    // response checks observed nothing, so the report is red.
     let app = app_fn(|_, start: StartResponse| async move {
         let _started = start.start(StatusCode::OK, text_headers());
         Err::<rwgi::Response<Empty>, _>(Error::msg("changed my mind"))
     });
     let report = run_blocking(&app);
-    report.assert_ok();
-    let (outcome, detail) = outcome(&report, "answers_every_request");
-    assert_eq!(*outcome, Outcome::Skip);
+    assert!(!report.is_ok(), "{report}");
+    let failed: Vec<_> = report.failures().map(|r| r.name).collect();
+    assert_eq!(failed, ["answers_every_request"]);
+    assert_eq!(report.failed_requirements(), ["REQ-APP-4"]);
+    let (_, detail) = outcome(&report, "answers_every_request");
     assert_eq!(
         detail,
-        "REQ-APP-4 (SHOULD): GET /: the app returned Err (changed my mind) where a response such as 404 or 405 was possible"
+        "REQ-APP-4 (SHOULD): GET /: the app returned Err (changed my mind) where a response such as 404 or 405 was possible; and 15 more"
     );
+}
+
+/// The checks of `report` with `outcome`.
+fn names_with(report: &Report, wanted: Outcome) -> Vec<&'static str> {
+    report
+        .with_outcome(wanted)
+        .map(|result| result.name)
+        .collect()
+}
+
+#[test]
+fn an_app_that_fails_every_request_gets_a_red_report() {
+    let app = app_fn(|_, _: StartResponse| async move {
+        Err::<rwgi::Response<Empty>, _>(Error::msg("down for maintenance"))
+    });
+    for _ in 0..3 {
+        let report = run_blocking(&app);
+        assert!(!report.is_ok() && !report.is_ok_strict(), "{report}");
+        assert_eq!(names_with(&report, Outcome::Skip), Vec::<&str>::new());
+        assert_eq!(
+            names_with(&report, Outcome::NotObserved),
+            [
+                "final_status_not_informational",
+                "no_hop_by_hop_headers",
+                "content_length_well_formed",
+                "no_content_length_on_204",
+                "content_length_matches_body",
+                "bodiless_status_empty_body",
+                "answers_through_its_callback",
+                "body_length_exact",
+                "body_streams_lazily",
+                "slow_reader",
+                "stalled_write",
+                "client_gone_during_download",
+            ],
+            "{report}"
+        );
+        for result in report.with_outcome(Outcome::NotObserved) {
+            assert_eq!(result.judged, 0);
+            assert!(
+                result.detail.starts_with("observed nothing: "),
+                "{result:?}"
+            );
+        }
+        // What the app did show is judged: it never panics, and it reads no input after its end.
+        assert_eq!(outcome(&report, "no_panic").0, &Outcome::Pass);
+        // The battery, three network faults on two requests, the failed upload, and the
+        // client gone before the answer twice.
+        let no_panic = report.results().iter().find(|r| r.name == "no_panic");
+        assert_eq!(no_panic.map(|r| r.judged), Some(16 + 3 * 2 + 1 + 2));
+    }
+}
+
+#[test]
+#[should_panic(expected = "observed nothing (not ok): final_status_not_informational")]
+fn assert_ok_refuses_an_app_that_fails_every_request() {
+    let app = app_fn(|_, _: StartResponse| async move {
+        Err::<rwgi::Response<Empty>, _>(Error::msg("down for maintenance"))
+    });
+    run_blocking(&app).assert_ok();
 }
 
 #[test]
@@ -641,7 +705,7 @@ fn assert_middleware_complete(report: &Report) {
 fn access_log_passes_as_middleware() {
     let report = block_on(run_middleware(&AccessLog::with_sink(|_| {})));
     assert_middleware_complete(&report);
-    report.assert_ok();
+    report.assert_ok_strict();
     for check in MIDDLEWARE_CHECKS {
         assert_eq!(*outcome_of(&report, check.name), Outcome::Pass, "{report}");
     }
@@ -649,14 +713,14 @@ fn access_log_passes_as_middleware() {
 
 #[test]
 fn pass_through_and_identity_pass_as_middleware() {
-    block_on(run_middleware(&PassThrough)).assert_ok();
-    block_on(run_middleware(&rwgi::middleware::Identity)).assert_ok();
+    block_on(run_middleware(&PassThrough)).assert_ok_strict();
+    block_on(run_middleware(&rwgi::middleware::Identity)).assert_ok_strict();
 }
 
 #[test]
 fn a_middleware_that_changes_nothing_passes() {
     let report = run_layer(|_| {}, |response| response);
-    report.assert_ok();
+    report.assert_ok_strict();
     assert_eq!(
         *outcome_of(&report, "middleware_serves_inner_app"),
         Outcome::Pass
@@ -748,18 +812,26 @@ fn a_middleware_that_changes_the_length_without_fixing_content_length_fails_mw_3
             })
         },
     );
-    assert_fails(
-        &report,
-        "REQ-RESP-5",
-        &[
+    // Under the faults the broken length is filed under the fault's own check.
+    let failed: BTreeSet<&str> = report.failures().map(|r| r.name).collect();
+    assert_eq!(
+        failed,
+        BTreeSet::from([
             "middleware_fixes_content_length",
             "slow_reader",
-            "stalled_write",
-        ],
+            "stalled_write"
+        ]),
+        "{report}"
     );
+    for fault in ["slow_reader", "stalled_write"] {
+        assert!(
+            outcome(&report, fault).1.starts_with("REQ-RESP-5: "),
+            "{report}"
+        );
+    }
     let (_, detail) = outcome(&report, "middleware_fixes_content_length");
     assert!(
-        detail.starts_with("REQ-RESP-5: the body yielded 17 bytes, more than the 16 of its Content-Length (request: GET /); and "),
+        detail.starts_with("REQ-MW-3: the middleware changed the body without fixing Content-Length: REQ-RESP-5: the body yielded 17 bytes, more than the 16 of its Content-Length (request: GET /); and "),
         "{detail}"
     );
 }
@@ -801,6 +873,11 @@ fn a_middleware_that_drops_extensions_fails_ext_2() {
         |response| response,
     );
     assert_fails(&report, "REQ-EXT-2", &["middleware_passes_extensions"]);
+    let (_, detail) = outcome(&report, "middleware_passes_extensions");
+    assert!(
+        detail.starts_with("REQ-EXT-2: a typed value in the environ's extensions did not reach the app behind the middleware (REQ-MW-5: a middleware passes the extensions on) (request: GET /)"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -853,10 +930,67 @@ impl App for NoDeletesApp {
 #[test]
 fn a_middleware_answering_some_requests_itself_gets_a_note() {
     let report = block_on(run_middleware(&NoDeletes));
-    report.assert_ok();
+    report.assert_ok_strict();
     let (outcome, detail) = outcome(&report, "middleware_serves_inner_app");
-    assert_eq!(*outcome, Outcome::Skip);
-    assert_eq!(detail, "REQ-MW-1: the middleware answered DELETE / itself");
+    assert_eq!(*outcome, Outcome::Pass);
+    assert_eq!(
+        detail,
+        "note: REQ-MW-1: the middleware answered DELETE / itself"
+    );
+}
+
+/// Answers every request itself with `200 OK` and never calls the app it wraps.
+struct NeverInward;
+
+struct NeverInwardApp;
+
+impl Middleware<Probe> for NeverInward {
+    type App = NeverInwardApp;
+
+    fn wrap(&self, _: Probe) -> NeverInwardApp {
+        NeverInwardApp
+    }
+}
+
+impl App for NeverInwardApp {
+    type Body = Full;
+
+    async fn call(&self, _: Environ, start: StartResponse) -> Result<rwgi::Response<Full>, Error> {
+        Ok(start
+            .start(StatusCode::OK, text_headers())
+            .body(Full::new("not you")))
+    }
+}
+
+#[test]
+fn a_middleware_that_never_calls_inward_gets_a_red_report() {
+    for _ in 0..3 {
+        let report = block_on(run_middleware(&NeverInward));
+        assert!(!report.is_ok(), "{report}");
+        assert_eq!(report.failures().count(), 0, "{report}");
+        assert_eq!(
+            names_with(&report, Outcome::NotObserved),
+            MIDDLEWARE_CHECKS.iter().map(|c| c.name).collect::<Vec<_>>(),
+            "{report}"
+        );
+        for name in [
+            "middleware_drops_inner_body",
+            "middleware_passes_extensions",
+            "middleware_fixes_content_length",
+        ] {
+            let (_, detail) = outcome(&report, name);
+            assert_eq!(
+                detail,
+                "observed nothing: the middleware never called the app it wraps"
+            );
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "observed nothing (not ok): middleware_serves_inner_app")]
+fn assert_ok_refuses_a_middleware_that_never_calls_inward() {
+    block_on(run_middleware(&NeverInward)).assert_ok();
 }
 
 /// Polls the inner body once more after it ended, as a sloppy wrapper might.

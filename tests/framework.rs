@@ -49,10 +49,7 @@ fn parameters_are_decoded_per_segment() {
     let response = send(TestRequest::get("/files/a%2Fb"));
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers().len(), 2);
-    assert_eq!(
-        response.header("content-length"),
-        Some(&*response.body().len().to_string())
-    );
+    assert_eq!(response.header("content-length"), Some("15"));
     assert_eq!(
         response.header("content-type"),
         Some("text/plain; charset=utf-8")

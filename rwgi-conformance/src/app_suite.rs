@@ -43,20 +43,29 @@
 //! app the suite controls, and checks the middleware in both of its roles: as an app toward the
 //! driver (every check above) and as a server toward the probe ([`MIDDLEWARE_CHECKS`]).
 //!
+//! # Verdicts
+//!
+//! Every check counts the exchanges it judged: a response head for the head rules, a body read
+//! to its end for the body rules, a fault that really happened for a fault check, a request
+//! that reached the app behind a middleware for the middleware checks. A check with a broken
+//! rule fails; a check that judged nothing is [`Outcome::NotObserved`], which is never ok (an
+//! app that answers `Err` to every request, or a middleware that never calls inward, gets a red
+//! report); the rest pass, with any note in their detail. The app suite never skips.
+//!
 //! # Decisions
 //!
 //! - A panic of the app or its body fails `no_panic` under REQ-APP-5: servers turn it into an
 //!   error as a last resort, and an app that relies on that has a bug. A panic while being
 //!   dropped after a client went away breaks REQ-CONC-2.
-//! - REQ-APP-4 is a SHOULD: an app that answers `Err` where a response was possible makes
-//!   `answers_every_request` a skip with a note, not a failure. An app that never answers (its
-//!   future is pending and not woken within the time limit) fails it.
-//! - REQ-BODY-6 is checked where it is observable: a chunked request body is held back after
-//!   its first chunk; a body that yields while the rest is held back streams, and passes. When
+//! - REQ-APP-4 is a SHOULD, and the suite holds apps to it: an app that answers `Err` where a
+//!   response was possible fails `answers_every_request`, naming the request, as does an app
+//!   that never answers (its future is pending and not woken within the time limit).
+//! - REQ-BODY-6 is judged on every body read to its end (a body that waits for chunks that
+//!   never come stalls, and fails), and, where it can be seen, with a chunked request body held
+//!   back after its first chunk: a body that yields while the rest is held back streams. When
 //!   the app reads the whole request before answering, or its body waits for the rest before
-//!   yielding anything, the check is a skip: both are allowed when the output depends on the
-//!   whole input, which the suite cannot tell. A body that is pending and not woken within the
-//!   time limit fails it.
+//!   yielding anything, that case is a note on the pass: both are allowed when the output
+//!   depends on the whole input, which the suite cannot tell.
 //! - Calling the callback and then returning `Err` is allowed: calling the callback sends
 //!   nothing (REQ-START-4) and an `Err` becomes a `500` (REQ-ERR-2). Answering through a
 //!   `StartResponse` the app made itself fails `answers_through_its_callback` (REQ-START-1): the
@@ -71,9 +80,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{Method, Version};
+use http::{HeaderMap, Method, StatusCode, Version};
 
-use super::{Check, Report};
+use super::{Check, Outcome, Report};
+use crate::facts;
 use crate::test_client::{block_on, TestRequest};
 use rwgi::body::Body;
 use rwgi::lint::{Lint, LintApp};
@@ -176,12 +186,22 @@ pub async fn run<A: App>(app: &A) -> Report {
 /// [`run`], on the current thread.
 ///
 /// ```
-/// # use rwgi::app::app_fn;
-/// # let app = app_fn(|_, start: rwgi::StartResponse| async move {
-/// #     Ok(start.start(rwgi::http::StatusCode::NO_CONTENT, Default::default()).body(rwgi::body::Empty))
-/// # });
-/// let report = rwgi_conformance::app_suite::run_blocking(&app);
-/// assert!(report.is_ok(), "{report}");
+/// use rwgi::app::app_fn;
+/// use rwgi::http::{HeaderMap, StatusCode};
+///
+/// let no_content = app_fn(|_, start: rwgi::StartResponse| async move {
+///     Ok(start.start(StatusCode::NO_CONTENT, HeaderMap::new()).body(rwgi::body::Empty))
+/// });
+/// let report = rwgi_conformance::app_suite::run_blocking(&no_content);
+/// // Nothing broken, but a body without a first chunk cannot show a stall or a client gone
+/// // in the middle of a download: those checks observed nothing, so the report is not ok.
+/// assert_eq!(report.failures().count(), 0);
+/// assert!(!report.is_ok(), "{report}");
+///
+/// let hello = app_fn(|_, start: rwgi::StartResponse| async move {
+///     Ok(start.start(StatusCode::OK, HeaderMap::new()).body(rwgi::body::Full::new("hello")))
+/// });
+/// rwgi_conformance::app_suite::run_blocking(&hello).assert_ok_strict();
 /// ```
 pub fn run_blocking<A: App>(app: &A) -> Report {
     block_on(run(app))
@@ -259,9 +279,9 @@ async fn run_suite<A: App>(app: &A, limit: Duration, probe: Option<&Arc<ProbeSta
             owners,
             found,
         );
-        tally.into_report(CHECKS)
+        tally.into_report(CHECKS, Some(probe))
     } else {
-        tally.into_report(APP_CHECKS)
+        tally.into_report(APP_CHECKS, None)
     }
 }
 
@@ -395,14 +415,44 @@ fn faults() -> Vec<(Check, &'static str, TestRequest, Network)> {
     faults
 }
 
-/// What one exchange showed: rules broken, and notes for checks that are not failures.
+/// What one exchange showed: rules broken, notes for checks that are not failures, and the
+/// checks that had something to judge.
 #[derive(Debug, Default)]
 struct Found {
     violations: Vec<Violation>,
+    /// What the suite's own reading of the response broke, by the facts written out in
+    /// [`facts`](crate::facts): counted where the lint (which shares `rwgi`'s helpers with
+    /// servers) saw nothing under the same requirement.
+    by_facts: Vec<Violation>,
     notes: Vec<(Check, String)>,
+    judged: Vec<Check>,
 }
 
+/// The checks a response head lets the suite judge.
+const ON_HEAD: &[Check] = &[
+    FINAL_STATUS,
+    OWN_CALLBACK,
+    HOP_BY_HOP,
+    LENGTH_FORM,
+    NO_LENGTH_ON_204,
+    ANSWERS,
+    NO_PANIC,
+];
+
+/// The checks a body read to its end lets the suite judge.
+const ON_BODY_END: &[Check] = &[
+    LENGTH_MATCHES,
+    BODILESS,
+    LENGTH_EXACT,
+    LAZY,
+    NO_READ_AFTER_END,
+];
+
 impl Found {
+    fn judge(&mut self, checks: &[Check]) {
+        self.judged.extend_from_slice(checks);
+    }
+
     fn panicked(&mut self, what: &str, message: &str) {
         self.violations.push(Violation::new(
             "REQ-APP-5",
@@ -433,7 +483,7 @@ struct Driver<'a, A> {
 impl<A: App> Driver<'_, A> {
     /// Sends one request and reads the answer under `network`.
     async fn exchange(&self, label: &str, request: TestRequest, network: Network) -> Found {
-        let served = self.served();
+        let before = self.probe_counts();
         let environ = self.environ(request);
         let method = environ.method().clone();
         let mut found = Found::default();
@@ -454,38 +504,48 @@ impl<A: App> Driver<'_, A> {
                 call,
                 "REQ-CONC-2",
             );
-            return self.finish(found, None);
+            found.judge(&[GONE_BEFORE, NO_PANIC]);
+            return self.finish(found, before, None);
         }
 
         let answer = drive(call.as_mut(), self.limit, None).await;
         found.drop_value("the app's future", call, "REQ-APP-5");
         match answer {
             Ok(Ok(response)) => {
-                let (_, _, body) = response.into_parts();
+                found.judge(ON_HEAD);
+                let (status, headers, body) = response.into_parts();
+                found.by_facts.extend(facts::check_head(status, &headers));
                 if method == Method::HEAD {
                     // Servers drop a HEAD answer's body unpolled (REQ-SRV-6).
                     found.drop_value("the body", body, "REQ-APP-5");
                 } else {
-                    self.read_body(body, network, &mut found).await;
+                    self.read_body(body, (status, &headers), network, &mut found)
+                        .await;
                 }
             }
-            Ok(Err(error)) => found.notes.push((
-                ANSWERS,
-                format!("REQ-APP-4 (SHOULD): {label}: the app returned Err ({error}) where a response such as 404 or 405 was possible"),
-            )),
+            Ok(Err(error)) => {
+                found.judge(&[NO_PANIC, NO_READ_AFTER_END]);
+                found.notes.push((
+                    ANSWERS,
+                    format!("REQ-APP-4 (SHOULD): {label}: the app returned Err ({error}) where a response such as 404 or 405 was possible"),
+                ));
+            }
             Err(stop) => self.stopped(&mut found, "the app's future", stop, "REQ-APP-4"),
         }
-        self.finish(found, Some((label, served)))
+        self.finish(found, before, Some(label))
     }
 
     async fn read_body(
         &self,
         mut body: <LintApp<&A> as App>::Body,
+        (status, headers): (StatusCode, &HeaderMap),
         network: Network,
         found: &mut Found,
     ) {
         let mut produced = 0;
         let mut stalled = false;
+        // REQ-BODY-4 judged here too: what the body announced before its first poll.
+        let announced = body.content_length();
         loop {
             match network {
                 Network::SlowReader => Sleep::new(SLOW_READER_PAUSE).await,
@@ -497,6 +557,7 @@ impl<A: App> Driver<'_, A> {
                     let what =
                         format!("the body after {produced} bytes, when the client went away");
                     found.drop_value(&what, body, "REQ-CONC-2");
+                    found.judge(&[GONE_DOWNLOAD, NO_PANIC]);
                     return;
                 }
                 _ => {}
@@ -504,7 +565,26 @@ impl<A: App> Driver<'_, A> {
             match next_chunk(&mut body, self.limit, None).await {
                 Ok(Some(Ok(chunk))) => produced += chunk.len(),
                 // A failing body is the app's way to abort a response (REQ-ERR-3).
-                Ok(Some(Err(_)) | None) => break,
+                Ok(Some(Err(_))) => break,
+                Ok(None) => {
+                    let produced = produced as u64;
+                    found
+                        .by_facts
+                        .extend(facts::check_body_end(status, headers, produced));
+                    if let Some(announced) = announced.filter(|&n| n != produced) {
+                        found.by_facts.push(Violation::new(
+                            "REQ-BODY-4",
+                            format!("content_length() announced {announced} bytes before the first poll, then the body yielded {produced}"),
+                        ));
+                    }
+                    found.judge(ON_BODY_END);
+                    match network {
+                        Network::SlowReader => found.judge(&[SLOW_READER]),
+                        Network::StalledWrite if stalled => found.judge(&[STALLED_WRITE]),
+                        _ => {}
+                    }
+                    break;
+                }
                 Err(stop) => {
                     self.stopped(found, "the body", stop, "REQ-BODY-6");
                     break;
@@ -516,6 +596,7 @@ impl<A: App> Driver<'_, A> {
 
     /// REQ-BODY-6, where it can be seen: the request body is held back after its first chunk.
     async fn streams_lazily(&self) -> Found {
+        let before = self.probe_counts();
         let gate = Arc::new(Gate::default());
         let request = post(Upload::new(32 * KIB, 16 * KIB, false).gated(Arc::clone(&gate)));
         let mut found = Found::default();
@@ -548,12 +629,14 @@ impl<A: App> Driver<'_, A> {
             }
         }
         gate.open();
-        if let Some(why) = not_observable {
-            found
-                .notes
-                .push((LAZY, format!("REQ-BODY-6: not observable: {why}")));
+        match not_observable {
+            Some(why) => found.notes.push((
+                LAZY,
+                format!("REQ-BODY-6: the held-back upload could not show streaming: {why}"),
+            )),
+            None => found.judge(&[LAZY]),
         }
-        self.finish(found, None)
+        self.finish(found, before, None)
     }
 
     /// REQ-MW-2: the probe's body is held back after its first chunk; the middleware's body
@@ -561,7 +644,8 @@ impl<A: App> Driver<'_, A> {
     async fn middleware_streams(&self, probe: &ProbeState) -> Found {
         let gate = Arc::new(Gate::default());
         *lock(&probe.gate) = Some(Arc::clone(&gate));
-        let served = probe.calls.load(Ordering::SeqCst);
+        let before = self.probe_counts();
+        let served = before.0;
         let mut found = Found::default();
         let environ = self.environ(TestRequest::get("/"));
         let mut call = Box::pin(self.app.call(environ, StartResponse::new()));
@@ -580,6 +664,7 @@ impl<A: App> Driver<'_, A> {
                         "the middleware's body waited for the inner body's second chunk before yielding the first; expected at least one yield per inner chunk",
                     ));
                 }
+                found.judge(&[MW_STREAMS]);
                 None
             }
             Ok(Err(_)) => Some("the middleware answered Err"),
@@ -595,7 +680,7 @@ impl<A: App> Driver<'_, A> {
                 .notes
                 .push((MW_STREAMS, format!("REQ-MW-2: not observable: {why}")));
         }
-        self.finish(found, None)
+        self.finish(found, before, None)
     }
 
     /// Reads `body` to its end while `gate` holds back what it depends on; whether it waited
@@ -636,10 +721,14 @@ impl<A: App> Driver<'_, A> {
         environ
     }
 
-    /// How many requests reached the probe so far.
-    fn served(&self) -> usize {
-        self.probe
-            .map_or(0, |probe| probe.calls.load(Ordering::SeqCst))
+    /// How many requests reached the probe so far, and how many bodies it made.
+    fn probe_counts(&self) -> (usize, usize) {
+        self.probe.map_or((0, 0), |probe| {
+            (
+                probe.calls.load(Ordering::SeqCst),
+                probe.bodies.load(Ordering::SeqCst),
+            )
+        })
     }
 
     fn stopped(&self, found: &mut Found, what: &str, stop: Stop, stall: &'static str) {
@@ -655,11 +744,21 @@ impl<A: App> Driver<'_, A> {
         }
     }
 
-    /// Adds what the lint saw during the exchange and, in middleware mode, what the probe saw;
-    /// `passed_on` names the request and how many requests the probe had served before it,
-    /// when a request the middleware answers itself deserves a note.
-    fn finish(&self, mut found: Found, passed_on: Option<(&str, usize)>) -> Found {
-        found.violations.append(&mut lock(&self.seen));
+    /// Adds what the lint saw during the exchange and, in middleware mode, what the probe saw
+    /// and which middleware checks the exchange let the suite judge; `before` is
+    /// [`probe_counts`](Self::probe_counts) at its start, and `label` names the request when a
+    /// request the middleware answers itself deserves a note.
+    fn finish(&self, mut found: Found, before: (usize, usize), label: Option<&str>) -> Found {
+        let lint: Vec<Violation> = lock(&self.seen).drain(..).collect();
+        for violation in std::mem::take(&mut found.by_facts) {
+            if !lint
+                .iter()
+                .any(|seen| seen.requirement() == violation.requirement())
+            {
+                found.violations.push(violation);
+            }
+        }
+        found.violations.extend(lint);
         let Some(probe) = self.probe else {
             return found;
         };
@@ -672,7 +771,7 @@ impl<A: App> Driver<'_, A> {
         if probe.unmarked.swap(0, Ordering::SeqCst) > 0 {
             found.violations.push(Violation::new(
                 "REQ-EXT-2",
-                "a typed value in the environ's extensions did not reach the app behind the middleware",
+                "a typed value in the environ's extensions did not reach the app behind the middleware (REQ-MW-5: a middleware passes the extensions on)",
             ));
         }
         let alive = probe.alive.load(Ordering::SeqCst);
@@ -682,13 +781,21 @@ impl<A: App> Driver<'_, A> {
                 "the inner app's body was still alive after the middleware's answer was dropped",
             ));
         }
-        if let Some((label, served)) = passed_on {
-            if probe.calls.load(Ordering::SeqCst) == served {
-                found.notes.push((
-                    MW_SERVES,
-                    format!("REQ-MW-1: the middleware answered {label} itself"),
-                ));
+        let (calls, bodies) = self.probe_counts();
+        if calls > before.0 {
+            found.judge(&[MW_SERVES, MW_EXTENSIONS]);
+            if found.judged.contains(&LENGTH_MATCHES) {
+                found.judge(&[MW_LENGTH]);
             }
+        } else if let Some(label) = label {
+            found.notes.push((
+                MW_SERVES,
+                format!("REQ-MW-1: the middleware answered {label} itself"),
+            ));
+        }
+        if bodies > before.1 {
+            // The answer and every body are dropped by now: the drop check saw its case.
+            found.judge(&[MW_DROPS]);
         }
         found
     }
@@ -698,6 +805,8 @@ impl<A: App> Driver<'_, A> {
 struct Verdict {
     failures: Vec<String>,
     note: Option<String>,
+    /// How many exchanges showed what the check judges.
+    judged: usize,
 }
 
 /// The verdicts so far, one per entry of [`CHECKS`].
@@ -727,13 +836,33 @@ impl Tally {
                 // Only the lint's server-side rules have no check here, and the driver is the
                 // server: one of them firing is a bug in this suite.
                 .unwrap_or_else(|| panic!("app suite bug: its driver broke {violation} ({label})"));
-            self.verdict(check)
-                .failures
-                .push(format!("{violation} (request: {label})"));
+            // Behind a middleware, a wrong length is the middleware's: name its rule first.
+            let failure = if check == MW_LENGTH && fault.is_none() {
+                format!("REQ-MW-3: the middleware changed the body without fixing Content-Length: {violation} (request: {label})")
+            } else {
+                format!("{violation} (request: {label})")
+            };
+            self.verdict(check).failures.push(failure);
         }
-        // Under a fault, an `Err` is the expected answer, not a note for REQ-APP-4.
+        let mut judged = found.judged;
+        // The upload failed under the app, which answered (reading the body is up to it).
+        if fault == Some(GONE_UPLOAD) && judged.contains(&NO_PANIC) {
+            judged.push(GONE_UPLOAD);
+        }
+        judged.sort_unstable_by_key(|check| check.name);
+        judged.dedup();
+        for check in judged {
+            self.verdict(check).judged += 1;
+        }
+        // Under a fault, an `Err` is the expected answer, not a broken REQ-APP-4.
         for (check, note) in found.notes.into_iter().filter(|_| fault.is_none()) {
-            self.verdict(check).note.get_or_insert(note);
+            let verdict = self.verdict(check);
+            if check == ANSWERS {
+                verdict.judged += 1;
+                verdict.failures.push(note);
+            } else {
+                verdict.note.get_or_insert(note);
+            }
         }
     }
 
@@ -745,20 +874,44 @@ impl Tally {
         &mut self.verdicts[index]
     }
 
-    /// The report of the checks in `reported`, a part of [`CHECKS`].
-    fn into_report(self, reported: &[Check]) -> Report {
+    /// The report of the checks in `reported`, a part of [`CHECKS`]: a check with a failure
+    /// fails, one that judged no exchange is not observed (never a pass), the rest pass with
+    /// their notes.
+    fn into_report(self, reported: &[Check], probe: Option<&ProbeState>) -> Report {
         let mut report = Report::default();
+        let never_called = probe.is_some_and(|probe| probe.calls.load(Ordering::SeqCst) == 0);
         let verdicts = CHECKS.iter().zip(self.verdicts);
         for (check, verdict) in verdicts.filter(|(check, _)| reported.contains(check)) {
-            let mut failures = verdict.failures.into_iter();
-            match (failures.next(), verdict.note) {
-                (Some(first), _) if failures.len() == 0 => report.fail(*check, first),
-                (Some(first), _) => {
-                    report.fail(*check, format!("{first}; and {} more", failures.len()));
+            let Verdict {
+                failures,
+                note,
+                judged,
+            } = verdict;
+            let mut failures = failures.into_iter();
+            let (outcome, detail) = match (failures.next(), judged) {
+                (Some(first), _) if failures.len() == 0 => (Outcome::Fail, first),
+                (Some(first), _) => (
+                    Outcome::Fail,
+                    format!("{first}; and {} more", failures.len()),
+                ),
+                (None, 0) => {
+                    let why = if never_called && MIDDLEWARE_CHECKS.contains(check) {
+                        "the middleware never called the app it wraps".to_owned()
+                    } else {
+                        "no request got an answer this check could judge (answered Err, stalled or panicked)".to_owned()
+                    };
+                    let why = match note {
+                        Some(note) => format!("{why}; {note}"),
+                        None => why,
+                    };
+                    (Outcome::NotObserved, format!("observed nothing: {why}"))
                 }
-                (None, Some(note)) => report.skip(*check, note),
-                (None, None) => report.pass(*check),
-            }
+                (None, _) => (
+                    Outcome::Pass,
+                    note.map_or_else(String::new, |note| format!("note: {note}")),
+                ),
+            };
+            report.record(*check, outcome, judged, detail);
         }
         report
     }

@@ -22,6 +22,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub mod app_suite;
+mod facts;
 pub mod server_suite;
 pub mod test_client;
 
@@ -43,24 +44,50 @@ pub struct Check {
 
 /// How one check went.
 ///
+/// Only [`Pass`](Outcome::Pass) and a declared [`Skip`](Outcome::Skip) leave a report ok; a
+/// check that observed nothing is [`NotObserved`](Outcome::NotObserved), never a pass.
+///
 /// ```
 /// use rwgi_conformance::{Check, Outcome, Report};
 ///
 /// let mut report = Report::default();
-/// report.skip(Check { name: "unix_socket", requirements: &["REQ-ENV-10"] }, "no Unix socket");
+/// report.skip(Check { name: "connection_addresses", requirements: &["REQ-ENV-10"] }, "a Unix socket has no addresses");
 /// assert_eq!(report.results()[0].outcome, Outcome::Skip);
-/// assert!(report.is_ok(), "a skip is not a failure");
+/// assert!(report.is_ok(), "a declared skip is not a failure");
+/// assert!(!report.is_ok_strict(), "but it is not a pass either");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Outcome {
-    /// The implementation did what the requirements say.
+    /// The implementation did what the requirements say, in every exchange the check judged.
     Pass,
     /// It did not; the detail says what was expected and what was seen.
     Fail,
-    /// The check did not apply (for example, a feature the implementation does not offer).
+    /// The check does not apply, for a condition the implementation declared (for example, a
+    /// server on a Unix socket has no peer address); the detail says which.
     Skip,
+    /// The check judged no exchange: what it looks at never happened (for example, an app that
+    /// answers every request with `Err` shows no response head). Never ok.
+    NotObserved,
+}
+
+impl Outcome {
+    /// The label [`Report::summary`] prints.
+    ///
+    /// ```
+    /// use rwgi_conformance::Outcome;
+    ///
+    /// assert_eq!(Outcome::NotObserved.label(), "NOT OBSERVED");
+    /// ```
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "FAIL",
+            Outcome::Skip => "skip",
+            Outcome::NotObserved => "NOT OBSERVED",
+        }
+    }
 }
 
 /// The result of one check.
@@ -83,8 +110,12 @@ pub struct CheckResult {
     pub requirements: &'static [&'static str],
     /// How it went.
     pub outcome: Outcome,
+    /// How many exchanges the check judged: for the app suite, the requests whose outcome the
+    /// check looked at; for the server suite, 1 for a check that ran to a verdict. Zero for a
+    /// skip and for [`Outcome::NotObserved`].
+    pub judged: usize,
     /// For a failure: the requirement broken, what was expected and what was seen; for a skip,
-    /// why.
+    /// the declared condition; for a check that observed nothing, why; for a pass, notes.
     pub detail: String,
 }
 
@@ -96,10 +127,11 @@ pub struct CheckResult {
 /// const HOST: Check = Check { name: "host_header", requirements: &["REQ-ENV-3"] };
 /// let mut report = Report::default();
 /// report.pass(HOST);
-/// assert!(report.is_ok());
+/// assert!(report.is_ok_strict());
 /// report.fail(HOST, "REQ-ENV-3: expected 400 for a missing Host, got 200");
 /// assert!(!report.is_ok());
 /// assert!(report.summary().contains("FAIL host_header [REQ-ENV-3]"));
+/// assert!(report.summary().contains("failed requirements: REQ-ENV-3"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -107,20 +139,35 @@ pub struct Report {
 }
 
 impl Report {
-    /// Records a passed check.
+    /// Records a passed check that judged one exchange.
     pub fn pass(&mut self, check: Check) {
-        self.record(check, Outcome::Pass, String::new());
+        self.record(check, Outcome::Pass, 1, String::new());
     }
 
     /// Records a failed check; `detail` names the requirement and says what was expected and
     /// what was seen.
     pub fn fail(&mut self, check: Check, detail: impl Into<String>) {
-        self.record(check, Outcome::Fail, detail.into());
+        self.record(check, Outcome::Fail, 1, detail.into());
     }
 
-    /// Records a skipped check and why.
+    /// Records a skipped check and the declared condition that makes it not apply.
     pub fn skip(&mut self, check: Check, why: impl Into<String>) {
-        self.record(check, Outcome::Skip, why.into());
+        self.record(check, Outcome::Skip, 0, why.into());
+    }
+
+    /// Records a check that judged nothing, and why.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Outcome, Report};
+    ///
+    /// let mut report = Report::default();
+    /// let check = Check { name: "no_hop_by_hop_headers", requirements: &["REQ-RESP-2"] };
+    /// report.not_observed(check, "the app answered Err to every request");
+    /// assert_eq!(report.results()[0].outcome, Outcome::NotObserved);
+    /// assert!(!report.is_ok());
+    /// ```
+    pub fn not_observed(&mut self, check: Check, why: impl Into<String>) {
+        self.record(check, Outcome::NotObserved, 0, why.into());
     }
 
     /// Records a check from a result: `Ok` passes, `Err` fails with its detail.
@@ -131,11 +178,12 @@ impl Report {
         }
     }
 
-    fn record(&mut self, check: Check, outcome: Outcome, detail: String) {
+    pub(crate) fn record(&mut self, check: Check, outcome: Outcome, judged: usize, detail: String) {
         self.results.push(CheckResult {
             name: check.name,
             requirements: check.requirements,
             outcome,
+            judged,
             detail,
         });
     }
@@ -145,14 +193,59 @@ impl Report {
         &self.results
     }
 
+    /// The results with `outcome`.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Outcome, Report};
+    ///
+    /// let mut report = Report::default();
+    /// report.pass(Check { name: "keep_alive", requirements: &["REQ-SRV-3"] });
+    /// assert_eq!(report.with_outcome(Outcome::Pass).count(), 1);
+    /// assert_eq!(report.with_outcome(Outcome::Skip).count(), 0);
+    /// ```
+    pub fn with_outcome(&self, outcome: Outcome) -> impl Iterator<Item = &CheckResult> {
+        self.results.iter().filter(move |r| r.outcome == outcome)
+    }
+
     /// The failed checks.
     pub fn failures(&self) -> impl Iterator<Item = &CheckResult> {
-        self.results.iter().filter(|r| r.outcome == Outcome::Fail)
+        self.with_outcome(Outcome::Fail)
+    }
+
+    /// The skipped checks, each with its declared reason in `detail`.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Report};
+    ///
+    /// let mut report = Report::default();
+    /// report.skip(Check { name: "connection_addresses", requirements: &["REQ-ENV-10"] }, "a Unix socket");
+    /// let skipped: Vec<_> = report.skips().map(|r| (r.name, r.detail.as_str())).collect();
+    /// assert_eq!(skipped, [("connection_addresses", "a Unix socket")]);
+    /// ```
+    pub fn skips(&self) -> impl Iterator<Item = &CheckResult> {
+        self.with_outcome(Outcome::Skip)
     }
 
     /// Whether the check named `name` ran and failed.
     pub fn failed(&self, name: &str) -> bool {
         self.failures().any(|r| r.name == name)
+    }
+
+    /// The outcome of the check named `name`, if it ran.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Outcome, Report};
+    ///
+    /// let mut report = Report::default();
+    /// report.pass(Check { name: "keep_alive", requirements: &["REQ-SRV-3"] });
+    /// assert_eq!(report.outcome("keep_alive"), Some(Outcome::Pass));
+    /// assert_eq!(report.outcome("pipelining"), None);
+    /// ```
+    pub fn outcome(&self, name: &str) -> Option<Outcome> {
+        self.results
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.outcome)
     }
 
     /// Whether any failed check covers `requirement`.
@@ -161,22 +254,68 @@ impl Report {
             .any(|r| r.requirements.contains(&requirement) || r.detail.contains(requirement))
     }
 
-    /// Whether no check failed.
-    pub fn is_ok(&self) -> bool {
-        self.failures().next().is_none()
+    /// The requirement each failure names first in its detail (the one broken), else the
+    /// check's requirements; sorted, without repeats.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Report};
+    ///
+    /// let mut report = Report::default();
+    /// let check = Check { name: "illegal_head_hop_by_hop", requirements: &["REQ-SRV-5", "REQ-RESP-2"] };
+    /// report.fail(check, "REQ-SRV-5: expected 500, seen 200");
+    /// report.fail(check, "the server crashed");
+    /// assert_eq!(report.failed_requirements(), ["REQ-RESP-2", "REQ-SRV-5"]);
+    /// ```
+    pub fn failed_requirements(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .failures()
+            .flat_map(|r| {
+                let named = r
+                    .detail
+                    .split([':', ' '])
+                    .next()
+                    .filter(|id| id.starts_with("REQ-") && r.detail.len() > id.len());
+                match named {
+                    Some(id) => vec![id],
+                    None => r.requirements.to_vec(),
+                }
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
-    /// One line per check, failures with their detail, and a closing count.
+    /// Whether no check failed and every check judged something: passes, and skips for
+    /// declared conditions. See [`is_ok_strict`](Report::is_ok_strict) to refuse skips too.
+    pub fn is_ok(&self) -> bool {
+        self.results
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Pass | Outcome::Skip))
+    }
+
+    /// Whether every check passed: no failure, nothing unobserved, no skip.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Report};
+    ///
+    /// let mut report = Report::default();
+    /// assert!(!report.is_ok_strict(), "no check ran");
+    /// report.pass(Check { name: "keep_alive", requirements: &["REQ-SRV-3"] });
+    /// assert!(report.is_ok_strict());
+    /// ```
+    pub fn is_ok_strict(&self) -> bool {
+        !self.results.is_empty() && self.results.iter().all(|r| r.outcome == Outcome::Pass)
+    }
+
+    /// One line per check with its detail, then the failed requirements, the skips with their
+    /// reasons, and a closing count.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         for result in &self.results {
-            let label = match result.outcome {
-                Outcome::Pass => "pass",
-                Outcome::Fail => "FAIL",
-                Outcome::Skip => "skip",
-            };
             out.push_str(&format!(
-                "{label} {} [{}]",
+                "{} {} [{}]",
+                result.outcome.label(),
                 result.name,
                 result.requirements.join(", ")
             ));
@@ -186,11 +325,29 @@ impl Report {
             }
             out.push('\n');
         }
-        let count = |outcome| self.results.iter().filter(|r| r.outcome == outcome).count();
+        let failed = self.failed_requirements();
+        if !failed.is_empty() {
+            out.push_str(&format!("failed requirements: {}\n", failed.join(", ")));
+        }
+        let unobserved: Vec<_> = self
+            .with_outcome(Outcome::NotObserved)
+            .map(|r| r.name)
+            .collect();
+        if !unobserved.is_empty() {
+            out.push_str(&format!(
+                "observed nothing (not ok): {}\n",
+                unobserved.join(", ")
+            ));
+        }
+        for skip in self.skips() {
+            out.push_str(&format!("skipped {}: {}\n", skip.name, skip.detail));
+        }
+        let count = |outcome| self.with_outcome(outcome).count();
         out.push_str(&format!(
-            "{} passed, {} failed, {} skipped\n",
+            "{} passed, {} failed, {} not observed, {} skipped\n",
             count(Outcome::Pass),
             count(Outcome::Fail),
+            count(Outcome::NotObserved),
             count(Outcome::Skip)
         ));
         out
@@ -201,19 +358,108 @@ impl Report {
         serde_json::to_string_pretty(self).expect("a report always serializes")
     }
 
-    /// Panics with the [`summary`](Report::summary) when any check failed.
+    /// Panics with the [`summary`](Report::summary) unless [`is_ok`](Report::is_ok).
     ///
     /// # Panics
     ///
-    /// When a check failed.
+    /// When a check failed or observed nothing.
     #[track_caller]
     pub fn assert_ok(&self) {
         assert!(self.is_ok(), "conformance failures:\n{}", self.summary());
+    }
+
+    /// Panics with the [`summary`](Report::summary) unless
+    /// [`is_ok_strict`](Report::is_ok_strict).
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Report};
+    ///
+    /// let mut report = Report::default();
+    /// report.pass(Check { name: "keep_alive", requirements: &["REQ-SRV-3"] });
+    /// report.assert_ok_strict();
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When a check failed, observed nothing or was skipped, or no check ran.
+    #[track_caller]
+    pub fn assert_ok_strict(&self) {
+        assert!(
+            self.is_ok_strict(),
+            "not every check passed:\n{}",
+            self.summary()
+        );
     }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.summary())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Check = Check {
+        name: "a",
+        requirements: &["REQ-RESP-2"],
+    };
+
+    #[test]
+    fn only_passes_and_declared_skips_are_ok() {
+        let mut report = Report::default();
+        report.pass(A);
+        assert!(report.is_ok() && report.is_ok_strict());
+        report.skip(A, "declared");
+        assert!(report.is_ok() && !report.is_ok_strict());
+        report.not_observed(A, "nothing seen");
+        assert!(!report.is_ok() && !report.is_ok_strict());
+        assert!(
+            !Report::default().is_ok_strict(),
+            "an empty run proves nothing"
+        );
+    }
+
+    #[test]
+    fn the_summary_names_failed_requirements_and_skips() {
+        let mut report = Report::default();
+        report.fail(A, "REQ-RESP-5: expected 3 bytes, seen 4");
+        report.fail(A, "the server crashed");
+        report.skip(A, "a Unix socket has no addresses");
+        report.not_observed(A, "the app answered Err to every request");
+        let summary = report.summary();
+        assert!(
+            summary.contains("failed requirements: REQ-RESP-2, REQ-RESP-5\n"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("observed nothing (not ok): a\n"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("skipped a: a Unix socket has no addresses\n"),
+            "{summary}"
+        );
+        assert!(summary.ends_with("0 passed, 2 failed, 1 not observed, 1 skipped\n"));
+        let json = report.to_json();
+        assert!(json.contains("\"outcome\": \"not_observed\""), "{json}");
+    }
+
+    #[test]
+    #[should_panic(expected = "observed nothing (not ok): a")]
+    fn assert_ok_refuses_a_check_that_observed_nothing() {
+        let mut report = Report::default();
+        report.not_observed(A, "nothing seen");
+        report.assert_ok();
+    }
+
+    #[test]
+    #[should_panic(expected = "skipped a: declared")]
+    fn assert_ok_strict_refuses_a_skip() {
+        let mut report = Report::default();
+        report.skip(A, "declared");
+        report.assert_ok_strict();
     }
 }

@@ -16,6 +16,12 @@
 //! The request→environ cases are data, in `spec/vectors/*.json`, so that implementations in
 //! other languages can run the same cases; the checks `vectors_*` run them.
 //!
+//! A check passes only after it saw what it judges, and is skipped only for a condition the
+//! server declared: `connection_addresses` for an [`Address::Unix`], which has no peer
+//! address ([`Address::has_socket_addresses`]). Anything the suite could not observe on a TCP
+//! server is a failure. [`Report::assert_ok_strict`](crate::Report::assert_ok_strict) refuses
+//! that skip too.
+//!
 //! ```no_run
 //! # use rwgi::app::BoxApp;
 //! # struct MyServer;
@@ -116,6 +122,28 @@ pub enum Address {
     Unix(PathBuf),
 }
 
+impl Address {
+    /// Whether connections to this address have a peer and a local socket address: a TCP
+    /// address says yes, a Unix socket says no. The suite skips `connection_addresses`
+    /// (REQ-ENV-10) only on this declaration, never because it failed to read an address.
+    ///
+    /// ```
+    /// use rwgi_conformance::server_suite::Address;
+    ///
+    /// let tcp: std::net::SocketAddr = "127.0.0.1:8000".parse().unwrap();
+    /// assert!(Address::from(tcp).has_socket_addresses());
+    /// # #[cfg(unix)]
+    /// assert!(!Address::from(std::path::PathBuf::from("/tmp/app.sock")).has_socket_addresses());
+    /// ```
+    pub fn has_socket_addresses(&self) -> bool {
+        match self {
+            Address::Tcp(_) => true,
+            #[cfg(unix)]
+            Address::Unix(_) => false,
+        }
+    }
+}
+
 impl From<SocketAddr> for Address {
     fn from(address: SocketAddr) -> Self {
         Address::Tcp(address)
@@ -201,9 +229,6 @@ impl Drop for ServerHandle {
 
 /// How long the suite waits for any one thing: a connection, a response, a call of the app.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long the suite listens to make sure a server sends nothing.
-const QUIET: Duration = Duration::from_millis(300);
 
 macro_rules! checks {
     ($($module:ident::$name:ident: [$($requirement:literal),+ $(,)?];)+) => {

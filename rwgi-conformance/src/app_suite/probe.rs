@@ -34,6 +34,8 @@ pub(super) struct ProbeState {
     pub(super) calls: AtomicUsize,
     /// Calls whose environ had lost the suite's [`Mark`].
     pub(super) unmarked: AtomicUsize,
+    /// Probe bodies made.
+    pub(super) bodies: AtomicUsize,
     /// Probe bodies not yet dropped.
     pub(super) alive: AtomicUsize,
     /// Of those, how many the suite already reported as leaked.
@@ -150,6 +152,7 @@ pub struct ProbeBody {
 
 impl ProbeBody {
     fn new(state: &Arc<ProbeState>) -> Self {
+        state.bodies.fetch_add(1, Ordering::SeqCst);
         state.alive.fetch_add(1, Ordering::SeqCst);
         ProbeBody {
             state: Arc::clone(state),

@@ -452,6 +452,14 @@ impl Connection {
         self.wire.exact(n, &mut out).map(|()| out)
     }
 
+    /// Up to `n` next bytes, and how reading them ended: short only when the connection ended
+    /// or a read failed.
+    pub(super) fn up_to(&mut self, n: usize) -> (Vec<u8>, Result<(), WireError>) {
+        let mut out = Vec::new();
+        let end = self.wire.exact(n, &mut out);
+        (out, end)
+    }
+
     /// Waits `period` and reports whatever the server sent in that time.
     pub(super) fn quiet(&mut self, period: Duration) -> Quiet {
         if !self.wire.buffer.is_empty() {

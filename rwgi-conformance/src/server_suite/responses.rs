@@ -4,10 +4,10 @@
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-use super::client::{preview, Connection, End, Quiet, Response, WireError};
+use super::client::{preview, Connection, End, Response, WireError};
 use super::probe::{self, Gate, Script, Step};
-use super::{fail, get, request, Checked, Suite, IO_TIMEOUT, QUIET};
-use rwgi::response::HOP_BY_HOP;
+use super::{fail, get, request, Checked, Suite, IO_TIMEOUT};
+use crate::facts::HOP_BY_HOP;
 
 /// Header fields from name and value pairs; a name given twice gives two field lines.
 fn fields(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -195,7 +195,8 @@ pub(super) fn response_empty_chunks(suite: &mut Suite<'_>) -> Checked {
 }
 
 /// Sends `request` for an app answering `status` with `body` and makes sure nothing follows
-/// the head.
+/// the head: a second request goes out on the connection, and its answer must come next, so
+/// body bytes show up in front of it without waiting for a silence.
 fn bodiless(
     suite: &mut Suite<'_>,
     id: &str,
@@ -214,9 +215,32 @@ fn bodiless(
             format!("expected {expected}, seen status {}", response.status),
         ));
     }
-    match connection.quiet(QUIET) {
-        Quiet::Silent | Quiet::Closed => Ok(()),
-        sent => Err(fail(id, format!("expected {expected}, seen {sent}"))),
+    nothing_before_next_answer(&mut connection, id, &expected)
+}
+
+/// Sends a `GET` on `connection` and requires its answer, or the end of the connection, to be
+/// the next thing the server sends.
+pub(super) fn nothing_before_next_answer(
+    connection: &mut Connection,
+    id: &str,
+    expected: &str,
+) -> Checked {
+    // A server may close after the answer; then the send may fail, and the read tells.
+    let _ = connection.send(&get("/next"));
+    match connection.up_to(5) {
+        (bytes, Ok(())) if bytes == b"HTTP/" => Ok(()),
+        (bytes, Err(WireError::Closed | WireError::Io(_))) if bytes.is_empty() => Ok(()),
+        (bytes, Err(WireError::TimedOut)) if bytes.is_empty() => Err(fail(
+            id,
+            format!("expected {expected}, seen no answer to a next request on the connection"),
+        )),
+        (bytes, _) => Err(fail(
+            id,
+            format!(
+                "expected {expected}, seen {:?} in front of the answer to a next request",
+                preview(&bytes)
+            ),
+        )),
     }
 }
 
@@ -381,8 +405,8 @@ fn refused(suite: &mut Suite<'_>, cases: impl IntoIterator<Item = Illegal>) -> C
     Ok(())
 }
 
-fn hop_by_hop_value(name: &HeaderName) -> &'static str {
-    match name.as_str() {
+fn hop_by_hop_value(name: &str) -> &'static str {
+    match name {
         "connection" => "close",
         "keep-alive" => "timeout=5",
         "proxy-authenticate" => "Basic realm=\"probe\"",
@@ -396,10 +420,10 @@ fn hop_by_hop_value(name: &HeaderName) -> &'static str {
 
 /// An app's hop-by-hop header is never sent: the server answers `500`.
 pub(super) fn illegal_head_hop_by_hop(suite: &mut Suite<'_>) -> Checked {
-    let cases = HOP_BY_HOP.iter().map(|name| {
+    let cases = HOP_BY_HOP.iter().map(|&name| {
         let mut headers = HeaderMap::new();
         headers.insert(
-            name.clone(),
+            HeaderName::from_static(name),
             HeaderValue::from_static(hop_by_hop_value(name)),
         );
         Illegal::new(
@@ -501,53 +525,67 @@ pub(super) fn error_before_first_chunk(suite: &mut Suite<'_>) -> Checked {
 }
 
 /// Nothing of the response goes out before the body's first chunk, even once the app has
-/// returned its response.
+/// returned its response: the body waits until the app has answered, then fails, so a server
+/// that sent the head early has already said `200` where `500` is due (REQ-ERR-2). No window
+/// of silence is timed.
 pub(super) fn nothing_sent_before_first_chunk(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-SRV-4";
-    let gate = Gate::default();
-    let _opener = gate.opener();
-    let body = Script::new([Step::Wait(gate.clone()), Step::Data(b"late")]);
-    suite
-        .probe
-        .set(probe::reply(StatusCode::OK, HeaderMap::new(), body));
-    let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
-    connection
-        .send(&get("/slow"))
-        .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
-    suite
-        .probe
-        .wait(IO_TIMEOUT, |calls| {
-            calls.first().is_some_and(|call| call.answered)
-        })
-        .map_err(|_| {
-            fail(
-                ID,
-                format!("expected the app called and answering, seen no answer in {IO_TIMEOUT:?}"),
-            )
-        })?;
-    let expected = "nothing sent before the body's first chunk";
-    let quiet = connection.quiet(QUIET);
-    if !matches!(quiet, Quiet::Silent) {
-        return Err(fail(
-            ID,
-            format!("expected {expected}, seen {quiet} while the body waited"),
-        ));
+    // What the body does once the app has answered, and the answer that is then due (the
+    // body of a `500` is the server's own).
+    let cases: [(&str, Step, u16, Option<&[u8]>); 2] = [
+        ("fails", Step::Fail, 500, None),
+        ("yields \"late\"", Step::Data(b"late"), 200, Some(b"late")),
+    ];
+    for (then, step, status, body) in cases {
+        let gate = Gate::default();
+        let _opener = gate.opener();
+        let script = Script::new([Step::Wait(gate.clone()), step]);
+        suite
+            .probe
+            .set(probe::reply(StatusCode::OK, HeaderMap::new(), script));
+        let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+        connection
+            .send(&get("/slow"))
+            .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
+        suite
+            .probe
+            .wait(IO_TIMEOUT, |calls| {
+                calls.first().is_some_and(|call| call.answered)
+            })
+            .map_err(|_| {
+                fail(
+                    ID,
+                    format!(
+                        "expected the app called and answering, seen no answer in {IO_TIMEOUT:?}"
+                    ),
+                )
+            })?;
+        gate.open();
+        match connection.response("GET") {
+            Ok(response)
+                if response.status == status && body.map_or(true, |body| response.body == body) => {
+            }
+            Ok(response) => {
+                return Err(fail(
+                    ID,
+                    format!(
+                        "expected nothing sent before the body's first chunk, so status {status} \
+                         once the body {then}; seen {}: the head went out when the app called \
+                         the callback (REQ-START-4)",
+                        response.describe()
+                    ),
+                ))
+            }
+            Err(error) => {
+                return Err(fail(
+                    ID,
+                    format!("expected status {status} once the body {then}, seen {error}"),
+                ))
+            }
+        }
+        suite.probe.clear();
     }
-    gate.open();
-    match connection.response("GET") {
-        Ok(response) if response.status == 200 && response.body == b"late" => Ok(()),
-        Ok(response) => Err(fail(
-            ID,
-            format!(
-                "expected the answer with the body \"late\" once the body yields it, seen {}",
-                response.describe()
-            ),
-        )),
-        Err(error) => Err(fail(
-            ID,
-            format!("expected the answer once the body yields its chunk, seen {error}"),
-        )),
-    }
+    Ok(())
 }
 
 /// Sends a `GET` for the app the probe runs and requires the server to abort the answer:

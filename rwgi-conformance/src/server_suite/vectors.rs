@@ -307,8 +307,9 @@ fn shown(value: Option<&str>) -> String {
 }
 
 /// Runs every vector of `group` against the server: the check `vectors_<group>`.
-pub(super) fn run_group(suite: &mut Suite<'_>, group: &str) -> Checked {
-    let group = load(group).map_err(|why| fail("REQ-ENV-1", why))?;
+pub(super) fn run_group(suite: &mut Suite<'_>, name: &str) -> Checked {
+    let group = load(name).map_err(|why| fail("REQ-ENV-1", why))?;
+    has_vectors(&group, name)?;
     let mut failures = String::new();
     for vector in &group.vectors {
         if let Err(why) = run_vector(suite, vector) {
@@ -323,6 +324,17 @@ pub(super) fn run_group(suite: &mut Suite<'_>, group: &str) -> Checked {
     } else {
         Err(super::Problem::Fail(failures))
     }
+}
+
+/// A group without vectors would pass its check having judged nothing.
+fn has_vectors(group: &Group, name: &str) -> Checked {
+    if group.vectors.is_empty() {
+        return Err(fail(
+            "REQ-ENV-1",
+            format!("spec/vectors/{name}.json has no vectors, so its check would judge nothing"),
+        ));
+    }
+    Ok(())
 }
 
 fn run_vector(suite: &mut Suite<'_>, vector: &Vector) -> Result<(), String> {
@@ -486,11 +498,28 @@ mod tests {
     }
 
     #[test]
+    fn a_group_without_vectors_fails_its_check() {
+        let empty: Group =
+            serde_json::from_str(r#"{"description": "none", "vectors": []}"#).expect("a group");
+        match has_vectors(&empty, "empty") {
+            Err(super::super::Problem::Fail(detail)) => assert_eq!(
+                detail,
+                "REQ-ENV-1: spec/vectors/empty.json has no vectors, so its check would judge nothing"
+            ),
+            _ => panic!("an empty group passed"),
+        }
+    }
+
+    #[test]
     fn vectors_are_well_formed_and_their_checks_cover_them() {
         let spec = include_str!("../../../spec/SPEC.md");
         let mut names = BTreeSet::new();
         let mut count = 0;
         for (group, file) in groups() {
+            assert!(
+                has_vectors(&file, group).is_ok(),
+                "{group}.json has no vectors"
+            );
             let check = super::super::CHECKS
                 .iter()
                 .find(|check| check.name == format!("vectors_{group}"))
