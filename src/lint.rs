@@ -49,7 +49,6 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
 
 use crate::body::{Body, Mismatch, Promise};
-use crate::environ::TargetForm;
 use crate::middleware::Middleware;
 use crate::response::{content_length, is_bodiless};
 use crate::violation::Violation;
@@ -57,8 +56,7 @@ use crate::{App, Environ, Error, Input, Response, StartResponse};
 
 /// Every requirement the lint checks, in spec order.
 ///
-/// Toward the server: REQ-PATH-2, REQ-PATH-5 and REQ-ENV-5 (the paths and query of the
-/// environ agree with the raw target), REQ-ENV-7 (header names and values as received),
+/// Toward the server: REQ-ENV-7 (header names and values as received),
 /// REQ-INPUT-1 and REQ-INPUT-2 (the request body yields exactly its declared length, and a
 /// short one ends with an error), REQ-INPUT-3 (the declared length matches the headers) and
 /// REQ-BODY-2 (the response body is not polled again after it ended or failed).
@@ -74,10 +72,7 @@ use crate::{App, Environ, Error, Input, Response, StartResponse};
 /// A `HEAD` or `304` answer's body is not held to its `Content-Length`, which may describe the
 /// `GET` answer; servers do not send that body.
 pub const RULES: &[&str] = &[
-    "REQ-ENV-5",
     "REQ-ENV-7",
-    "REQ-PATH-2",
-    "REQ-PATH-5",
     "REQ-INPUT-1",
     "REQ-INPUT-2",
     "REQ-INPUT-3",
@@ -277,54 +272,9 @@ impl Mark {
 
 /// The environ-side rules, checked when the server hands the request over.
 fn check_environ(environ: &Environ) -> impl Iterator<Item = Violation> {
-    [
-        check_target(environ),
-        check_headers(environ),
-        check_declared_length(environ),
-    ]
-    .into_iter()
-    .flatten()
-}
-
-/// REQ-PATH-2, REQ-PATH-5, REQ-ENV-5: the split path and the query against the raw target
-/// text. `Environ` keeps them consistent by construction; these comparisons keep that promise
-/// honest for every server and middleware in front of the lint.
-fn check_target(environ: &Environ) -> Option<Violation> {
-    let (script_name, path_info) = (environ.script_name(), environ.path_info());
-    let raw = environ.uri().path_and_query().map_or("", |pq| pq.as_str());
-    let (raw_path, raw_query) = raw.split_once('?').unwrap_or((raw, ""));
-    // An absolute-form target may have an empty path, which means `/` (RFC 9110 §4.2.3).
-    let raw_path = match (raw_path, environ.target_form()) {
-        ("", TargetForm::Absolute) => "/",
-        (path, _) => path,
-    };
-    if raw_path.strip_prefix(script_name) != Some(path_info) {
-        return Some(Violation::new(
-            "REQ-PATH-2",
-            format!("script_name + path_info must be the raw path {raw_path:?}, got {script_name:?} + {path_info:?}"),
-        ));
-    }
-    let script_ok =
-        script_name.is_empty() || (script_name.starts_with('/') && !script_name.ends_with('/'));
-    let info_ok = path_info.is_empty()
-        || path_info.starts_with('/')
-        || (path_info == "*" && environ.target_form() == TargetForm::Asterisk);
-    if !(script_ok && info_ok) {
-        return Some(Violation::new(
-            "REQ-PATH-5",
-            format!("script_name must be empty or /-led without a trailing /, path_info empty, /-led or *; got {script_name:?} and {path_info:?}"),
-        ));
-    }
-    if environ.query_string() != raw_query {
-        return Some(Violation::new(
-            "REQ-ENV-5",
-            format!(
-                "query_string must be the raw query {raw_query:?}, got {:?}",
-                environ.query_string()
-            ),
-        ));
-    }
-    None
+    [check_headers(environ), check_declared_length(environ)]
+        .into_iter()
+        .flatten()
 }
 
 /// REQ-ENV-7: header names as received (not CGI keys turned back into headers) and values
