@@ -209,4 +209,53 @@ mod tests {
         );
         assert_eq!(vars.get("HTTP_X_NAME"), Some("caf\u{e9}"));
     }
+
+    #[test]
+    fn content_headers_go_without_the_http_prefix_and_only_there() {
+        let vars = cgi(
+            Request::post("/")
+                .header("host", "h")
+                .header("content-type", "text/plain")
+                .header("content-length", "0")
+                .header("x_trace", "forged"),
+            ConnectionInfo::default(),
+        );
+        assert_eq!(vars.get("CONTENT_TYPE"), Some("text/plain"));
+        assert_eq!(vars.get("CONTENT_LENGTH"), Some("0"));
+        assert_eq!(vars.get("HTTP_CONTENT_TYPE"), None);
+        assert_eq!(vars.get("HTTP_CONTENT_LENGTH"), None);
+        assert_eq!(vars.get("HTTP_X_TRACE"), None);
+    }
+
+    #[test]
+    fn iter_len_and_into_map_agree_with_get() {
+        let vars = cgi(
+            Request::get("/a?b=c").header("host", "h"),
+            ConnectionInfo::default(),
+        );
+        assert!(!vars.is_empty());
+        assert!(CgiVariables::default().is_empty());
+        let listed: Vec<(&str, &str)> = vars.iter().collect();
+        assert_eq!(listed.len(), vars.len());
+        for (name, value) in &listed {
+            assert_eq!(vars.get(name), Some(*value));
+        }
+        assert!(listed.contains(&("QUERY_STRING", "b=c")));
+        let map = vars.clone().into_map();
+        assert_eq!(map.len(), vars.len());
+        assert_eq!(map["PATH_INFO"], "/a");
+    }
+
+    #[test]
+    fn server_protocol_names_every_version() {
+        for (version, name) in [
+            (Version::HTTP_09, "HTTP/0.9"),
+            (Version::HTTP_10, "HTTP/1.0"),
+            (Version::HTTP_11, "HTTP/1.1"),
+            (Version::HTTP_2, "HTTP/2"),
+            (Version::HTTP_3, "HTTP/3"),
+        ] {
+            assert_eq!(server_protocol(version), name);
+        }
+    }
 }

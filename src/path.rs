@@ -182,6 +182,7 @@ mod tests {
         assert_eq!(&*percent_decode("%4"), b"%4");
         assert_eq!(&*percent_decode("%zz%41"), b"%zzA");
         assert_eq!(&*percent_decode("a%41"), b"aA");
+        assert_eq!(&*percent_decode("x%41%42y"), b"xABy", "each escape is three bytes");
         assert_eq!(&*percent_decode("%2525"), b"%25", "decodes exactly once");
     }
 
