@@ -182,7 +182,11 @@ mod tests {
         assert_eq!(&*percent_decode("%4"), b"%4");
         assert_eq!(&*percent_decode("%zz%41"), b"%zzA");
         assert_eq!(&*percent_decode("a%41"), b"aA");
-        assert_eq!(&*percent_decode("x%41%42y"), b"xABy", "each escape is three bytes");
+        assert_eq!(
+            &*percent_decode("x%41%42y"),
+            b"xABy",
+            "each escape is three bytes"
+        );
         assert_eq!(&*percent_decode("%2525"), b"%25", "decodes exactly once");
     }
 
@@ -199,6 +203,17 @@ mod tests {
         assert_eq!(raw("/a//b/"), vec!["a", "", "b", ""]);
         assert_eq!(raw("/a%2Fb"), vec!["a%2Fb"]);
         assert_eq!(raw("*"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn segments_decode_to_text_or_say_why_not() {
+        let mut segments = Segments::new("/caf%C3%A9/plain/%FF");
+        assert_eq!(segments.next().unwrap().to_str().unwrap(), "café");
+        let plain = segments.next().unwrap();
+        assert!(matches!(plain.to_str(), Ok(Cow::Borrowed("plain"))));
+        assert_eq!(format!("{plain:?}"), "\"plain\"");
+        let error = segments.next().unwrap().to_str().unwrap_err();
+        assert_eq!(error.valid_up_to(), 0);
     }
 
     #[test]
