@@ -12,6 +12,11 @@
 //! owned descriptors without unsafe code. The worker then points its standard input at
 //! `/dev/null`.
 //!
+//! Workers read the settings themselves, from the same arguments, environment and config file.
+//! So a worker started between an edit of the config file and the `HUP` that applies it (to
+//! replace one that crashed or was recycled) already runs the edited settings, and one that
+//! cannot parse them exits and is retried with back-off while the others serve on.
+//!
 //! # How a worker's exit is read
 //!
 //! | exit | meaning | the master |
@@ -94,7 +99,7 @@ const HEARTBEAT_ENV: &str = "RWGI_HEARTBEAT_MS";
 pub(crate) const EXIT_BOOT_FAILED: u8 = 3;
 
 /// How long workers sent `QUIT` have before they are killed.
-pub(crate) const QUIT_GRACE: Duration = Duration::from_secs(1);
+const QUIT_GRACE: Duration = Duration::from_secs(1);
 
 /// The most listening sockets one master hands to its workers.
 const MAX_LISTENERS: usize = 64;
@@ -259,7 +264,7 @@ pub(crate) fn master(
 
 /// The delay before starting a worker after `failures` workers in a row crashed before their
 /// first heartbeat: none after the first, then 0.1 s doubling up to 5 s.
-pub(crate) fn backoff(failures: u32) -> Duration {
+fn backoff(failures: u32) -> Duration {
     match failures {
         0 | 1 => Duration::ZERO,
         n => Duration::from_millis(100 << (n - 2).min(6)).min(Duration::from_secs(5)),
@@ -297,6 +302,7 @@ enum Stop {
     Killed,
 }
 
+/// A worker, as the master sees it.
 #[derive(Debug)]
 struct Worker {
     pid: u32,
