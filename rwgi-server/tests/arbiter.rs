@@ -221,6 +221,14 @@ mod unix {
             "workers_that_cannot_boot_after_a_reload_leave_the_old_ones_serving",
             reload_boot_failure,
         ),
+        (
+            "term_gives_up_on_requests_still_running_after_graceful_timeout",
+            graceful_timeout_expires,
+        ),
+        (
+            "a_timeout_of_zero_turns_the_heartbeat_check_off",
+            no_timeout,
+        ),
     ];
 
     pub(crate) fn run_tests() -> ExitCode {
@@ -1086,5 +1094,35 @@ mod unix {
             w.len() == 2 && w.is_disjoint(&old)
         });
         assert!(new.contains(&pid_at(server.address, "/pid").unwrap()));
+    }
+
+    /// TERM with a request that outlasts `graceful_timeout`: the request is cut, and the master
+    /// exits with status 0 soon after the graceful timeout.
+    fn graceful_timeout_expires() {
+        let mut server = Server::start("workers = 1\ntimeout = 5\ngraceful_timeout = 1\n");
+        server.wait_serving(1);
+        let load = Load::start(server.address, 1, 1, "/sleep?ms=8000");
+        thread::sleep(Duration::from_millis(300));
+        server.signal(Signal::TERM);
+        let stopped_at = Instant::now();
+        assert_eq!(server.wait_exit(Duration::from_secs(4)).code(), Some(0));
+        let took = stopped_at.elapsed();
+        assert!(
+            took >= Duration::from_millis(900),
+            "stopped after only {took:?}"
+        );
+        assert_eq!(load.finish().failures.len(), 1);
+    }
+
+    /// With `timeout = 0` a worker blocked by its app is left alone.
+    fn no_timeout() {
+        let server = Server::start("workers = 1\nthreads = 1\ntimeout = 0\n");
+        let stuck = server.wait_ready();
+        let address = server.address;
+        // The request never completes; the server's teardown ends it.
+        let _blocked = thread::spawn(move || get(address, "/block", Duration::from_secs(3)));
+        thread::sleep(Duration::from_millis(1500));
+        assert_eq!(server.workers(), BTreeSet::from([stuck]));
+        assert_eq!(server.hook_count("worker_aborted"), 0);
     }
 }
