@@ -239,12 +239,32 @@ mod unix {
             }
             return ExitCode::SUCCESS;
         }
-        let filters: Vec<&String> = arguments.iter().filter(|a| !a.starts_with('-')).collect();
+        // The standard harness's spelling: filters, `--exact`, `--skip NAME`; its other options
+        // do not apply here, and those that take a value are skipped with it.
+        let (mut filters, mut skips, mut exact) = (Vec::new(), Vec::new(), false);
+        let mut arguments = arguments.iter();
+        while let Some(argument) = arguments.next() {
+            match argument.as_str() {
+                "--exact" => exact = true,
+                "--skip" => skips.extend(arguments.next()),
+                "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
+                    arguments.next();
+                }
+                option if option.starts_with('-') => {}
+                filter => filters.push(filter),
+            }
+        }
+        let matches = |name: &str, pattern: &str| {
+            if exact {
+                name == pattern
+            } else {
+                name.contains(pattern)
+            }
+        };
         let selected: Vec<&Test> = TESTS
             .iter()
-            .filter(|(name, _)| {
-                filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
-            })
+            .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+            .filter(|(name, _)| !skips.iter().any(|skip| matches(name, skip)))
             .collect();
         println!(
             "\nrunning {} test{}",
