@@ -71,6 +71,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use rustix::io::{fcntl_setfd, FdFlags};
 use rustix::net::{
     recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
@@ -166,28 +167,7 @@ impl WorkerContext {
             .ok_or_else(|| invalid("the heartbeat interval is not a number"))?;
         let channel = UnixStream::from(io::stdin().as_fd().try_clone_to_owned()?);
         rustix::stdio::dup2_stdin(File::open("/dev/null")?)?;
-
-        let mut greeting = [0; GREETING.len()];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_LISTENERS))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let received = recvmsg(
-            &channel,
-            &mut [IoSliceMut::new(&mut greeting)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )?;
-        let mut listeners = Vec::new();
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(fds) = message {
-                listeners.extend(fds);
-            }
-        }
-        if received.bytes != GREETING.len() || greeting != GREETING {
-            return Err(invalid("the master sent no listening sockets"));
-        }
-        if received.flags.contains(ReturnFlags::CTRUNC) {
-            return Err(invalid("the master sent more listening sockets than fit"));
-        }
+        let listeners = receive_listeners(&channel)?;
         Ok(WorkerContext {
             id,
             channel,
@@ -756,6 +736,38 @@ fn send_listeners<'a>(
     Ok(())
 }
 
+/// Receives what [`send_listeners`] sent.
+fn receive_listeners(channel: &impl AsFd) -> io::Result<Vec<OwnedFd>> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let mut greeting = [0; GREETING.len()];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_LISTENERS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = recvmsg(
+        channel,
+        &mut [IoSliceMut::new(&mut greeting)],
+        &mut control,
+        RecvFlags::empty(),
+    )?;
+    let mut listeners = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            listeners.extend(fds);
+        }
+    }
+    // Close-on-exec, so programs the app starts do not inherit them (set here rather than
+    // with `MSG_CMSG_CLOEXEC`, which not every Unix has; nothing runs a program meanwhile).
+    for listener in &listeners {
+        fcntl_setfd(listener, FdFlags::CLOEXEC)?;
+    }
+    if received.bytes != GREETING.len() || greeting != GREETING {
+        return Err(invalid("the master sent no listening sockets"));
+    }
+    if received.flags.contains(ReturnFlags::CTRUNC) {
+        return Err(invalid("the master sent more listening sockets than fit"));
+    }
+    Ok(listeners)
+}
+
 /// Watches one worker: relays its heartbeats, signals it on the master's behalf while it
 /// lives, and reports its exit.
 async fn watch(
@@ -842,6 +854,8 @@ impl Signals {
 
 #[cfg(test)]
 mod tests {
+    use rustix::io::fcntl_getfd;
+
     use super::*;
 
     #[test]
@@ -864,31 +878,16 @@ mod tests {
     }
 
     #[test]
-    fn listeners_travel_over_the_channel_with_the_greeting() {
+    fn listeners_travel_over_the_channel_and_arrive_close_on_exec() {
         let (master, worker) = UnixStream::pair().unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         send_listeners(&master, std::iter::once(listener.as_fd())).unwrap();
         drop(listener);
 
-        let mut greeting = [0; GREETING.len()];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_LISTENERS))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        recvmsg(
-            &worker,
-            &mut [IoSliceMut::new(&mut greeting)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )
-        .unwrap();
-        let mut fds = Vec::new();
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(received) = message {
-                fds.extend(received);
-            }
-        }
-        assert_eq!(greeting, GREETING);
+        let mut fds = receive_listeners(&worker).unwrap();
         assert_eq!(fds.len(), 1);
+        assert_eq!(fcntl_getfd(&fds[0]).unwrap(), FdFlags::CLOEXEC);
         // The received descriptor is the same socket: it accepts a connection made to it.
         let received = std::net::TcpListener::from(fds.pop().unwrap());
         assert_eq!(received.local_addr().unwrap(), address);

@@ -1,27 +1,29 @@
-//! The process manager, tested with real processes and real sockets on loopback (Unix only).
+//! The process manager, tested with real processes and real sockets on loopback. The process
+//! manager is Unix only; these tests are Linux only, as they read `/proc` to find a master's
+//! workers.
 //!
 //! This test binary is also the server under test. Started with `RWGI_TEST_FIXTURE` set, it
 //! runs `rwgi_server::run_with` with a small app and with hooks that append each call to a
 //! file, and the master re-executes this same binary as its workers. Hence `harness = false`:
 //! `main` picks the role, then runs the tests one after another (each starts its own server,
-//! and the machine running them may be small). Arguments that do not start with `-` select the
-//! tests whose names contain them, as with the standard harness.
+//! and the machine running them may be small). Test selection is spelled as for the standard
+//! harness.
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn main() -> std::process::ExitCode {
-    if std::env::var_os(unix::FIXTURE_ENV).is_some() {
-        return unix::fixture();
+    if std::env::var_os(linux::FIXTURE_ENV).is_some() {
+        return linux::fixture();
     }
-    unix::run_tests()
+    linux::run_tests()
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn main() {
-    println!("the process manager is Unix only: 0 passed, 0 failed");
+    println!("the process manager's tests run on Linux only: 0 passed, 0 failed");
 }
 
-#[cfg(unix)]
-mod unix {
+#[cfg(target_os = "linux")]
+mod linux {
     use std::collections::{BTreeMap, BTreeSet};
     use std::fs::{self, File, OpenOptions};
     use std::io::{Read, Write};
