@@ -39,7 +39,8 @@
 //!
 //! - `TERM`, `INT`: graceful stop. The master closes its listening sockets (so once the workers
 //!   close theirs, new connections are refused rather than queued), sends `TERM` to every
-//!   worker, waits up to `graceful_timeout`, kills what remains, and exits with status 0.
+//!   worker, waits up to `graceful_timeout` (and [`STOP_MARGIN`]), kills what remains, and exits
+//!   with status 0.
 //! - `QUIT`: immediate stop: `QUIT` to every worker, `KILL` after [`QUIT_GRACE`], status 0.
 //! - `HUP`: re-reads the settings with [`Settings::load`]; on an error the old ones stay. A new
 //!   generation of workers starts with the new settings; the old workers get `TERM` once as many
@@ -101,6 +102,11 @@ pub(crate) const EXIT_BOOT_FAILED: u8 = 3;
 
 /// How long workers sent `QUIT` have before they are killed.
 const QUIT_GRACE: Duration = Duration::from_secs(1);
+
+/// How long past `graceful_timeout` a worker asked to stop has before it is killed: a worker
+/// gives up on its connections after `graceful_timeout` by itself, and then needs a moment to
+/// run its exit hook and flush its logs.
+const STOP_MARGIN: Duration = Duration::from_secs(1);
 
 /// The most listening sockets one master hands to its workers.
 const MAX_LISTENERS: usize = 64;
@@ -459,7 +465,7 @@ impl Arbiter {
         let (signal, deadline) = if graceful {
             (
                 Signal::TERM,
-                Instant::now() + self.settings.graceful_timeout,
+                Instant::now() + self.settings.graceful_timeout + STOP_MARGIN,
             )
         } else {
             (Signal::QUIT, Instant::now() + QUIT_GRACE)
@@ -504,7 +510,7 @@ impl Arbiter {
             .map(|(&id, _)| id)
             .collect();
         if current.len() > self.target {
-            let deadline = Instant::now() + self.settings.graceful_timeout;
+            let deadline = Instant::now() + self.settings.graceful_timeout + STOP_MARGIN;
             for id in &current[..current.len() - self.target] {
                 if let Some(worker) = self.workers.get_mut(id) {
                     worker.ask_to_stop(Signal::TERM, deadline);
@@ -532,7 +538,7 @@ impl Arbiter {
         if ready < self.target {
             return;
         }
-        let deadline = Instant::now() + self.settings.graceful_timeout;
+        let deadline = Instant::now() + self.settings.graceful_timeout + STOP_MARGIN;
         for worker in self.workers.values_mut() {
             if worker.generation < self.generation {
                 worker.ask_to_stop(Signal::TERM, deadline);

@@ -1118,8 +1118,8 @@ mod linux {
         assert!(new.contains(&pid_at(server.address, "/pid").unwrap()));
     }
 
-    /// TERM with a request that outlasts `graceful_timeout`: the request is cut, and the master
-    /// exits with status 0 soon after the graceful timeout.
+    /// TERM with a request that outlasts `graceful_timeout`: the request is cut, the worker
+    /// stops by itself, and the master exits with status 0 soon after the graceful timeout.
     fn graceful_timeout_expires() {
         let mut server = Server::start("workers = 1\ntimeout = 5\ngraceful_timeout = 1\n");
         server.wait_serving(1);
@@ -1134,6 +1134,8 @@ mod linux {
             "stopped after only {took:?}"
         );
         assert_eq!(load.finish().failures.len(), 1);
+        // The worker gave up by itself, in time to run its exit hook, before the master's kill.
+        assert_eq!(server.hook_count("worker_exiting"), 1);
     }
 
     /// With `timeout = 0` a worker blocked by its app is left alone.
