@@ -379,8 +379,11 @@ impl Arbiter {
                 return ExitCode::FAILURE;
             }
         };
+        let addresses: Vec<String> = self.listeners.iter().map(Listener::describe).collect();
         tracing::info!(
-            "master {} starting {} worker(s)",
+            "rwgi-server {} listening on {} (master pid {}, {} worker(s))",
+            env!("CARGO_PKG_VERSION"),
+            addresses.join(", "),
             std::process::id(),
             self.target
         );
