@@ -1,4 +1,4 @@
-//! `rwgi-server`: a production server for [rwgi](rwgi) apps — hyper's HTTP/1.1 on tokio, with
+//! `rwgi-server`: a production server for [`rwgi`] apps — hyper's HTTP/1.1 on tokio, with
 //! the command line, settings, processes, signals and logs an operator expects from gunicorn.
 //!
 //! An app author's whole `main`:
