@@ -132,6 +132,21 @@ pub(crate) struct NoHooks;
 impl Hooks for NoHooks {}
 
 /// A request, as [`Hooks::before_request`] and [`Hooks::after_request`] see it.
+///
+/// ```
+/// use rwgi_server::{Hooks, RequestInfo};
+///
+/// #[derive(Debug)]
+/// struct LogPosts;
+///
+/// impl Hooks for LogPosts {
+///     fn before_request(&self, request: &RequestInfo<'_>) {
+///         if request.method() == rwgi::http::Method::POST {
+///             eprintln!("POST {} from {:?} ({:?})", request.target(), request.peer(), request.version());
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInfo<'a> {
     pub(crate) method: &'a Method,
@@ -163,6 +178,23 @@ impl<'a> RequestInfo<'a> {
 }
 
 /// How a response ended, for [`Hooks::after_request`].
+///
+/// ```
+/// use rwgi_server::{Ending, Hooks, Outcome, RequestInfo};
+///
+/// #[derive(Debug)]
+/// struct Failures;
+///
+/// impl Hooks for Failures {
+///     fn after_request(&self, request: &RequestInfo<'_>, outcome: &Outcome) {
+///         let failed = outcome.ending() == Ending::Failed
+///             || outcome.status().is_some_and(|status| status.is_server_error());
+///         if failed {
+///             eprintln!("{} failed after {:?}, {} bytes", request.target(), outcome.duration(), outcome.bytes_sent());
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outcome {
     pub(crate) status: Option<StatusCode>,
@@ -193,7 +225,7 @@ impl Outcome {
     }
 }
 
-/// How a response ended.
+/// How a response ended (see [`Outcome`] for an example).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Ending {

@@ -113,6 +113,10 @@ use worker::{ServeConfig, Stop, Stopped};
 
 /// What the server tells apps about itself: each request may run on any of the runtime's
 /// worker threads (REQ-ENV-9).
+///
+/// ```
+/// assert!(rwgi_server::SERVER_INFO.is_multithread());
+/// ```
 pub const SERVER_INFO: ServerInfo = ServerInfo::new("rwgi-server/0.1").multithread(true);
 
 /// Runs `app` as a server program: reads the settings (flags, `RWGI_*` environment, `--config`
@@ -430,6 +434,17 @@ async fn watch_signals(stop: watch::Sender<Stop>, access_log: Option<Arc<AccessL
 
 /// Why a [`Server::builder`] server could not start: one line naming the setting, like
 /// `cannot bind 127.0.0.1:8000 (bind): address in use`.
+///
+/// ```no_run
+/// # let app = || rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// # });
+/// let first = rwgi_server::Server::builder().bind("127.0.0.1:0").serve(app())?;
+/// let taken = first.local_addr().unwrap().to_string();
+/// let error = rwgi_server::Server::builder().bind(taken.as_str()).serve(app()).unwrap_err();
+/// assert_eq!(error.to_string(), format!("cannot bind {taken} (bind): address in use"));
+/// # Ok::<(), rwgi_server::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Error {
@@ -452,7 +467,7 @@ impl Error {
     }
 }
 
-/// The server, for embedding: start one with [`Server::builder`].
+/// The server, for embedding: start one with [`Server::builder`] (the example is there).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Server;
@@ -492,6 +507,35 @@ impl Server {
 /// Settings for a server embedded in this process; see [`Server::builder`].
 ///
 /// Values are checked by [`Builder::serve`], with the same messages as the command line's.
+/// Each method is the setting of the same name (see the [crate docs](crate#settings)).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// # });
+///
+/// let server = rwgi_server::Server::builder()
+///     .bind("127.0.0.1:8000")
+///     .bind("unix:/run/myapp.sock")
+///     .unix_socket_mode(0o660)
+///     .threads(4)
+///     .backlog(1024)
+///     .root_path("/app")
+///     .keepalive(Duration::from_secs(2))
+///     .header_timeout(Duration::from_secs(5))
+///     .graceful_timeout(Duration::from_secs(10))
+///     .max_requests(0)
+///     .limit_request_line(4094)
+///     .limit_request_fields(50)
+///     .limit_request_field_size(4094)
+///     .limit_request_body(1 << 20)
+///     .accesslog("/var/log/myapp/access.log")
+///     .access_log_format(r#"%(h)s "%(r)s" %(s)s %(D)s"#)
+///     .serve(app)?;
+/// server.shutdown();
+/// # Ok::<(), rwgi_server::Error>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "a builder does nothing until `serve` is called"]
 pub struct Builder {
@@ -685,6 +729,23 @@ impl Builder {
 }
 
 /// A running embedded server. Dropping it stops the server gracefully and waits for it.
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Full::new("hi")))
+/// # });
+///
+/// let server = rwgi_server::Server::builder().bind("127.0.0.1:0").serve(app)?;
+/// assert!(server.addresses()[0].starts_with("http://127.0.0.1:"));
+/// let mut client = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+/// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+/// let mut response = String::new();
+/// client.read_to_string(&mut response).unwrap();
+/// assert!(response.ends_with("hi"));
+/// server.shutdown();
+/// # Ok::<(), rwgi_server::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct ServerHandle {
     addresses: Vec<String>,
