@@ -506,6 +506,23 @@ impl Settings {
     }
 }
 
+/// The `RWGI_*` environment variables that name no setting: a misspelt one would otherwise be
+/// ignored without a word.
+pub(crate) fn unknown_env_vars() -> Vec<String> {
+    use clap::CommandFactory;
+
+    let command = Cli::command();
+    let known: Vec<String> = command
+        .get_arguments()
+        .filter_map(clap::Arg::get_env)
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect();
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("RWGI_") && !known.contains(name))
+        .collect()
+}
+
 /// The flag and environment variable of the setting `key`.
 fn names(key: &str) -> (String, String) {
     (

@@ -190,6 +190,9 @@ fn run_process<A: App + 'static>(app: A, hooks: Option<Arc<dyn Hooks>>) -> ExitC
         }
     };
     if settings.check_config {
+        for name in config::unknown_env_vars() {
+            eprintln!("rwgi-server: warning: {name} is not a setting: ignored");
+        }
         print!("{}", settings.to_toml());
         return ExitCode::SUCCESS;
     }
@@ -222,6 +225,9 @@ fn run_process<A: App + 'static>(app: A, hooks: Option<Arc<dyn Hooks>>) -> ExitC
             }
         }
         arbiter::Role::Master => {
+            for name in config::unknown_env_vars() {
+                tracing::warn!("{name} is not a setting: ignored");
+            }
             if let Some(hooks) = &hooks {
                 hooks.on_starting();
             }

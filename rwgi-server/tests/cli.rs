@@ -336,6 +336,13 @@ fn precedence_flag_over_env_over_file_over_default() {
     let flags = ["--config", file, "--workers", "6"];
     assert_eq!(effective(&flags, &env, "workers"), "6");
     assert_eq!(effective(&flags, &env, "timeout"), "7");
+    // A variable that names no setting is pointed out, not silently ignored.
+    let warned = output(&["--check-config"], &[("RWGI_WROKERS", "2")]);
+    assert!(warned.status.success());
+    assert_eq!(
+        String::from_utf8(warned.stderr).unwrap(),
+        "rwgi-server: warning: RWGI_WROKERS is not a setting: ignored\n"
+    );
     // The file may be named by the environment too.
     assert_eq!(effective(&[], &[("RWGI_CONFIG", file)], "workers"), "4");
     // Lists: a flag's binds replace the file's.
