@@ -30,7 +30,8 @@ use rwgi::http::{Method, StatusCode, Uri, Version};
 /// worker id `0`, and never calls `worker_spawned`, `worker_exited` or `worker_aborted`.
 ///
 /// Hooks run on the server's own threads: the per-request ones on the runtime's threads, in
-/// the middle of serving. They must be quick and must not block; send slow work elsewhere.
+/// the middle of serving. They must be quick, must not block (send slow work elsewhere) and
+/// must not panic: `after_request` runs while the server drops the response.
 /// A server without hooks pays nothing per request for them.
 ///
 /// ```no_run

@@ -228,6 +228,17 @@ fn run_process<A: App + 'static>(app: A, hooks: Option<Arc<dyn Hooks>>) -> ExitC
             for name in config::unknown_env_vars() {
                 tracing::warn!("{name} is not a setting: ignored");
             }
+            // The workers open the access log; an unusable path is the settings' fault, told
+            // here once rather than by every worker failing to start.
+            if let Some(target) = &settings.accesslog {
+                if let Err(error) = target.open() {
+                    eprintln!(
+                        "rwgi-server: cannot open {target} (accesslog): {}",
+                        log::io_reason(&error)
+                    );
+                    return ExitCode::from(USAGE);
+                }
+            }
             if let Some(hooks) = &hooks {
                 hooks.on_starting();
             }

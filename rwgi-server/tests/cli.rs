@@ -476,6 +476,16 @@ fn unusable_binds_exit_2() {
         )
     );
     assert_eq!(
+        failure(
+            &["--bind", "127.0.0.1:0", "--accesslog", "/nonexistent-dir/access.log"],
+            &[]
+        ),
+        (
+            "rwgi-server: cannot open /nonexistent-dir/access.log (accesslog): No such file or directory".to_owned(),
+            Some(2)
+        )
+    );
+    assert_eq!(
         failure(&["--bind", "unix:/nonexistent-dir/a.sock"], &[]),
         (
             "rwgi-server: cannot bind unix:/nonexistent-dir/a.sock (bind): No such file or directory".to_owned(),
