@@ -53,6 +53,7 @@
 //! | `loglevel` | `--loglevel` | `RWGI_LOGLEVEL` | `info` | `loglevel` |
 //! | `pidfile` | `-p`, `--pidfile` | `RWGI_PIDFILE` | none | `pidfile` |
 //! | `unix_socket_mode` (octal) | `--unix-socket-mode` | `RWGI_UNIX_SOCKET_MODE` | umask | `umask` |
+//! | `certfile`, `keyfile` (HTTPS; `tls` feature) | `--certfile`, `--keyfile` | `RWGI_CERTFILE`, `RWGI_KEYFILE` | none | `certfile`, `keyfile` |
 //! | `single_process` | `--single-process` | `RWGI_SINGLE_PROCESS` | false | — |
 //!
 //! `--config FILE` (`-c`, `RWGI_CONFIG`) names the file; `--check-config` validates and prints
@@ -88,12 +89,14 @@ mod config;
 mod hooks;
 mod listen;
 mod log;
+mod tls;
 mod worker;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -239,6 +242,12 @@ fn run_process<A: App + 'static>(app: A, hooks: Option<Arc<dyn Hooks>>) -> ExitC
                     return ExitCode::from(USAGE);
                 }
             }
+            if let Err(message) =
+                tls::acceptor(settings.certfile.as_deref(), settings.keyfile.as_deref())
+            {
+                eprintln!("rwgi-server: {message}");
+                return ExitCode::from(USAGE);
+            }
             if let Some(hooks) = &hooks {
                 hooks.on_starting();
             }
@@ -332,6 +341,7 @@ fn serve_config(settings: &Settings, hooks: Option<Arc<dyn Hooks>>) -> Result<Se
         },
         access_log,
         hooks,
+        tls: tls::acceptor(settings.certfile.as_deref(), settings.keyfile.as_deref())?,
     })
 }
 
@@ -655,6 +665,14 @@ impl Builder {
     /// The access log's format, with gunicorn's atoms (see the [crate docs](crate)).
     pub fn access_log_format(mut self, format: impl Into<String>) -> Self {
         self.settings.access_log_format = format.into();
+        self
+    }
+
+    /// HTTPS on the TCP listeners, with this certificate chain and private key (PEM files).
+    /// Needs the `tls` feature; without it, [`Builder::serve`] says so.
+    pub fn tls(mut self, certfile: impl Into<PathBuf>, keyfile: impl Into<PathBuf>) -> Self {
+        self.settings.certfile = Some(certfile.into());
+        self.settings.keyfile = Some(keyfile.into());
         self
     }
 

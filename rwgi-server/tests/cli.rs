@@ -413,6 +413,13 @@ fn bad_values_name_the_setting() {
         )
     );
     assert_eq!(
+        failure(&["--certfile", "/etc/ssl/a.crt"], &[]),
+        (
+            "rwgi-server: certfile is set without keyfile (keyfile)".to_owned(),
+            Some(2)
+        )
+    );
+    assert_eq!(
         failure(&["--worker", "2"], &[]),
         (
             "rwgi-server: unknown option --worker (did you mean --workers?)".to_owned(),
