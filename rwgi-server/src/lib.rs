@@ -1,5 +1,6 @@
-//! `rwgi-server`: a production server for [`rwgi`] apps — hyper's HTTP/1.1 on tokio, with
-//! the command line, settings, processes, signals and logs an operator expects from gunicorn.
+//! `rwgi-server`: a production server for [`rwgi`] apps — hyper's HTTP/1.1 on tokio (HTTPS and
+//! HTTP/2 behind features), with the command line, settings, processes, signals and logs an
+//! operator expects from gunicorn.
 //!
 //! An app author's whole `main`:
 //!
@@ -70,6 +71,13 @@
 //! header; `%%` is a percent sign. Lines are written off the request path by a writer thread,
 //! in batches; when the log cannot keep up, lines are dropped and counted in the error log
 //! rather than slowing requests down (the details are in the `log` module's source).
+//!
+//! # Features
+//!
+//! - `tls`: HTTPS with rustls on the TCP listeners, from the `certfile` and `keyfile` settings
+//!   (or [`Builder::tls`]).
+//! - `http2`: HTTP/2 beside HTTP/1.1 on every listener, told apart by the HTTP/2 preface (prior
+//!   knowledge), or chosen by ALPN with `tls`.
 //!
 //! # Signals
 //!

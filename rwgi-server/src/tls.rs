@@ -74,6 +74,10 @@ fn load(certfile: &Path, keyfile: &Path) -> Result<Acceptor, String> {
                 certfile.display()
             )
         })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if cfg!(feature = "http2") {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(Acceptor(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
 }

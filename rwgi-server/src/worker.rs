@@ -34,6 +34,7 @@ use futures_core::Stream;
 use futures_util::future::{ready, Either as EitherFuture};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
+#[cfg(not(feature = "http2"))]
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -108,11 +109,7 @@ pub(crate) async fn serve<A>(
 where
     A: App + 'static,
 {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new());
-    http.header_read_timeout((!config.header_timeout.is_zero()).then_some(config.header_timeout));
-    http.keep_alive(!config.keepalive.is_zero());
-    http.max_headers(config.limit_request_fields);
+    let http = http_builder(&config);
     let observers = (config.access_log.is_some() || config.hooks.is_some()).then(|| {
         Arc::new(Observers {
             log: config.access_log.clone(),
@@ -231,7 +228,7 @@ struct Shared<A> {
     max_requests: u64,
     served: AtomicU64,
     served_enough: Notify,
-    http: http1::Builder,
+    http: Http,
     connections: Arc<Connections>,
     /// `keepalive` in whole seconds (rounded up); zero when keep-alive is off.
     keepalive: u64,
@@ -252,6 +249,41 @@ thread_local! {
 #[inline(always)]
 fn mark_active() {
     ACTIVE.with(|active| active.set(true));
+}
+
+/// The HTTP stack: HTTP/1.1 alone, or (the `http2` feature) HTTP/1.1 and HTTP/2 on one
+/// listener, told apart by the HTTP/2 preface.
+#[cfg(not(feature = "http2"))]
+type Http = http1::Builder;
+
+/// The HTTP stack: HTTP/1.1 alone, or (the `http2` feature) HTTP/1.1 and HTTP/2 on one
+/// listener, told apart by the HTTP/2 preface.
+#[cfg(feature = "http2")]
+type Http = hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>;
+
+#[cfg(not(feature = "http2"))]
+fn http_builder(config: &ServeConfig) -> Http {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new());
+    http.header_read_timeout((!config.header_timeout.is_zero()).then_some(config.header_timeout));
+    http.keep_alive(!config.keepalive.is_zero());
+    http.max_headers(config.limit_request_fields);
+    http
+}
+
+#[cfg(feature = "http2")]
+fn http_builder(config: &ServeConfig) -> Http {
+    let mut http = Http::new(hyper_util::rt::TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout((!config.header_timeout.is_zero()).then_some(config.header_timeout))
+        .keep_alive(!config.keepalive.is_zero())
+        .max_headers(config.limit_request_fields);
+    http.http2().timer(TokioTimer::new()).max_header_list_size(
+        u32::try_from(config.limit_request_fields * config.limit_request_field_size)
+            .unwrap_or(u32::MAX),
+    );
+    http
 }
 
 /// The request limits the server checks itself (hyper counts the header fields).
@@ -564,11 +596,22 @@ async fn serve_connection<A>(
 ) where
     A: App + 'static,
 {
-    // Requests borrow what the connection owns: no reference count changes per request.
     let started = AtomicBool::new(false);
+    // Requests borrow what the connection owns: no reference count changes per request.
+    #[cfg(not(feature = "http2"))]
     let service = service_fn(|request| {
         started.store(true, Ordering::Relaxed);
         respond(&shared, &connection, peer, request)
+    });
+    // HTTP/2 runs each request as a task of its own, which must own what it uses.
+    #[cfg(feature = "http2")]
+    let connection = Arc::new(connection);
+    #[cfg(feature = "http2")]
+    let service = service_fn(|request| {
+        started.store(true, Ordering::Relaxed);
+        let shared = Arc::clone(&shared);
+        let connection = Arc::clone(&connection);
+        async move { respond(&shared, &connection, peer, request).await }
     });
     let Some(io) = secure(io, shared.tls.as_ref(), shared.header_timeout).await else {
         return;
@@ -609,11 +652,21 @@ async fn serve_connection<A>(
     .await;
     if let Err(error) = result {
         // A failing response body was already reported when it failed.
-        let ours = std::error::Error::source(&error).is_some_and(|source| source.is::<Error>());
+        #[cfg(not(feature = "http2"))]
+        let ours = failed_body(&error);
+        #[cfg(feature = "http2")]
+        let ours = error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|error| failed_body(error));
         if !ours {
             tracing::debug!("connection from {}: {error}", Peer(peer));
         }
     }
+}
+
+/// Whether hyper gave up on a connection because a response body failed (already reported).
+fn failed_body(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.source().is_some_and(|source| source.is::<Error>())
 }
 
 /// Answers one request: checks it and maps it onto an environ, then returns [`prepare_with`]'s
