@@ -140,6 +140,7 @@ where
         },
         clock: AtomicU64::new(0),
         tls: config.tls.clone(),
+        #[cfg(feature = "tls")]
         header_timeout: config.header_timeout,
     });
     // The keep-alive ticker: advances the clock and wakes every connection once a second, so
@@ -235,6 +236,8 @@ struct Shared<A> {
     /// Seconds since the server started, advanced by the keep-alive ticker.
     clock: AtomicU64,
     tls: Option<Acceptor>,
+    /// Bounds a TLS handshake too.
+    #[cfg(feature = "tls")]
     header_timeout: Duration,
 }
 
@@ -459,25 +462,10 @@ impl Drop for Stopping {
 /// it, which measured 83 instructions per request fewer.
 type Plain = tokio_util::either::Either<tokio::net::TcpStream, tokio::net::UnixStream>;
 
-/// An accepted connection as hyper serves it: without the `tls` feature, the socket itself.
-#[cfg(not(feature = "tls"))]
-type Connection = Plain;
-
 /// An accepted connection as hyper serves it: the socket, or TLS over a TCP socket.
 #[cfg(feature = "tls")]
 type Connection =
     tokio_util::either::Either<Plain, tokio_rustls::server::TlsStream<tokio::net::TcpStream>>;
-
-/// The connection to serve: `io` itself, or `io` after a TLS handshake (bounded by the header
-/// timeout) when the server has an acceptor; `None` when the handshake failed.
-#[cfg(not(feature = "tls"))]
-#[inline(always)]
-async fn secure(io: Plain, tls: Option<&Acceptor>, _: Duration) -> Option<Connection> {
-    match tls {
-        None => Some(io),
-        Some(never) => match *never {},
-    }
-}
 
 /// The connection to serve: `io` itself, or `io` after a TLS handshake (bounded by the header
 /// timeout) when the server has an acceptor; `None` when the handshake failed.
@@ -613,7 +601,9 @@ async fn serve_connection<A>(
         let connection = Arc::clone(&connection);
         async move { respond(&shared, &connection, peer, request).await }
     });
-    let Some(io) = secure(io, shared.tls.as_ref(), shared.header_timeout).await else {
+    #[cfg(feature = "tls")]
+    let Some(io) = secure(io, shared.tls.as_ref(), shared.header_timeout).await
+    else {
         return;
     };
     let mut http = pin!(shared.http.serve_connection(TokioIo::new(io), service));
