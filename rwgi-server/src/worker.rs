@@ -591,12 +591,14 @@ async fn serve_connection<A>(
         started.store(true, Ordering::Relaxed);
         respond(&shared, &connection, peer, request)
     });
-    // HTTP/2 runs each request as a task of its own, which must own what it uses.
+    // HTTP/2 runs each request as a task of its own, which must own what it uses. Only a new
+    // request counts as activity for keep-alive there: its body goes out from its own task.
     #[cfg(feature = "http2")]
     let connection = Arc::new(connection);
     #[cfg(feature = "http2")]
     let service = service_fn(|request| {
         started.store(true, Ordering::Relaxed);
+        mark_active();
         let shared = Arc::clone(&shared);
         let connection = Arc::clone(&connection);
         async move { respond(&shared, &connection, peer, request).await }
