@@ -12,6 +12,11 @@
 //! owned descriptors without unsafe code. The worker then points its standard input at
 //! `/dev/null`.
 //!
+//! Workers read the settings themselves, from the same arguments, environment and config file.
+//! So a worker started between an edit of the config file and the `HUP` that applies it (to
+//! replace one that crashed or was recycled) already runs the edited settings, and one that
+//! cannot parse them exits and is retried with back-off while the others serve on.
+//!
 //! # How a worker's exit is read
 //!
 //! | exit | meaning | the master |
@@ -34,7 +39,8 @@
 //!
 //! - `TERM`, `INT`: graceful stop. The master closes its listening sockets (so once the workers
 //!   close theirs, new connections are refused rather than queued), sends `TERM` to every
-//!   worker, waits up to `graceful_timeout`, kills what remains, and exits with status 0.
+//!   worker, waits up to `graceful_timeout` (and [`STOP_MARGIN`]), kills what remains, and exits
+//!   with status 0.
 //! - `QUIT`: immediate stop: `QUIT` to every worker, `KILL` after [`QUIT_GRACE`], status 0.
 //! - `HUP`: re-reads the settings with [`Settings::load`]; on an error the old ones stay. A new
 //!   generation of workers starts with the new settings; the old workers get `TERM` once as many
@@ -66,6 +72,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use rustix::io::{fcntl_setfd, FdFlags};
 use rustix::net::{
     recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
@@ -94,7 +101,12 @@ const HEARTBEAT_ENV: &str = "RWGI_HEARTBEAT_MS";
 pub(crate) const EXIT_BOOT_FAILED: u8 = 3;
 
 /// How long workers sent `QUIT` have before they are killed.
-pub(crate) const QUIT_GRACE: Duration = Duration::from_secs(1);
+const QUIT_GRACE: Duration = Duration::from_secs(1);
+
+/// How long past `graceful_timeout` a worker asked to stop has before it is killed: a worker
+/// gives up on its connections after `graceful_timeout` by itself, and then needs a moment to
+/// run its exit hook and flush its logs.
+const STOP_MARGIN: Duration = Duration::from_secs(1);
 
 /// The most listening sockets one master hands to its workers.
 const MAX_LISTENERS: usize = 64;
@@ -161,28 +173,7 @@ impl WorkerContext {
             .ok_or_else(|| invalid("the heartbeat interval is not a number"))?;
         let channel = UnixStream::from(io::stdin().as_fd().try_clone_to_owned()?);
         rustix::stdio::dup2_stdin(File::open("/dev/null")?)?;
-
-        let mut greeting = [0; GREETING.len()];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_LISTENERS))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let received = recvmsg(
-            &channel,
-            &mut [IoSliceMut::new(&mut greeting)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )?;
-        let mut listeners = Vec::new();
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(fds) = message {
-                listeners.extend(fds);
-            }
-        }
-        if received.bytes != GREETING.len() || greeting != GREETING {
-            return Err(invalid("the master sent no listening sockets"));
-        }
-        if received.flags.contains(ReturnFlags::CTRUNC) {
-            return Err(invalid("the master sent more listening sockets than fit"));
-        }
+        let listeners = receive_listeners(&channel)?;
         Ok(WorkerContext {
             id,
             channel,
@@ -259,7 +250,7 @@ pub(crate) fn master(
 
 /// The delay before starting a worker after `failures` workers in a row crashed before their
 /// first heartbeat: none after the first, then 0.1 s doubling up to 5 s.
-pub(crate) fn backoff(failures: u32) -> Duration {
+fn backoff(failures: u32) -> Duration {
     match failures {
         0 | 1 => Duration::ZERO,
         n => Duration::from_millis(100 << (n - 2).min(6)).min(Duration::from_secs(5)),
@@ -297,6 +288,7 @@ enum Stop {
     Killed,
 }
 
+/// A worker, as the master sees it.
 #[derive(Debug)]
 struct Worker {
     pid: u32,
@@ -387,8 +379,11 @@ impl Arbiter {
                 return ExitCode::FAILURE;
             }
         };
+        let addresses: Vec<String> = self.listeners.iter().map(Listener::describe).collect();
         tracing::info!(
-            "master {} starting {} worker(s)",
+            "rwgi-server {} listening on {} (master pid {}, {} worker(s))",
+            env!("CARGO_PKG_VERSION"),
+            addresses.join(", "),
             std::process::id(),
             self.target
         );
@@ -473,7 +468,7 @@ impl Arbiter {
         let (signal, deadline) = if graceful {
             (
                 Signal::TERM,
-                Instant::now() + self.settings.graceful_timeout,
+                Instant::now() + self.settings.graceful_timeout + STOP_MARGIN,
             )
         } else {
             (Signal::QUIT, Instant::now() + QUIT_GRACE)
@@ -518,7 +513,7 @@ impl Arbiter {
             .map(|(&id, _)| id)
             .collect();
         if current.len() > self.target {
-            let deadline = Instant::now() + self.settings.graceful_timeout;
+            let deadline = Instant::now() + self.settings.graceful_timeout + STOP_MARGIN;
             for id in &current[..current.len() - self.target] {
                 if let Some(worker) = self.workers.get_mut(id) {
                     worker.ask_to_stop(Signal::TERM, deadline);
@@ -546,7 +541,7 @@ impl Arbiter {
         if ready < self.target {
             return;
         }
-        let deadline = Instant::now() + self.settings.graceful_timeout;
+        let deadline = Instant::now() + self.settings.graceful_timeout + STOP_MARGIN;
         for worker in self.workers.values_mut() {
             if worker.generation < self.generation {
                 worker.ask_to_stop(Signal::TERM, deadline);
@@ -750,6 +745,38 @@ fn send_listeners<'a>(
     Ok(())
 }
 
+/// Receives what [`send_listeners`] sent.
+fn receive_listeners(channel: &impl AsFd) -> io::Result<Vec<OwnedFd>> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let mut greeting = [0; GREETING.len()];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_LISTENERS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = recvmsg(
+        channel,
+        &mut [IoSliceMut::new(&mut greeting)],
+        &mut control,
+        RecvFlags::empty(),
+    )?;
+    let mut listeners = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            listeners.extend(fds);
+        }
+    }
+    // Close-on-exec, so programs the app starts do not inherit them (set here rather than
+    // with `MSG_CMSG_CLOEXEC`, which not every Unix has; nothing runs a program meanwhile).
+    for listener in &listeners {
+        fcntl_setfd(listener, FdFlags::CLOEXEC)?;
+    }
+    if received.bytes != GREETING.len() || greeting != GREETING {
+        return Err(invalid("the master sent no listening sockets"));
+    }
+    if received.flags.contains(ReturnFlags::CTRUNC) {
+        return Err(invalid("the master sent more listening sockets than fit"));
+    }
+    Ok(listeners)
+}
+
 /// Watches one worker: relays its heartbeats, signals it on the master's behalf while it
 /// lives, and reports its exit.
 async fn watch(
@@ -836,6 +863,8 @@ impl Signals {
 
 #[cfg(test)]
 mod tests {
+    use rustix::io::fcntl_getfd;
+
     use super::*;
 
     #[test]
@@ -858,31 +887,16 @@ mod tests {
     }
 
     #[test]
-    fn listeners_travel_over_the_channel_with_the_greeting() {
+    fn listeners_travel_over_the_channel_and_arrive_close_on_exec() {
         let (master, worker) = UnixStream::pair().unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         send_listeners(&master, std::iter::once(listener.as_fd())).unwrap();
         drop(listener);
 
-        let mut greeting = [0; GREETING.len()];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_LISTENERS))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        recvmsg(
-            &worker,
-            &mut [IoSliceMut::new(&mut greeting)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )
-        .unwrap();
-        let mut fds = Vec::new();
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(received) = message {
-                fds.extend(received);
-            }
-        }
-        assert_eq!(greeting, GREETING);
+        let mut fds = receive_listeners(&worker).unwrap();
         assert_eq!(fds.len(), 1);
+        assert_eq!(fcntl_getfd(&fds[0]).unwrap(), FdFlags::CLOEXEC);
         // The received descriptor is the same socket: it accepts a connection made to it.
         let received = std::net::TcpListener::from(fds.pop().unwrap());
         assert_eq!(received.local_addr().unwrap(), address);

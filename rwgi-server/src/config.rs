@@ -64,6 +64,10 @@ pub(crate) struct Settings {
     pub(crate) pidfile: Option<PathBuf>,
     /// The file mode of Unix socket files this server creates.
     pub(crate) unix_socket_mode: Option<u32>,
+    /// The TLS certificate chain (PEM); HTTPS on TCP listeners with `keyfile`.
+    pub(crate) certfile: Option<PathBuf>,
+    /// The TLS private key (PEM).
+    pub(crate) keyfile: Option<PathBuf>,
     /// Serve in this process, without a master.
     pub(crate) single_process: bool,
     /// Only validate and print the settings.
@@ -98,6 +102,8 @@ impl Default for Settings {
             loglevel: LogLevel::Info,
             pidfile: None,
             unix_socket_mode: None,
+            certfile: None,
+            keyfile: None,
             single_process: false,
             check_config: false,
         }
@@ -245,6 +251,14 @@ struct Options {
     #[arg(long, env = "RWGI_UNIX_SOCKET_MODE", value_name = "MODE", value_parser = parse_mode)]
     unix_socket_mode: Option<u32>,
 
+    /// HTTPS: the server's certificate chain, a PEM file (needs keyfile and the tls feature).
+    #[arg(long, env = "RWGI_CERTFILE", value_name = "FILE", value_parser = parse_path)]
+    certfile: Option<PathBuf>,
+
+    /// HTTPS: the server's private key, a PEM file.
+    #[arg(long, env = "RWGI_KEYFILE", value_name = "FILE", value_parser = parse_path)]
+    keyfile: Option<PathBuf>,
+
     /// Serve in this one process, without a master and workers (development, tests).
     #[arg(long, env = "RWGI_SINGLE_PROCESS", value_name = "BOOL", num_args = 0..=1,
           default_missing_value = "true", value_parser = parse_bool)]
@@ -369,6 +383,8 @@ file_table! {
     loglevel: parse_level, false;
     pidfile: parse_path, false;
     unix_socket_mode: parse_mode, false;
+    certfile: parse_path, false;
+    keyfile: parse_path, false;
     single_process: parse_bool, false;
 }
 
@@ -440,6 +456,8 @@ impl Settings {
             loglevel: options.loglevel.unwrap_or(defaults.loglevel),
             pidfile: options.pidfile.or(defaults.pidfile),
             unix_socket_mode: options.unix_socket_mode.or(defaults.unix_socket_mode),
+            certfile: options.certfile.or(defaults.certfile),
+            keyfile: options.keyfile.or(defaults.keyfile),
             single_process: options.single_process.unwrap_or(defaults.single_process),
             check_config,
         }
@@ -501,9 +519,32 @@ impl Settings {
         if let Some(mode) = self.unix_socket_mode {
             let _ = writeln!(out, "unix_socket_mode = \"{mode:o}\"");
         }
+        if let Some(certfile) = &self.certfile {
+            let _ = writeln!(out, "certfile = {}", quote(&certfile.display().to_string()));
+        }
+        if let Some(keyfile) = &self.keyfile {
+            let _ = writeln!(out, "keyfile = {}", quote(&keyfile.display().to_string()));
+        }
         let _ = writeln!(out, "single_process = {}", self.single_process);
         out
     }
+}
+
+/// The `RWGI_*` environment variables that name no setting: a misspelt one would otherwise be
+/// ignored without a word.
+pub(crate) fn unknown_env_vars() -> Vec<String> {
+    use clap::CommandFactory;
+
+    let command = Cli::command();
+    let known: Vec<String> = command
+        .get_arguments()
+        .filter_map(clap::Arg::get_env)
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect();
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("RWGI_") && !known.contains(name))
+        .collect()
 }
 
 /// The flag and environment variable of the setting `key`.

@@ -1,59 +1,4 @@
-//! Server hooks: code the server calls at points of its life and of each request.
-//!
-//! These are the Rust form of gunicorn's server hooks. Every method does nothing by default;
-//! implement the ones you need. Which process calls each one:
-//!
-//! | method | process | gunicorn's name |
-//! |---|---|---|
-//! | [`on_starting`](Hooks::on_starting) | master, once, before binding | `on_starting` |
-//! | [`when_ready`](Hooks::when_ready) | master (or the single process), once the sockets are bound | `when_ready` |
-//! | [`on_reload`](Hooks::on_reload) | master, on `SIGHUP` | `on_reload` |
-//! | [`worker_spawned`](Hooks::worker_spawned) | master, after starting a worker | `post_fork` |
-//! | [`worker_started`](Hooks::worker_started) | worker, before it accepts | `post_worker_init` |
-//! | [`before_request`](Hooks::before_request) | worker, before the app is called | `pre_request` |
-//! | [`after_request`](Hooks::after_request) | worker, once the response ended | `post_request` |
-//! | [`worker_exiting`](Hooks::worker_exiting) | worker, after it stopped serving | `worker_exit` (worker side) |
-//! | [`worker_exited`](Hooks::worker_exited) | master, after a worker ended | `child_exit` |
-//! | [`worker_aborted`](Hooks::worker_aborted) | master, after killing a worker that stopped responding | `worker_abort` |
-//! | [`on_exit`](Hooks::on_exit) | master (or the single process), last | `on_exit` |
-//!
-//! In single-process mode (and with [`Server::builder`](crate::Server::builder)) the one
-//! process is both: it calls the master's start and exit hooks and the worker's hooks, with
-//! worker id `0`, and never calls `worker_spawned`, `worker_exited` or `worker_aborted`.
-//!
-//! Hooks run on the server's own threads: the per-request ones on the runtime's threads, in
-//! the middle of serving. They must be quick and must not block; send slow work elsewhere.
-//! A server without hooks pays nothing per request for them.
-//!
-//! ```no_run
-//! use std::sync::atomic::{AtomicU64, Ordering};
-//! use std::sync::Arc;
-//! use rwgi_server::{Hooks, Outcome, RequestInfo};
-//!
-//! #[derive(Debug, Default)]
-//! struct SlowRequests {
-//!     count: AtomicU64,
-//! }
-//!
-//! impl Hooks for SlowRequests {
-//!     fn after_request(&self, request: &RequestInfo<'_>, outcome: &Outcome) {
-//!         if outcome.duration().as_millis() > 500 {
-//!             self.count.fetch_add(1, Ordering::Relaxed);
-//!             eprintln!("slow: {} {}", request.method(), request.target());
-//!         }
-//!     }
-//! }
-//!
-//! # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
-//! #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
-//! # });
-//! fn main() -> std::process::ExitCode {
-//! #   let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
-//! #       Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
-//! #   });
-//!     rwgi_server::run_with(app, Arc::new(SlowRequests::default()))
-//! }
-//! ```
+//! Server hooks (see [`Hooks`]).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -61,8 +6,63 @@ use std::time::Duration;
 
 use rwgi::http::{Method, StatusCode, Uri, Version};
 
-/// Code the server calls at points of its life and of each request; every method defaults to
-/// doing nothing. See the [module docs](self) for which process calls which method.
+/// Code the server calls at points of its life and of each request, the Rust form of
+/// gunicorn's server hooks; every method defaults to doing nothing.
+///
+/// Implement the ones you need. Which process calls each one:
+///
+/// | method | process | gunicorn's name |
+/// |---|---|---|
+/// | [`on_starting`](Hooks::on_starting) | master, once, before binding | `on_starting` |
+/// | [`when_ready`](Hooks::when_ready) | master (or the single process), once the sockets are bound | `when_ready` |
+/// | [`on_reload`](Hooks::on_reload) | master, on `SIGHUP` | `on_reload` |
+/// | [`worker_spawned`](Hooks::worker_spawned) | master, after starting a worker | `post_fork` |
+/// | [`worker_started`](Hooks::worker_started) | worker, before it accepts | `post_worker_init` |
+/// | [`before_request`](Hooks::before_request) | worker, before the app is called | `pre_request` |
+/// | [`after_request`](Hooks::after_request) | worker, once the response ended | `post_request` |
+/// | [`worker_exiting`](Hooks::worker_exiting) | worker, after it stopped serving | `worker_exit` (worker side) |
+/// | [`worker_exited`](Hooks::worker_exited) | master, after a worker ended | `child_exit` |
+/// | [`worker_aborted`](Hooks::worker_aborted) | master, after killing a worker that stopped responding | `worker_abort` |
+/// | [`on_exit`](Hooks::on_exit) | master (or the single process), last | `on_exit` |
+///
+/// In single-process mode (and with [`Server::builder`](crate::Server::builder)) the one
+/// process is both: it calls the master's start and exit hooks and the worker's hooks, with
+/// worker id `0`, and never calls `worker_spawned`, `worker_exited` or `worker_aborted`.
+///
+/// Hooks run on the server's own threads: the per-request ones on the runtime's threads, in
+/// the middle of serving. They must be quick, must not block (send slow work elsewhere) and
+/// must not panic: `after_request` runs while the server drops the response.
+/// A server without hooks pays nothing per request for them.
+///
+/// ```no_run
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use rwgi_server::{Hooks, Outcome, RequestInfo};
+///
+/// #[derive(Debug, Default)]
+/// struct SlowRequests {
+///     count: AtomicU64,
+/// }
+///
+/// impl Hooks for SlowRequests {
+///     fn after_request(&self, request: &RequestInfo<'_>, outcome: &Outcome) {
+///         if outcome.duration().as_millis() > 500 {
+///             self.count.fetch_add(1, Ordering::Relaxed);
+///             eprintln!("slow: {} {}", request.method(), request.target());
+///         }
+///     }
+/// }
+///
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// # });
+/// fn main() -> std::process::ExitCode {
+/// #   let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #       Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// #   });
+///     rwgi_server::run_with(app, Arc::new(SlowRequests::default()))
+/// }
+/// ```
 ///
 /// Set with [`Builder::hooks`](crate::Builder::hooks) or [`run_with`](crate::run_with).
 pub trait Hooks: Send + Sync + fmt::Debug + 'static {
@@ -133,6 +133,21 @@ pub(crate) struct NoHooks;
 impl Hooks for NoHooks {}
 
 /// A request, as [`Hooks::before_request`] and [`Hooks::after_request`] see it.
+///
+/// ```
+/// use rwgi_server::{Hooks, RequestInfo};
+///
+/// #[derive(Debug)]
+/// struct LogPosts;
+///
+/// impl Hooks for LogPosts {
+///     fn before_request(&self, request: &RequestInfo<'_>) {
+///         if request.method() == rwgi::http::Method::POST {
+///             eprintln!("POST {} from {:?} ({:?})", request.target(), request.peer(), request.version());
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInfo<'a> {
     pub(crate) method: &'a Method,
@@ -164,6 +179,23 @@ impl<'a> RequestInfo<'a> {
 }
 
 /// How a response ended, for [`Hooks::after_request`].
+///
+/// ```
+/// use rwgi_server::{Ending, Hooks, Outcome, RequestInfo};
+///
+/// #[derive(Debug)]
+/// struct Failures;
+///
+/// impl Hooks for Failures {
+///     fn after_request(&self, request: &RequestInfo<'_>, outcome: &Outcome) {
+///         let failed = outcome.ending() == Ending::Failed
+///             || outcome.status().is_some_and(|status| status.is_server_error());
+///         if failed {
+///             eprintln!("{} failed after {:?}, {} bytes", request.target(), outcome.duration(), outcome.bytes_sent());
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outcome {
     pub(crate) status: Option<StatusCode>,
@@ -194,7 +226,7 @@ impl Outcome {
     }
 }
 
-/// How a response ended.
+/// How a response ended (see [`Outcome`] for an example).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Ending {

@@ -1,5 +1,6 @@
-//! `rwgi-server`: a production server for [rwgi](rwgi) apps — hyper's HTTP/1.1 on tokio, with
-//! the command line, settings, processes, signals and logs an operator expects from gunicorn.
+//! `rwgi-server`: a production server for [`rwgi`] apps — hyper's HTTP/1.1 on tokio (HTTPS and
+//! HTTP/2 behind features), with the command line, settings, processes, signals and logs an
+//! operator expects from gunicorn.
 //!
 //! An app author's whole `main`:
 //!
@@ -53,6 +54,7 @@
 //! | `loglevel` | `--loglevel` | `RWGI_LOGLEVEL` | `info` | `loglevel` |
 //! | `pidfile` | `-p`, `--pidfile` | `RWGI_PIDFILE` | none | `pidfile` |
 //! | `unix_socket_mode` (octal) | `--unix-socket-mode` | `RWGI_UNIX_SOCKET_MODE` | umask | `umask` |
+//! | `certfile`, `keyfile` (HTTPS; `tls` feature) | `--certfile`, `--keyfile` | `RWGI_CERTFILE`, `RWGI_KEYFILE` | none | `certfile`, `keyfile` |
 //! | `single_process` | `--single-process` | `RWGI_SINGLE_PROCESS` | false | — |
 //!
 //! `--config FILE` (`-c`, `RWGI_CONFIG`) names the file; `--check-config` validates and prints
@@ -69,6 +71,13 @@
 //! header; `%%` is a percent sign. Lines are written off the request path by a writer thread,
 //! in batches; when the log cannot keep up, lines are dropped and counted in the error log
 //! rather than slowing requests down (the details are in the `log` module's source).
+//!
+//! # Features
+//!
+//! - `tls`: HTTPS with rustls on the TCP listeners, from the `certfile` and `keyfile` settings
+//!   (or [`Builder::tls`]).
+//! - `http2`: HTTP/2 beside HTTP/1.1 on every listener, told apart by the HTTP/2 preface (prior
+//!   knowledge), or chosen by ALPN with `tls`.
 //!
 //! # Signals
 //!
@@ -88,12 +97,14 @@ mod config;
 mod hooks;
 mod listen;
 mod log;
+mod tls;
 mod worker;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -113,6 +124,10 @@ use worker::{ServeConfig, Stop, Stopped};
 
 /// What the server tells apps about itself: each request may run on any of the runtime's
 /// worker threads (REQ-ENV-9).
+///
+/// ```
+/// assert!(rwgi_server::SERVER_INFO.is_multithread());
+/// ```
 pub const SERVER_INFO: ServerInfo = ServerInfo::new("rwgi-server/0.1").multithread(true);
 
 /// Runs `app` as a server program: reads the settings (flags, `RWGI_*` environment, `--config`
@@ -186,6 +201,9 @@ fn run_process<A: App + 'static>(app: A, hooks: Option<Arc<dyn Hooks>>) -> ExitC
         }
     };
     if settings.check_config {
+        for name in config::unknown_env_vars() {
+            eprintln!("rwgi-server: warning: {name} is not a setting: ignored");
+        }
         print!("{}", settings.to_toml());
         return ExitCode::SUCCESS;
     }
@@ -218,6 +236,26 @@ fn run_process<A: App + 'static>(app: A, hooks: Option<Arc<dyn Hooks>>) -> ExitC
             }
         }
         arbiter::Role::Master => {
+            for name in config::unknown_env_vars() {
+                tracing::warn!("{name} is not a setting: ignored");
+            }
+            // The workers open the access log; an unusable path is the settings' fault, told
+            // here once rather than by every worker failing to start.
+            if let Some(target) = &settings.accesslog {
+                if let Err(error) = target.open() {
+                    eprintln!(
+                        "rwgi-server: cannot open {target} (accesslog): {}",
+                        log::io_reason(&error)
+                    );
+                    return ExitCode::from(USAGE);
+                }
+            }
+            if let Err(message) =
+                tls::acceptor(settings.certfile.as_deref(), settings.keyfile.as_deref())
+            {
+                eprintln!("rwgi-server: {message}");
+                return ExitCode::from(USAGE);
+            }
             if let Some(hooks) = &hooks {
                 hooks.on_starting();
             }
@@ -311,6 +349,7 @@ fn serve_config(settings: &Settings, hooks: Option<Arc<dyn Hooks>>) -> Result<Se
         },
         access_log,
         hooks,
+        tls: tls::acceptor(settings.certfile.as_deref(), settings.keyfile.as_deref())?,
     })
 }
 
@@ -430,6 +469,17 @@ async fn watch_signals(stop: watch::Sender<Stop>, access_log: Option<Arc<AccessL
 
 /// Why a [`Server::builder`] server could not start: one line naming the setting, like
 /// `cannot bind 127.0.0.1:8000 (bind): address in use`.
+///
+/// ```no_run
+/// # let app = || rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// # });
+/// let first = rwgi_server::Server::builder().bind("127.0.0.1:0").serve(app())?;
+/// let taken = first.local_addr().unwrap().to_string();
+/// let error = rwgi_server::Server::builder().bind(taken.as_str()).serve(app()).unwrap_err();
+/// assert_eq!(error.to_string(), format!("cannot bind {taken} (bind): address in use"));
+/// # Ok::<(), rwgi_server::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Error {
@@ -452,7 +502,7 @@ impl Error {
     }
 }
 
-/// The server, for embedding: start one with [`Server::builder`].
+/// The server, for embedding: start one with [`Server::builder`] (the example is there).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Server;
@@ -492,6 +542,35 @@ impl Server {
 /// Settings for a server embedded in this process; see [`Server::builder`].
 ///
 /// Values are checked by [`Builder::serve`], with the same messages as the command line's.
+/// Each method is the setting of the same name (see the [crate docs](crate#settings)).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// # });
+///
+/// let server = rwgi_server::Server::builder()
+///     .bind("127.0.0.1:8000")
+///     .bind("unix:/run/myapp.sock")
+///     .unix_socket_mode(0o660)
+///     .threads(4)
+///     .backlog(1024)
+///     .root_path("/app")
+///     .keepalive(Duration::from_secs(2))
+///     .header_timeout(Duration::from_secs(5))
+///     .graceful_timeout(Duration::from_secs(10))
+///     .max_requests(0)
+///     .limit_request_line(4094)
+///     .limit_request_fields(50)
+///     .limit_request_field_size(4094)
+///     .limit_request_body(1 << 20)
+///     .accesslog("/var/log/myapp/access.log")
+///     .access_log_format(r#"%(h)s "%(r)s" %(s)s %(D)s"#)
+///     .serve(app)?;
+/// server.shutdown();
+/// # Ok::<(), rwgi_server::Error>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "a builder does nothing until `serve` is called"]
 pub struct Builder {
@@ -597,6 +676,14 @@ impl Builder {
         self
     }
 
+    /// HTTPS on the TCP listeners, with this certificate chain and private key (PEM files).
+    /// Needs the `tls` feature; without it, [`Builder::serve`] says so.
+    pub fn tls(mut self, certfile: impl Into<PathBuf>, keyfile: impl Into<PathBuf>) -> Self {
+        self.settings.certfile = Some(certfile.into());
+        self.settings.keyfile = Some(keyfile.into());
+        self
+    }
+
     /// The server's [`Hooks`]. Called in this process, with worker id `0`.
     pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
         self.hooks = Some(hooks);
@@ -685,6 +772,23 @@ impl Builder {
 }
 
 /// A running embedded server. Dropping it stops the server gracefully and waits for it.
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Full::new("hi")))
+/// # });
+///
+/// let server = rwgi_server::Server::builder().bind("127.0.0.1:0").serve(app)?;
+/// assert!(server.addresses()[0].starts_with("http://127.0.0.1:"));
+/// let mut client = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+/// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+/// let mut response = String::new();
+/// client.read_to_string(&mut response).unwrap();
+/// assert!(response.ends_with("hi"));
+/// server.shutdown();
+/// # Ok::<(), rwgi_server::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct ServerHandle {
     addresses: Vec<String>,

@@ -43,6 +43,11 @@ pub enum Bind {
 }
 
 /// Why a `bind` value could not be parsed: the reason, for the one-line error.
+///
+/// ```
+/// let error = "unix:".parse::<rwgi_server::Bind>().unwrap_err();
+/// assert_eq!(error.to_string(), "unix: needs a socket path");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BindParseError(&'static str);
 

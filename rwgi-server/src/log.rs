@@ -328,13 +328,26 @@ impl Format {
                     None => return Err(format!("unknown atom %({name})s")),
                 },
             };
+            rest = &inner[end + 2..];
+            // Atoms that are the same on every line join the text around them: fewer pieces
+            // to copy per line.
+            match atom {
+                Atom::Dash => {
+                    literal.push('-');
+                    continue;
+                }
+                Atom::Pid => {
+                    literal.push_str(itoa::Buffer::new().format(std::process::id()));
+                    continue;
+                }
+                _ => {}
+            }
             if !literal.is_empty() {
                 format
                     .atoms
                     .push(Atom::Text(std::mem::take(&mut literal).into()));
             }
             format.atoms.push(atom);
-            rest = &inner[end + 2..];
         }
         literal.push_str(rest);
         if !literal.is_empty() {
@@ -505,7 +518,7 @@ impl AccessLog {
     fn format_line(&self, out: &mut Vec<u8>, record: &Record, duration: Duration) {
         for atom in &self.format.atoms {
             match atom {
-                Atom::Text(text) => out.extend_from_slice(text.as_bytes()),
+                Atom::Text(text) => put(out, text.as_bytes()),
                 Atom::Remote => match record.peer {
                     Some(peer) => write_ip(out, peer.ip()),
                     None => out.push(b'-'),
@@ -513,18 +526,18 @@ impl AccessLog {
                 Atom::Dash => out.push(b'-'),
                 Atom::Time => write_time(out),
                 Atom::RequestLine => {
-                    out.extend_from_slice(record.method.as_str().as_bytes());
+                    put(out, record.method.as_str().as_bytes());
                     out.push(b' ');
                     write_target(out, &record.target);
                     out.push(b' ');
-                    out.extend_from_slice(protocol(record.version));
+                    put(out, protocol(record.version));
                 }
-                Atom::Method => out.extend_from_slice(record.method.as_str().as_bytes()),
+                Atom::Method => put(out, record.method.as_str().as_bytes()),
                 Atom::Path => escape(out, record.target.path().as_bytes()),
                 Atom::Query => escape(out, record.target.query().unwrap_or("").as_bytes()),
-                Atom::Protocol => out.extend_from_slice(protocol(record.version)),
+                Atom::Protocol => put(out, protocol(record.version)),
                 Atom::Status => match record.status {
-                    Some(status) => out.extend_from_slice(status.as_str().as_bytes()),
+                    Some(status) => put(out, status.as_str().as_bytes()),
                     None => out.push(b'-'),
                 },
                 Atom::BytesDash if record.sent == 0 => out.push(b'-'),
@@ -580,7 +593,11 @@ fn protocol(version: Version) -> &'static [u8] {
 }
 
 fn write_number(out: &mut Vec<u8>, number: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(number).as_bytes());
+    put(out, itoa::Buffer::new().format(number).as_bytes());
+}
+
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(bytes);
 }
 
 fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
@@ -590,7 +607,7 @@ fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
                 if n > 0 {
                     out.push(b'.');
                 }
-                out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+                put(out, itoa::Buffer::new().format(octet).as_bytes());
             }
         }
         IpAddr::V6(ip) => {
@@ -617,15 +634,12 @@ fn write_header(out: &mut Vec<u8>, value: Option<&HeaderValue>) {
 /// Copies `bytes`, escaping what could break the line or forge a field: quotes, backslashes,
 /// control characters and bytes above ASCII become `\xNN` (as Apache does).
 fn escape(out: &mut Vec<u8>, bytes: &[u8]) {
-    if bytes
-        .iter()
-        .all(|&byte| (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\')
-    {
-        out.extend_from_slice(bytes);
+    if is_plain(bytes) {
+        put(out, bytes);
         return;
     }
     for &byte in bytes {
-        if (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\' {
+        if is_plain_byte(byte) {
             out.push(byte);
         } else {
             const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -637,6 +651,33 @@ fn escape(out: &mut Vec<u8>, bytes: &[u8]) {
             ]);
         }
     }
+}
+
+fn is_plain_byte(byte: u8) -> bool {
+    (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\'
+}
+
+/// Whether every byte is printable ASCII other than `"` and `\`, eight bytes at a time.
+#[inline]
+fn is_plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte of `word` is zero (has its high bit set here) when the mask's byte matched.
+    let zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // Below 0x20: adding 0x60 leaves the high bit clear; 0x7f and above: high bit set
+        // after adding 1 (0x7f) or already (0x80..).
+        let control = !(word.wrapping_add(0x6060_6060_6060_6060)) & HIGHS & !(word & HIGHS);
+        let high = (word | word.wrapping_add(ONES)) & HIGHS;
+        let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+        let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+        if control | high | quote | backslash != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&byte| is_plain_byte(byte))
 }
 
 /// Writes `[29/Nov/2026:23:40:00 +0000]` (UTC), formatted once per second per thread.
@@ -843,6 +884,25 @@ mod tests {
             "\"GET /a%20b?q=1 HTTP/1.1\" 200 14 \"http://a/\\x22x\\x22\" \"curl/8\" 42 \
              1234567 1234 1.234567 1 GET /a%20b q=1 HTTP/1.1 14 client-gone 100%\n"
         );
+    }
+
+    #[test]
+    fn the_word_check_agrees_with_the_byte_check() {
+        for byte in 0..=255u8 {
+            for at in 0..8 {
+                let mut bytes = *b"abcdefgh";
+                bytes[at] = byte;
+                assert_eq!(
+                    is_plain(&bytes),
+                    is_plain_byte(byte),
+                    "byte {byte:#x} at {at}"
+                );
+            }
+        }
+        assert!(is_plain(b"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101"));
+        assert!(!is_plain(
+            b"Mozilla/5.0 (X11; Linux x86_64) Gecko/2010010\x7f"
+        ));
     }
 
     #[test]

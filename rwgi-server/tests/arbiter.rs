@@ -1,27 +1,29 @@
-//! The process manager, tested with real processes and real sockets on loopback (Unix only).
+//! The process manager, tested with real processes and real sockets on loopback. The process
+//! manager is Unix only; these tests are Linux only, as they read `/proc` to find a master's
+//! workers.
 //!
 //! This test binary is also the server under test. Started with `RWGI_TEST_FIXTURE` set, it
 //! runs `rwgi_server::run_with` with a small app and with hooks that append each call to a
 //! file, and the master re-executes this same binary as its workers. Hence `harness = false`:
 //! `main` picks the role, then runs the tests one after another (each starts its own server,
-//! and the machine running them may be small). Arguments that do not start with `-` select the
-//! tests whose names contain them, as with the standard harness.
+//! and the machine running them may be small). Test selection is spelled as for the standard
+//! harness.
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn main() -> std::process::ExitCode {
-    if std::env::var_os(unix::FIXTURE_ENV).is_some() {
-        return unix::fixture();
+    if std::env::var_os(linux::FIXTURE_ENV).is_some() {
+        return linux::fixture();
     }
-    unix::run_tests()
+    linux::run_tests()
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn main() {
-    println!("the process manager is Unix only: 0 passed, 0 failed");
+    println!("the process manager's tests run on Linux only: 0 passed, 0 failed");
 }
 
-#[cfg(unix)]
-mod unix {
+#[cfg(target_os = "linux")]
+mod linux {
     use std::collections::{BTreeMap, BTreeSet};
     use std::fs::{self, File, OpenOptions};
     use std::io::{Read, Write};
@@ -221,6 +223,14 @@ mod unix {
             "workers_that_cannot_boot_after_a_reload_leave_the_old_ones_serving",
             reload_boot_failure,
         ),
+        (
+            "term_gives_up_on_requests_still_running_after_graceful_timeout",
+            graceful_timeout_expires,
+        ),
+        (
+            "a_timeout_of_zero_turns_the_heartbeat_check_off",
+            no_timeout,
+        ),
     ];
 
     pub(crate) fn run_tests() -> ExitCode {
@@ -231,12 +241,32 @@ mod unix {
             }
             return ExitCode::SUCCESS;
         }
-        let filters: Vec<&String> = arguments.iter().filter(|a| !a.starts_with('-')).collect();
+        // The standard harness's spelling: filters, `--exact`, `--skip NAME`; its other options
+        // do not apply here, and those that take a value are skipped with it.
+        let (mut filters, mut skips, mut exact) = (Vec::new(), Vec::new(), false);
+        let mut arguments = arguments.iter();
+        while let Some(argument) = arguments.next() {
+            match argument.as_str() {
+                "--exact" => exact = true,
+                "--skip" => skips.extend(arguments.next()),
+                "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
+                    arguments.next();
+                }
+                option if option.starts_with('-') => {}
+                filter => filters.push(filter),
+            }
+        }
+        let matches = |name: &str, pattern: &str| {
+            if exact {
+                name == pattern
+            } else {
+                name.contains(pattern)
+            }
+        };
         let selected: Vec<&Test> = TESTS
             .iter()
-            .filter(|(name, _)| {
-                filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
-            })
+            .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+            .filter(|(name, _)| !skips.iter().any(|skip| matches(name, skip)))
             .collect();
         println!(
             "\nrunning {} test{}",
@@ -1086,5 +1116,37 @@ mod unix {
             w.len() == 2 && w.is_disjoint(&old)
         });
         assert!(new.contains(&pid_at(server.address, "/pid").unwrap()));
+    }
+
+    /// TERM with a request that outlasts `graceful_timeout`: the request is cut, the worker
+    /// stops by itself, and the master exits with status 0 soon after the graceful timeout.
+    fn graceful_timeout_expires() {
+        let mut server = Server::start("workers = 1\ntimeout = 5\ngraceful_timeout = 1\n");
+        server.wait_serving(1);
+        let load = Load::start(server.address, 1, 1, "/sleep?ms=8000");
+        thread::sleep(Duration::from_millis(300));
+        server.signal(Signal::TERM);
+        let stopped_at = Instant::now();
+        assert_eq!(server.wait_exit(Duration::from_secs(4)).code(), Some(0));
+        let took = stopped_at.elapsed();
+        assert!(
+            took >= Duration::from_millis(900),
+            "stopped after only {took:?}"
+        );
+        assert_eq!(load.finish().failures.len(), 1);
+        // The worker gave up by itself, in time to run its exit hook, before the master's kill.
+        assert_eq!(server.hook_count("worker_exiting"), 1);
+    }
+
+    /// With `timeout = 0` a worker blocked by its app is left alone.
+    fn no_timeout() {
+        let server = Server::start("workers = 1\nthreads = 1\ntimeout = 0\n");
+        let stuck = server.wait_ready();
+        let address = server.address;
+        // The request never completes; the server's teardown ends it.
+        let _blocked = thread::spawn(move || get(address, "/block", Duration::from_secs(3)));
+        thread::sleep(Duration::from_millis(1500));
+        assert_eq!(server.workers(), BTreeSet::from([stuck]));
+        assert_eq!(server.hook_count("worker_aborted"), 0);
     }
 }

@@ -59,6 +59,10 @@ fn main() -> ExitCode {
             "max_requests_stops_the_process",
             max_requests_stops_the_process,
         ),
+        (
+            "inherited_sockets_by_fd_and_by_systemd",
+            inherited_sockets_by_fd_and_by_systemd,
+        ),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
@@ -332,6 +336,13 @@ fn precedence_flag_over_env_over_file_over_default() {
     let flags = ["--config", file, "--workers", "6"];
     assert_eq!(effective(&flags, &env, "workers"), "6");
     assert_eq!(effective(&flags, &env, "timeout"), "7");
+    // A variable that names no setting is pointed out, not silently ignored.
+    let warned = output(&["--check-config"], &[("RWGI_WROKERS", "2")]);
+    assert!(warned.status.success());
+    assert_eq!(
+        String::from_utf8(warned.stderr).unwrap(),
+        "rwgi-server: warning: RWGI_WROKERS is not a setting: ignored\n"
+    );
     // The file may be named by the environment too.
     assert_eq!(effective(&[], &[("RWGI_CONFIG", file)], "workers"), "4");
     // Lists: a flag's binds replace the file's.
@@ -402,6 +413,13 @@ fn bad_values_name_the_setting() {
         )
     );
     assert_eq!(
+        failure(&["--certfile", "/etc/ssl/a.crt"], &[]),
+        (
+            "rwgi-server: certfile is set without keyfile (keyfile)".to_owned(),
+            Some(2)
+        )
+    );
+    assert_eq!(
         failure(&["--worker", "2"], &[]),
         (
             "rwgi-server: unknown option --worker (did you mean --workers?)".to_owned(),
@@ -461,6 +479,16 @@ fn unusable_binds_exit_2() {
         failure(&["--bind", &address], &[]),
         (
             format!("rwgi-server: cannot bind {address} (bind): address in use"),
+            Some(2)
+        )
+    );
+    assert_eq!(
+        failure(
+            &["--bind", "127.0.0.1:0", "--accesslog", "/nonexistent-dir/access.log"],
+            &[]
+        ),
+        (
+            "rwgi-server: cannot open /nonexistent-dir/access.log (accesslog): No such file or directory".to_owned(),
             Some(2)
         )
     );
@@ -568,4 +596,66 @@ fn max_requests_stops_the_process() {
     let log = fs::read_to_string(&hook_log).unwrap();
     assert_eq!(log.matches("after_request").count(), 3, "{log}");
     assert!(log.contains("worker_exiting 0"));
+}
+
+/// A listening socket this process leaves open for its children, with its descriptor number.
+fn inheritable_listener() -> (TcpListener, i32) {
+    use std::os::fd::AsRawFd;
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()).unwrap();
+    let fd = listener.as_raw_fd();
+    (listener, fd)
+}
+
+fn serve_inherited(args: &[&str], env: &[(&str, &str)], listener: &TcpListener) {
+    let hook_log = temp(&format!(
+        "hooks-inherited-{}.log",
+        args.join("-").replace('/', "")
+    ));
+    let _ = fs::remove_file(&hook_log);
+    let hook_log_text = hook_log.to_str().unwrap().to_owned();
+    let mut env = env.to_vec();
+    env.push((HOOK_LOG_ENV, &hook_log_text));
+    let mut child = program(
+        &[args, &["--single-process", "--accesslog", "off"]].concat(),
+        &env,
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("the server starts");
+    let address = listener.local_addr().unwrap();
+    let log = wait_for_line(&hook_log, "when_ready");
+    assert!(
+        log.contains(&format!("when_ready http://{address}")),
+        "{log}"
+    );
+    assert_eq!(
+        get(address, "/inherited"),
+        (200, "hello from /inherited\n".to_owned())
+    );
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child), Some(0));
+}
+
+fn inherited_sockets_by_fd_and_by_systemd() {
+    let (listener, fd) = inheritable_listener();
+    let bind = format!("fd://{fd}");
+    serve_inherited(&["--bind", &bind], &[], &listener);
+    // systemd's protocol, with the first descriptor named (as listenfd allows).
+    let first = fd.to_string();
+    serve_inherited(
+        &["--bind", "systemd"],
+        &[("LISTEN_FDS", "1"), ("LISTEN_FDS_FIRST_FD", &first)],
+        &listener,
+    );
+    assert_eq!(
+        failure(&["--bind", "systemd"], &[]),
+        (
+            "rwgi-server: cannot bind systemd (bind): no sockets passed by systemd (LISTEN_FDS is not set for this process)".to_owned(),
+            Some(2)
+        )
+    );
 }
