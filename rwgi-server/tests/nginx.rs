@@ -69,6 +69,10 @@ fn main() -> ExitCode {
             "streamed_response_is_unbuffered",
             streamed_response_is_unbuffered,
         ),
+        (
+            "x_accel_buffering_turns_buffering_off",
+            x_accel_buffering_turns_buffering_off,
+        ),
         ("large_upload_arrives_intact", large_upload_arrives_intact),
         ("app_down_502_then_recovers", app_down_502_then_recovers),
         (
@@ -133,8 +137,10 @@ fn child() -> ExitCode {
 
 /// `/environ`: what the app was told, as JSON. `/stream?signal=PATH`: `first`, then, once the
 /// file `PATH` exists, `last: signalled` (`last: timed out` after [`WAIT`]), marked
-/// `X-Accel-Buffering: no`. `/upload`: the body's length and SHA-256. `/pid?ms=N`: the worker's
-/// pid, after N ms.
+/// `X-Accel-Buffering: no`. `/big?chunks=N&done=PATH[&unbuffered]`: N chunks of 64 KiB,
+/// creating `PATH` when asked for more after the last (`X-Accel-Buffering: no` with
+/// `unbuffered`). `/upload`: the body's length and SHA-256. `/pid?ms=N`: the worker's pid,
+/// after N ms.
 async fn answer(
     mut environ: Environ,
     start: StartResponse,
@@ -195,6 +201,23 @@ async fn answer(
                 }
             });
             BoxBody::new(StreamBody::new(Box::pin(chunks)))
+        }
+        "/big" => {
+            static CHUNK: [u8; 64 << 10] = [b'x'; 64 << 10];
+            let chunks: usize = param("chunks").and_then(|n| n.parse().ok()).unwrap_or(0);
+            let done = PathBuf::from(param("done").unwrap_or_default());
+            if query.split('&').any(|pair| pair == "unbuffered") {
+                headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            }
+            let chunks = futures_util::stream::iter((0..=chunks).map(move |index| {
+                if index == chunks {
+                    // The server asks for more only once it has taken the previous chunk.
+                    fs::write(&done, "sent")?;
+                    return Ok(Bytes::new());
+                }
+                Ok::<_, std::io::Error>(Bytes::from_static(&CHUNK))
+            }));
+            BoxBody::new(StreamBody::new(chunks))
         }
         "/upload" => {
             let mut hasher = Sha256::new();
@@ -695,6 +718,8 @@ struct Client {
     address: SocketAddr,
     /// The local address to connect from (loopback has all of 127.0.0.0/8).
     from: Option<IpAddr>,
+    /// The socket's receive buffer size, when set.
+    receive_buffer: Option<usize>,
     connection: Option<BufReader<TcpStream>>,
 }
 
@@ -703,6 +728,7 @@ impl Client {
         Client {
             address,
             from,
+            receive_buffer: None,
             connection: None,
         }
     }
@@ -710,6 +736,11 @@ impl Client {
     fn connect(&self) -> Result<TcpStream, String> {
         use socket2::{Domain, Socket, Type};
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
+        if let Some(size) = self.receive_buffer {
+            socket
+                .set_recv_buffer_size(size)
+                .map_err(|e| format!("SO_RCVBUF: {e}"))?;
+        }
         if let Some(ip) = self.from {
             socket
                 .bind(&SocketAddr::new(ip, 0).into())
@@ -932,6 +963,58 @@ fn streamed_response_is_unbuffered(nginx: &Path, transport: Transport) {
     assert_eq!(String::from_utf8(rest).unwrap(), "last: signalled\n");
     // The connection is still good for another request.
     assert_eq!(client.get("/app/pid").unwrap().status, 200);
+}
+
+/// nginx buffers responses, except those marked `X-Accel-Buffering: no`. While the client reads
+/// nothing, nginx takes a whole 32 MiB response into its temporary file; marked, it takes only
+/// what fits its buffer and the sockets, so the app cannot finish until the client reads.
+fn x_accel_buffering_turns_buffering_off(nginx: &Path, transport: Transport) {
+    let folder = Folder::new("buffering");
+    let a = Address::new(transport, &folder, "a");
+    let _app = AppServer::start(&folder, &a, transport, &["--single-process"]);
+    let front = Nginx::start(nginx, &folder, &[&a]);
+    const CHUNKS: usize = 512;
+    let client = || {
+        let mut client = front.client();
+        // Small, so that what the sockets hold is far less than the response.
+        client.receive_buffer = Some(64 << 10);
+        client
+    };
+    let read_all = |client: &mut Client| {
+        let reader = client.connection.as_mut().expect("a connection");
+        let answer = read_response(reader).unwrap();
+        assert_eq!((answer.status, answer.body.len()), (200, CHUNKS << 16));
+    };
+
+    let buffered_done = folder.join("buffered-done");
+    let mut buffered = client();
+    let target = format!("/app/big?chunks={CHUNKS}&done={}", buffered_done.display());
+    let started = Instant::now();
+    buffered.send("GET", &target, "", b"").unwrap();
+    wait_until("nginx takes the whole buffered response", || {
+        buffered_done.exists()
+    });
+    let absorbed = started.elapsed();
+    read_all(&mut buffered);
+
+    let unbuffered_done = folder.join("unbuffered-done");
+    let mut unbuffered = client();
+    let target = format!(
+        "/app/big?chunks={CHUNKS}&done={}&unbuffered",
+        unbuffered_done.display()
+    );
+    unbuffered.send("GET", &target, "", b"").unwrap();
+    // That the app is held back can only be seen over time: give it twice as long as nginx
+    // took to take the buffered response (at least half a second).
+    thread::sleep((absorbed * 2).max(Duration::from_millis(500)));
+    assert!(
+        !unbuffered_done.exists(),
+        "the app sent the whole unbuffered response while the client read nothing"
+    );
+    read_all(&mut unbuffered);
+    wait_until("the app finishes once the client reads", || {
+        unbuffered_done.exists()
+    });
 }
 
 /// An 8 MiB upload reaches the app byte for byte (nginx buffers it to its temporary folder).
