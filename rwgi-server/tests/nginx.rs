@@ -50,6 +50,10 @@ fn main() -> ExitCode {
     if std::env::var_os(CHILD_ENV).is_some() {
         return child();
     }
+    // Needs no nginx.
+    print!("test shipped_settings_are_valid ... ");
+    shipped_settings_are_valid();
+    println!("ok");
     let Some(nginx) = find_nginx() else {
         if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
             panic!("nginx is not installed, and {REQUIRE_ENV}=1 requires it");
@@ -873,6 +877,37 @@ fn tally(answers: &[Vec<Result<u32, String>>]) -> (Vec<String>, BTreeMap<u32, us
 }
 
 // ---- The tests ----
+
+/// `examples/nginx/rwgi.toml` reads without error and trusts the proxy on the Unix socket.
+fn shipped_settings_are_valid() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nginx/rwgi.toml");
+    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    for (variable, _) in std::env::vars() {
+        if variable.starts_with("RWGI_") {
+            command.env_remove(variable);
+        }
+    }
+    let output = command
+        .env(CHILD_ENV, "1")
+        .arg("--config")
+        .arg(&file)
+        .arg("--check-config")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the program runs");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    for line in [
+        r#"bind = ["systemd"]"#,
+        "workers = 2",
+        r#"forwarded_allow_ips = ["unix"]"#,
+        "forwarded_hops = 1",
+        r#"forwarded_headers = "x-forwarded""#,
+        r#"accesslog = "off""#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+}
 
 /// A file under the static root is nginx's alone: the app's access log never shows it. A
 /// request under /app/ reaches the app with the prefix as SCRIPT_NAME, the rest as PATH_INFO,
