@@ -67,35 +67,62 @@ fn main() -> ExitCode {
         .skip(1)
         .filter(|arg| !arg.starts_with('-'))
         .collect();
-    let tests: &[(&str, Test)] = &[
-        ("static_files_and_the_environ", static_files_and_the_environ),
+    const BOTH: &[Transport] = &[Transport::Unix, Transport::Tcp];
+    let tests: &[(&str, Test, &[Transport])] = &[
+        (
+            "static_files_and_the_environ",
+            static_files_and_the_environ,
+            BOTH,
+        ),
         (
             "streamed_response_is_unbuffered",
             streamed_response_is_unbuffered,
+            BOTH,
         ),
         (
             "x_accel_buffering_turns_buffering_off",
             x_accel_buffering_turns_buffering_off,
+            BOTH,
         ),
-        ("large_upload_arrives_intact", large_upload_arrives_intact),
-        ("app_down_502_then_recovers", app_down_502_then_recovers),
+        (
+            "large_upload_arrives_intact",
+            large_upload_arrives_intact,
+            BOTH,
+        ),
+        (
+            "app_down_502_then_recovers",
+            app_down_502_then_recovers,
+            BOTH,
+        ),
         (
             "reload_under_load_fails_nothing",
             reload_under_load_fails_nothing,
+            BOTH,
         ),
         (
             "one_of_two_killed_under_load_fails_nothing",
             one_of_two_killed_under_load_fails_nothing,
+            BOTH,
+        ),
+        (
+            "socket_activated_with_the_shipped_settings",
+            socket_activated_with_the_shipped_settings,
+            &[Transport::Unix],
         ),
     ];
     let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        for transport in [Transport::Unix, Transport::Tcp] {
+    for (name, test, transports) in tests {
+        for &transport in *transports {
             let name = format!("{name}_{}", transport.name());
             if !filters.is_empty() && !filters.iter().any(|filter| name.contains(filter.as_str())) {
                 continue;
             }
             print!("test {name} ... ");
+            if name.starts_with("socket_activated") && systemd_socket_activate().is_none() {
+                // It comes with systemd, not with nginx: a declared skip even in CI.
+                println!("skipped: systemd-socket-activate is not installed");
+                continue;
+            }
             let _ = std::io::stdout().flush();
             let started = Instant::now();
             match std::panic::catch_unwind(|| test(&nginx, transport)) {
@@ -116,6 +143,17 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// systemd's stand-in for socket activation, when installed.
+fn systemd_socket_activate() -> Option<PathBuf> {
+    [
+        "/usr/bin/systemd-socket-activate",
+        "/bin/systemd-socket-activate",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|path| path.is_file())
 }
 
 /// A test: given nginx's path and how nginx reaches the app server.
@@ -1182,4 +1220,67 @@ fn one_of_two_killed_under_load_fails_nothing(nginx: &Path, transport: Transport
             );
         }
     }
+}
+
+/// The shipped `rwgi.toml` and systemd's socket activation (`rwgi@.socket`), with
+/// `systemd-socket-activate` standing in for systemd: the socket exists before the server, the
+/// first request through nginx starts it, the file's settings are in force (two workers,
+/// nginx's headers believed on the Unix socket), and a reload keeps the inherited socket.
+fn socket_activated_with_the_shipped_settings(nginx: &Path, _: Transport) {
+    let activate = systemd_socket_activate().expect("main checks for it");
+    let folder = Folder::new("activated");
+    let socket = folder.join("a.sock");
+    let settings = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nginx/rwgi.toml");
+    let mut command = Command::new(activate);
+    command
+        .arg("--listen")
+        .arg(&socket)
+        .arg(format!("--setenv={CHILD_ENV}=1"))
+        .arg(std::env::current_exe().unwrap())
+        .arg("--config")
+        .arg(&settings)
+        .arg("--errorlog")
+        .arg(folder.join("a-error.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(folder.join("activate-stderr.log")).unwrap())
+        .process_group(0);
+    for (variable, _) in std::env::vars() {
+        if variable.starts_with("RWGI_") {
+            command.env_remove(variable);
+        }
+    }
+    let activator = command.spawn().expect("systemd-socket-activate starts");
+    // Dropped last: kills the process group, whichever process the master turned out to be.
+    let server = AppServer {
+        master: activator,
+        address: Address::Unix(socket.clone()),
+        access_log: PathBuf::new(),
+    };
+    wait_until("the socket exists", || socket.exists());
+    let front = Nginx::start(nginx, &folder, &[&server.address]);
+
+    let mut client = Client::new(front.address, Some("127.0.0.2".parse().unwrap()));
+    let answer = client.get("/app/environ").unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let seen: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(seen["script_name"], "/app");
+    assert_eq!(seen["remote_addr"], "127.0.0.2", "{seen}");
+
+    // systemd-socket-activate execs the program in its own process, so it is the master.
+    let old = server.workers();
+    assert_eq!(old.len(), 2, "workers = 2 from the file: {old:?}");
+    let pid: u32 = client.get("/app/pid").unwrap().text().parse().unwrap();
+    assert!(old.contains(&pid), "{pid} is not one of {old:?}");
+
+    server.signal(Signal::HUP);
+    let mut new = BTreeSet::new();
+    wait_until("two new workers replace the old ones", || {
+        new = server.workers();
+        new.len() == 2 && new.is_disjoint(&old)
+    });
+    wait_until("a new worker answers on the inherited socket", || {
+        matches!(client.get("/app/pid"), Ok(answer) if answer.status == 200
+            && new.contains(&answer.text().parse().unwrap_or(0)))
+    });
 }
