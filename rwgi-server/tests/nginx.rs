@@ -4,8 +4,8 @@
 //! Each test writes an nginx configuration into its own folder (pid file, logs and temporary
 //! files there too), includes the shipped site with only its listen address, static root and
 //! upstream addresses replaced, starts `nginx` in the foreground on a free port, and starts
-//! `rwgi-server` as real processes (master and workers) on Unix sockets or on TCP. Every test
-//! runs once per transport.
+//! `rwgi-server` as real processes (master and workers) on Unix sockets or on TCP. Each test
+//! runs once per transport, but socket activation, which is Unix sockets only.
 //!
 //! Without nginx on the machine the tests say so and pass, unless `RWGI_REQUIRE_NGINX=1` (as
 //! in `.ci/run`), which makes a missing nginx a failure.
