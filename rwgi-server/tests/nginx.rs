@@ -5,7 +5,8 @@
 //! files there too), includes the shipped site with only its listen address, static root and
 //! upstream addresses replaced, starts `nginx` in the foreground on a free port, and starts
 //! `rwgi-server` as real processes (master and workers) on Unix sockets or on TCP. Each test
-//! runs once per transport, but socket activation, which is Unix sockets only.
+//! runs once per transport, but socket activation (Unix sockets only) and upstream keep-alive
+//! (TCP only, where nginx's end of a connection has a port).
 //!
 //! Without nginx on the machine the tests say so and pass, unless `RWGI_REQUIRE_NGINX=1` (as
 //! in `.ci/run`), which makes a missing nginx a failure.
@@ -34,6 +35,7 @@ use rwgi::body::{BoxBody, Full, StreamBody};
 use rwgi::http::header::{CONTENT_TYPE, HOST};
 use rwgi::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use rwgi::{Environ, Response, StartResponse};
+use rwgi_middleware::proxy::Forwarded;
 use sha2::{Digest, Sha256};
 
 /// Set in the child: run the server instead of the tests.
@@ -103,6 +105,11 @@ fn main() -> ExitCode {
             "one_of_two_killed_under_load_fails_nothing",
             one_of_two_killed_under_load_fails_nothing,
             BOTH,
+        ),
+        (
+            "upstream_connections_are_kept_alive",
+            upstream_connections_are_kept_alive,
+            &[Transport::Tcp],
         ),
         (
             "socket_activated_with_the_shipped_settings",
@@ -215,6 +222,12 @@ async fn answer(
                 "remote_addr": environ.remote_addr().map(|addr| addr.ip().to_string()),
                 "host": header(HOST),
                 "x_forwarded_for": header(HeaderName::from_static("x-forwarded-for")),
+                // The socket's peer, which the proxy headers replaced: nginx's end.
+                "proxy_peer": environ
+                    .extensions()
+                    .get::<Forwarded>()
+                    .and_then(|original| original.proxy)
+                    .map(|peer| peer.to_string()),
             });
             BoxBody::new(Full::new(seen.to_string()))
         }
@@ -986,7 +999,15 @@ fn static_files_and_the_environ(nginx: &Path, transport: Transport) {
         )
         .unwrap();
     assert_eq!(answer.status, 200, "{answer:?}");
-    let seen: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let mut seen: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let proxy_peer = seen.as_object_mut().unwrap().remove("proxy_peer").unwrap();
+    match transport {
+        Transport::Unix => assert_eq!(proxy_peer, serde_json::Value::Null),
+        Transport::Tcp => assert!(
+            proxy_peer.as_str().unwrap().starts_with("127.0.0.1:"),
+            "{proxy_peer}"
+        ),
+    }
     let expected = serde_json::json!({
         "script_name": "/app",
         "path_info": "/environ",
@@ -1220,6 +1241,25 @@ fn one_of_two_killed_under_load_fails_nothing(nginx: &Path, transport: Transport
             );
         }
     }
+}
+
+/// nginx keeps its connections to the app server open (`keepalive`, HTTP/1.1 and an empty
+/// `Connection` header): 30 requests, one after another, arrive on a single upstream
+/// connection, as the app sees from nginx's port. On TCP only: a Unix-socket peer has no port.
+fn upstream_connections_are_kept_alive(nginx: &Path, transport: Transport) {
+    let folder = Folder::new("keepalive");
+    let a = Address::new(transport, &folder, "a");
+    let _app = AppServer::start(&folder, &a, transport, &["--single-process"]);
+    let front = Nginx::start(nginx, &folder, &[&a]);
+    let mut peers = BTreeSet::new();
+    for _ in 0..30 {
+        // A new client connection each time: only nginx's side is kept.
+        let answer = front.client().get("/app/environ").unwrap();
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let seen: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        peers.insert(seen["proxy_peer"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(peers.len(), 1, "upstream connections: {peers:?}");
 }
 
 /// The shipped `rwgi.toml` and systemd's socket activation (`rwgi@.socket`), with
