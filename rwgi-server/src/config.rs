@@ -14,6 +14,8 @@ use std::time::Duration;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser};
 
+use rwgi_middleware::proxy::{HeaderFamily, TrustedProxies};
+
 use crate::listen::Bind;
 use crate::log::{Format, LogLevel, LogTarget};
 
@@ -52,6 +54,13 @@ pub(crate) struct Settings {
     pub(crate) limit_request_body: u64,
     /// The prefix the app is mounted at.
     pub(crate) root_path: Option<String>,
+    /// The peers whose forwarding headers are believed, one entry each (already validated);
+    /// empty: none.
+    pub(crate) forwarded_allow_ips: Vec<String>,
+    /// How many trusted proxies in front append to the forwarding headers (1 or more).
+    pub(crate) forwarded_hops: usize,
+    /// Which forwarding headers the proxy in front sets.
+    pub(crate) forwarded_headers: HeaderFamily,
     /// Where access-log lines go; `None`: off.
     pub(crate) accesslog: Option<LogTarget>,
     /// The access-log line format (already validated).
@@ -96,6 +105,9 @@ impl Default for Settings {
             limit_request_field_size: 8190,
             limit_request_body: 0,
             root_path: None,
+            forwarded_allow_ips: Vec::new(),
+            forwarded_hops: 1,
+            forwarded_headers: HeaderFamily::XForwarded,
             accesslog: Some(LogTarget::Stdout),
             access_log_format: DEFAULT_ACCESS_LOG_FORMAT.to_owned(),
             errorlog: LogTarget::Stderr,
@@ -226,6 +238,22 @@ struct Options {
     #[arg(long, env = "RWGI_ROOT_PATH", value_name = "PREFIX", value_parser = parse_root_path)]
     root_path: Option<RootPath>,
 
+    /// Peers whose X-Forwarded-* (or Forwarded) headers are believed, comma-separated: IP
+    /// addresses, CIDR ranges, unix (a peer on a Unix socket) or * (any peer). [default: none]
+    #[arg(long, env = "RWGI_FORWARDED_ALLOW_IPS", value_name = "LIST",
+          value_parser = parse_allow_ips, value_delimiter = ',')]
+    forwarded_allow_ips: Vec<AllowIps>,
+
+    /// Trusted proxies in front, each appending to the forwarding headers (a CDN, then nginx:
+    /// 2). [default: 1]
+    #[arg(long, env = "RWGI_FORWARDED_HOPS", value_name = "N", value_parser = parse_at_least_one)]
+    forwarded_hops: Option<usize>,
+
+    /// The headers the proxy sets: x-forwarded (X-Forwarded-For, -Proto, -Host, -Port, -Prefix)
+    /// or forwarded (RFC 7239). [default: x-forwarded]
+    #[arg(long, env = "RWGI_FORWARDED_HEADERS", value_name = "FAMILY", value_parser = parse_family)]
+    forwarded_headers: Option<HeaderFamily>,
+
     /// Where the access log goes: - for stdout, a file path, or off. [default: -]
     #[arg(long, env = "RWGI_ACCESSLOG", value_name = "FILE", value_parser = parse_access_log)]
     accesslog: Option<AccessLogSetting>,
@@ -268,6 +296,10 @@ struct Options {
 /// A `root_path` value: `None` for `/` (no prefix).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct RootPath(Option<String>);
+
+/// A `forwarded_allow_ips` value: the entries of one comma-separated list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct AllowIps(Vec<String>);
 
 /// An `accesslog` value: `None` for `off`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -377,6 +409,9 @@ file_table! {
     limit_request_field_size: parse_at_least_one, false;
     limit_request_body: parse_count, false;
     root_path: parse_root_path, false;
+    forwarded_allow_ips: parse_allow_ips, true;
+    forwarded_hops: parse_at_least_one, false;
+    forwarded_headers: parse_family, false;
     accesslog: parse_access_log, false;
     access_log_format: parse_format, false;
     errorlog: parse_error_log, false;
@@ -448,6 +483,15 @@ impl Settings {
                 .limit_request_body
                 .unwrap_or(defaults.limit_request_body),
             root_path: options.root_path.map_or(defaults.root_path, |root| root.0),
+            forwarded_allow_ips: options
+                .forwarded_allow_ips
+                .into_iter()
+                .flat_map(|list| list.0)
+                .collect(),
+            forwarded_hops: options.forwarded_hops.unwrap_or(defaults.forwarded_hops),
+            forwarded_headers: options
+                .forwarded_headers
+                .unwrap_or(defaults.forwarded_headers),
             accesslog: options.accesslog.map_or(defaults.accesslog, |log| log.0),
             access_log_format: options
                 .access_log_format
@@ -461,6 +505,17 @@ impl Settings {
             single_process: options.single_process.unwrap_or(defaults.single_process),
             check_config,
         }
+    }
+
+    /// The proxy-header middleware these settings ask for; `None` when no peer is trusted.
+    pub(crate) fn proxy_headers(&self) -> Option<rwgi_middleware::ProxyHeaders> {
+        // Each entry was validated when it was read.
+        let trusted: TrustedProxies = self.forwarded_allow_ips.join(",").parse().ok()?;
+        (!trusted.is_empty()).then(|| {
+            rwgi_middleware::ProxyHeaders::new(trusted)
+                .hops(self.forwarded_hops)
+                .family(self.forwarded_headers)
+        })
     }
 
     /// The effective settings as a TOML file would spell them, one per line (`--check-config`).
@@ -500,6 +555,14 @@ impl Settings {
             out,
             "root_path = {}",
             quote(self.root_path.as_deref().unwrap_or("/"))
+        );
+        let allowed: Vec<String> = self.forwarded_allow_ips.iter().map(|e| quote(e)).collect();
+        let _ = writeln!(out, "forwarded_allow_ips = [{}]", allowed.join(", "));
+        let _ = writeln!(out, "forwarded_hops = {}", self.forwarded_hops);
+        let _ = writeln!(
+            out,
+            "forwarded_headers = {}",
+            quote(family_name(self.forwarded_headers))
         );
         let accesslog = match &self.accesslog {
             Some(target) => target.to_string(),
@@ -723,6 +786,37 @@ fn parse_root_path(value: &str) -> Result<RootPath, String> {
     Ok(RootPath(Some(prefix.to_owned())))
 }
 
+fn parse_allow_ips(value: &str) -> Result<AllowIps, String> {
+    let entries: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for entry in &entries {
+        entry
+            .parse::<TrustedProxies>()
+            .map_err(|_| format!("{entry:?} is not an IP address, a CIDR range, unix or *"))?;
+    }
+    Ok(AllowIps(entries))
+}
+
+fn parse_family(value: &str) -> Result<HeaderFamily, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "x-forwarded" => Ok(HeaderFamily::XForwarded),
+        "forwarded" => Ok(HeaderFamily::Forwarded),
+        _ => Err("expected x-forwarded or forwarded".to_owned()),
+    }
+}
+
+/// The `forwarded_headers` value that reads back as `family`.
+fn family_name(family: HeaderFamily) -> &'static str {
+    match family {
+        HeaderFamily::Forwarded => "forwarded",
+        _ => "x-forwarded",
+    }
+}
+
 fn parse_access_log(value: &str) -> Result<AccessLogSetting, String> {
     match value {
         "off" | "none" => Ok(AccessLogSetting(None)),
@@ -883,6 +977,46 @@ mod tests {
         assert!(!error(&["--workers"]).contains('\n'));
     }
 
+    #[test]
+    fn forwarded_settings_read_as_lists_and_build_the_middleware() {
+        let settings = args(&[
+            "--forwarded-allow-ips",
+            "127.0.0.1, 10.0.0.0/8",
+            "--forwarded-allow-ips=unix",
+            "--forwarded-hops",
+            "2",
+            "--forwarded-headers",
+            "Forwarded",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.forwarded_allow_ips,
+            ["127.0.0.1", "10.0.0.0/8", "unix"]
+        );
+        assert_eq!(settings.forwarded_hops, 2);
+        assert_eq!(settings.forwarded_headers, HeaderFamily::Forwarded);
+        assert!(settings.proxy_headers().is_some());
+        let defaults = args(&[]).unwrap();
+        assert!(defaults.forwarded_allow_ips.is_empty());
+        assert!(defaults.proxy_headers().is_none(), "nothing trusted");
+        assert_eq!(
+            error(&["--forwarded-allow-ips", "127.0.0.1,localhost"]),
+            r#"invalid value "localhost" for --forwarded-allow-ips (RWGI_FORWARDED_ALLOW_IPS, forwarded_allow_ips): "localhost" is not an IP address, a CIDR range, unix or *"#
+        );
+        assert_eq!(
+            error(&["--forwarded-headers", "x-real-ip"]),
+            r#"invalid value "x-real-ip" for --forwarded-headers (RWGI_FORWARDED_HEADERS, forwarded_headers): expected x-forwarded or forwarded"#
+        );
+        assert!(error(&["--forwarded-hops", "0"]).ends_with("expected 1 or more"));
+        // A file may spell the list as one string or as an array.
+        let options = file("forwarded_allow_ips = \"unix, ::1\"\n").unwrap();
+        let settings = Settings::from_options(options, false);
+        assert_eq!(settings.forwarded_allow_ips, ["unix", "::1"]);
+        let options = file("forwarded_allow_ips = [\"unix\", \"10.0.0.0/8\"]\n").unwrap();
+        let settings = Settings::from_options(options, false);
+        assert_eq!(settings.forwarded_allow_ips, ["unix", "10.0.0.0/8"]);
+    }
+
     fn file(text: &str) -> Result<Options, ConfigError> {
         let path = std::env::temp_dir().join(format!(
             "rwgi-config-test-{}-{}.toml",
@@ -953,8 +1087,19 @@ mod tests {
 
     #[test]
     fn check_config_prints_a_file_that_reads_back() {
-        let settings =
-            args(&["--workers", "3", "--root-path", "/x", "--pidfile", "/tmp/p"]).unwrap();
+        let settings = args(&[
+            "--workers",
+            "3",
+            "--root-path",
+            "/x",
+            "--pidfile",
+            "/tmp/p",
+            "--forwarded-allow-ips",
+            "unix,127.0.0.0/8",
+            "--forwarded-headers",
+            "forwarded",
+        ])
+        .unwrap();
         let text = settings.to_toml();
         let options = file(&text.replace("single_process = false\n", "")).unwrap();
         let again = Settings::from_options(options, false);

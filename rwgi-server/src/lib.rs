@@ -48,6 +48,9 @@
 //! | `limit_request_field_size` (bytes; else 431) | `--limit-request-field-size` | `RWGI_LIMIT_REQUEST_FIELD_SIZE` | 8190 | `limit_request_field_size` |
 //! | `limit_request_body` (bytes; else 413; 0: none) | `--limit-request-body` | `RWGI_LIMIT_REQUEST_BODY` | 0 | — |
 //! | `root_path` | `--root-path` | `RWGI_ROOT_PATH` | `/` | `SCRIPT_NAME` env |
+//! | `forwarded_allow_ips` (IPs, CIDR ranges, `unix`, `*`) | `--forwarded-allow-ips` | `RWGI_FORWARDED_ALLOW_IPS` (comma-separated) | none | `forwarded_allow_ips` (`127.0.0.1,::1`) |
+//! | `forwarded_hops` (trusted proxies in front) | `--forwarded-hops` | `RWGI_FORWARDED_HOPS` | 1 | — |
+//! | `forwarded_headers` (`x-forwarded`, `forwarded`) | `--forwarded-headers` | `RWGI_FORWARDED_HEADERS` | `x-forwarded` | — |
 //! | `accesslog` (`-`, a path, `off`) | `--accesslog` | `RWGI_ACCESSLOG` | `-` (stdout) | `accesslog` (off) |
 //! | `access_log_format` | `--access-log-format` | `RWGI_ACCESS_LOG_FORMAT` | Combined | `access_log_format` |
 //! | `errorlog` (`-`, a path) | `--errorlog` | `RWGI_ERRORLOG` | `-` (stderr) | `errorlog` |
@@ -59,6 +62,19 @@
 //!
 //! `--config FILE` (`-c`, `RWGI_CONFIG`) names the file; `--check-config` validates and prints
 //! the effective settings as a file would spell them.
+//!
+//! # Behind a proxy
+//!
+//! When `forwarded_allow_ips` lists the proxy in front (`unix` for one that connects over a
+//! Unix socket, as nginx does to `bind = "unix:..."`), each request from it is rewritten by
+//! [`rwgi_middleware::ProxyHeaders`] before the app sees it: the client's address, the scheme,
+//! the host and the prefix the proxy removed (`X-Forwarded-Prefix`, which becomes part of
+//! `script_name`) come from the headers the proxy sets, `forwarded_hops` entries from the end
+//! of each list. Requests from other peers are left as the socket says, whatever their
+//! headers. Nothing is trusted by default (gunicorn trusts `127.0.0.1,::1`): a server that
+//! clients can reach directly must not believe them. The access log's `%(h)s` stays the
+//! socket's peer. gunicorn's `proxy_allow_ips` is for the PROXY protocol, which this server
+//! does not speak.
 //!
 //! # Access log
 //!
@@ -336,6 +352,7 @@ fn serve_config(settings: &Settings, hooks: Option<Arc<dyn Hooks>>) -> Result<Se
     };
     Ok(ServeConfig {
         root_path: settings.root_path.clone(),
+        proxy_headers: settings.proxy_headers(),
         keepalive: settings.keepalive,
         header_timeout: settings.header_timeout,
         graceful_timeout: settings.graceful_timeout,

@@ -45,6 +45,7 @@ use rwgi::http::uri::Scheme;
 use rwgi::http::{HeaderValue, Method, Request, Response, StatusCode};
 use rwgi::server::{prepare_with, Prepared, ResponseBody};
 use rwgi::{App, Environ, Error, Input};
+use rwgi_middleware::ProxyHeaders;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
 
@@ -78,6 +79,8 @@ pub(crate) enum Stopped {
 #[derive(Debug)]
 pub(crate) struct ServeConfig {
     pub(crate) root_path: Option<String>,
+    /// Rewrites each environ from a trusted proxy's forwarding headers.
+    pub(crate) proxy_headers: Option<ProxyHeaders>,
     pub(crate) keepalive: Duration,
     pub(crate) header_timeout: Duration,
     pub(crate) graceful_timeout: Duration,
@@ -119,6 +122,7 @@ where
     let shared = Arc::new(Shared {
         app,
         root_path: config.root_path.clone().map(String::into_boxed_str),
+        proxy_headers: config.proxy_headers.clone(),
         observers,
         limits: Limits {
             line: config.limit_request_line,
@@ -224,6 +228,7 @@ where
 struct Shared<A> {
     app: A,
     root_path: Option<Box<str>>,
+    proxy_headers: Option<ProxyHeaders>,
     observers: Option<Arc<Observers>>,
     limits: Limits,
     max_requests: u64,
@@ -721,6 +726,11 @@ fn respond<'a, A: App>(
             return EitherFuture::Left(ready(Ok(response)));
         }
     };
+    // Before mounting: the prefix nginx removed goes back in front of the path first, so that
+    // `root_path` mounts what follows it.
+    if let Some(proxy) = &shared.proxy_headers {
+        proxy.apply(&mut environ);
+    }
     if let Some(prefix) = shared.root_path.as_deref() {
         if environ.mount(prefix).is_err() {
             return EitherFuture::Left(ready(Ok(plain(StatusCode::NOT_FOUND, peer, tracked))));

@@ -63,6 +63,14 @@ fn main() -> ExitCode {
             "inherited_sockets_by_fd_and_by_systemd",
             inherited_sockets_by_fd_and_by_systemd,
         ),
+        (
+            "forwarded_allow_ips_reads_and_rejects_like_any_setting",
+            forwarded_allow_ips_reads_and_rejects_like_any_setting,
+        ),
+        (
+            "forwarded_headers_are_believed_only_from_listed_peers",
+            forwarded_headers_are_believed_only_from_listed_peers,
+        ),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
@@ -149,7 +157,20 @@ impl Hooks for RecordingHooks {
 
 fn child() -> ExitCode {
     let app = app_fn(|environ: Environ, start: StartResponse| async move {
-        let text = format!("hello from {}\n", environ.path_info());
+        let text = if environ.path_info() == "/client" {
+            // What a trusted proxy's headers may change.
+            let peer = environ.remote_addr().map(|addr| addr.ip().to_string());
+            format!(
+                "{} {}://{}{}{}\n",
+                peer.unwrap_or_default(),
+                environ.url_scheme(),
+                environ.server_name(),
+                environ.script_name(),
+                environ.path_info()
+            )
+        } else {
+            format!("hello from {}\n", environ.path_info())
+        };
         let response: Response<Full> = start
             .start(StatusCode::OK, HeaderMap::new())
             .body(Full::new(text));
@@ -285,11 +306,16 @@ fn start(args: &[&str], hook_log: &Path) -> (Child, SocketAddr) {
 
 /// One `GET` on a new connection: the status and body.
 fn get(address: SocketAddr, target: &str) -> (u16, String) {
+    get_with(address, target, "")
+}
+
+/// As [`get`], with extra header lines (each ending in CRLF).
+fn get_with(address: SocketAddr, target: &str, headers: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream.set_read_timeout(Some(WAIT)).unwrap();
     write!(
         stream,
-        "GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "GET {target} HTTP/1.1\r\nHost: test\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -658,4 +684,109 @@ fn inherited_sockets_by_fd_and_by_systemd() {
             Some(2)
         )
     );
+}
+
+fn forwarded_allow_ips_reads_and_rejects_like_any_setting() {
+    assert_eq!(effective(&[], &[], "forwarded_allow_ips"), "[]");
+    assert_eq!(effective(&[], &[], "forwarded_hops"), "1");
+    assert_eq!(effective(&[], &[], "forwarded_headers"), r#""x-forwarded""#);
+    assert_eq!(
+        effective(
+            &["--forwarded-allow-ips", "127.0.0.1, ::1"],
+            &[],
+            "forwarded_allow_ips"
+        ),
+        r#"["127.0.0.1", "::1"]"#
+    );
+    assert_eq!(
+        effective(
+            &[],
+            &[("RWGI_FORWARDED_ALLOW_IPS", "unix,10.0.0.0/8")],
+            "forwarded_allow_ips"
+        ),
+        r#"["unix", "10.0.0.0/8"]"#
+    );
+    let file = write_file(
+        "forwarded.toml",
+        "forwarded_allow_ips = [\"unix\", \"*\"]\nforwarded_hops = 2\n\
+         forwarded_headers = \"forwarded\"\n",
+    );
+    let config = ["-c", file.to_str().unwrap()];
+    assert_eq!(
+        effective(&config, &[], "forwarded_allow_ips"),
+        r#"["unix", "*"]"#
+    );
+    assert_eq!(effective(&config, &[], "forwarded_hops"), "2");
+    assert_eq!(
+        effective(&config, &[], "forwarded_headers"),
+        r#""forwarded""#
+    );
+    assert_eq!(
+        failure(&["--forwarded-allow-ips", "127.0.0.1,10.0.0.0/33"], &[]),
+        (
+            r#"rwgi-server: invalid value "10.0.0.0/33" for --forwarded-allow-ips (RWGI_FORWARDED_ALLOW_IPS, forwarded_allow_ips): "10.0.0.0/33" is not an IP address, a CIDR range, unix or *"#.to_owned(),
+            Some(2)
+        )
+    );
+    assert_eq!(
+        failure(&[], &[("RWGI_FORWARDED_HEADERS", "x-real-ip")]),
+        (
+            r#"rwgi-server: invalid value "x-real-ip" for --forwarded-headers (RWGI_FORWARDED_HEADERS, forwarded_headers): expected x-forwarded or forwarded"#.to_owned(),
+            Some(2)
+        )
+    );
+    let bad = write_file("bad-forwarded.toml", "forwarded_allow_ips = \"nginx\"\n");
+    assert_eq!(
+        failure(&["-c", bad.to_str().unwrap()], &[]),
+        (
+            format!(
+                r#"rwgi-server: invalid value "nginx" for forwarded_allow_ips in {} (--forwarded-allow-ips, RWGI_FORWARDED_ALLOW_IPS): "nginx" is not an IP address, a CIDR range, unix or *"#,
+                bad.display()
+            ),
+            Some(2)
+        )
+    );
+}
+
+fn forwarded_headers_are_believed_only_from_listed_peers() {
+    const HEADERS: &str = "X-Forwarded-For: 6.6.6.6, 203.0.113.9\r\n\
+        X-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n\
+        X-Forwarded-Prefix: /app\r\n";
+    let run = |args: &[&str]| {
+        let hook_log = temp("hooks-forwarded.log");
+        let _ = fs::remove_file(&hook_log);
+        let (mut child, address) = start(
+            &[&["--single-process", "--accesslog", "off"], args].concat(),
+            &hook_log,
+        );
+        let seen = get_with(address, "/client", HEADERS);
+        signal(&child, "TERM");
+        assert_eq!(wait_exit(&mut child), Some(0));
+        seen
+    };
+    // The test connects from 127.0.0.1.
+    assert_eq!(
+        run(&["--forwarded-allow-ips", "127.0.0.0/8"]),
+        (
+            200,
+            "203.0.113.9 https://example.com/app/client\n".to_owned()
+        )
+    );
+    assert_eq!(
+        run(&[
+            "--forwarded-allow-ips",
+            "127.0.0.0/8",
+            "--forwarded-hops",
+            "2"
+        ]),
+        // Two hops reach the client's own entry; the one-entry lists did not pass through
+        // two proxies, so they are not believed.
+        (200, "6.6.6.6 http://test/client\n".to_owned())
+    );
+    // Not listed, or nothing listed: the socket's facts.
+    assert_eq!(
+        run(&["--forwarded-allow-ips", "10.0.0.1,unix"]),
+        (200, "127.0.0.1 http://test/client\n".to_owned())
+    );
+    assert_eq!(run(&[]), (200, "127.0.0.1 http://test/client\n".to_owned()));
 }
