@@ -528,6 +528,20 @@ impl Environ {
         self.connection.inner.local_addr
     }
 
+    /// The connection facts the server built the environ with, for bridges and middleware
+    /// that hand the request on to something that builds an environ of its own.
+    ///
+    /// ```
+    /// use rwgi::environ::ConnectionInfo;
+    ///
+    /// let environ = rwgi_conformance::test_client::TestRequest::get("/").into_environ();
+    /// let connection: &ConnectionInfo = environ.connection();
+    /// assert_eq!(connection.scheme(), environ.url_scheme());
+    /// ```
+    pub fn connection(&self) -> &ConnectionInfo {
+        &self.connection
+    }
+
     /// What the app may assume about the server.
     pub fn server(&self) -> &ServerInfo {
         &self.connection.inner.server
