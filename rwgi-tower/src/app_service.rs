@@ -47,7 +47,7 @@ use crate::{BoxError, OriginalUri, ScriptName, SERVER_INFO};
 /// `OriginalUri`, which `Router::nest_service` leaves) holds a target whose path ends with the
 /// request's path, the app gets the original target and the part in front as its
 /// `script_name`: under `Router::nest_service("/api", service)`, a request for `/api/users`
-/// has `script_name` `/api` and `path_info` `/users` (REQ-BRIDGE-3). A
+/// has `script_name` `/api` and `path_info` `/users` (REQ-BRIDGE-4). A
 /// [`root_path`](AppService::root_path) then mounts the app further, as a server's configured
 /// root path does (REQ-PATH-6).
 ///
@@ -512,7 +512,7 @@ impl<B> Future for ResponseFuture<B> {
 ///
 /// Its size hint is exact when the length is known, so hyper sends `Content-Length`; otherwise
 /// hyper uses chunked encoding. An error after the head went out ends the body with that error,
-/// on which hyper drops the connection (REQ-ERR-3). It has no trailers (REQ-BRIDGE-4).
+/// on which hyper drops the connection (REQ-ERR-3). It has no trailers (REQ-BRIDGE-5).
 ///
 /// ```
 /// use http_body::Body as _;
@@ -566,7 +566,7 @@ impl<B: Body + Unpin> HttpBody for AppBody<B> {
 
 /// A request body of the tower world as the app's [`Input`]: its data frames, with its errors
 /// passed on (a client gone in the middle of an upload, REQ-INPUT-2) and its exact size hint as
-/// the length still to come. Trailer frames are skipped (REQ-BRIDGE-4).
+/// the length still to come. Trailer frames are skipped (REQ-BRIDGE-5).
 ///
 /// [`AppService`] makes one for every request with a body; it is public for servers and
 /// middleware of their own.

@@ -126,7 +126,7 @@ pub const SERVER_INFO: rwgi::environ::ServerInfo =
 
 /// The `SCRIPT_NAME` of a request that [`ServiceApp`] hands to its service: the raw
 /// (percent-encoded) prefix the rwgi app is mounted at, which the service's URI no longer
-/// contains (REQ-BRIDGE-3).
+/// contains (REQ-BRIDGE-4).
 ///
 /// It is a request extension, present only when the environ was mounted (its `script_name` not
 /// empty). In an axum handler, take it with `Option<axum::Extension<ScriptName>>`, and build
@@ -185,7 +185,7 @@ impl fmt::Display for ScriptName {
 }
 
 /// The request target before a mount prefix was stripped from it: the URI the client sent,
-/// `script_name` included (REQ-BRIDGE-3).
+/// `script_name` included (REQ-BRIDGE-4).
 ///
 /// [`ServiceApp`] adds it next to [`ScriptName`] when the environ is mounted; [`AppService`]
 /// reads it (and axum's own `OriginalUri`, with the `axum` feature) to give the app the whole

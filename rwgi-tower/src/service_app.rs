@@ -21,16 +21,16 @@ use crate::{BoxError, OriginalUri, ScriptName};
 ///
 /// # The request the service gets
 ///
-/// - Method, version, headers and the environ's extensions, moved (REQ-BRIDGE-5).
+/// - Method, version, headers and the environ's extensions, moved (REQ-BRIDGE-6).
 /// - The target: when the environ is mounted (`script_name` not empty), the URI with
 ///   `script_name` stripped, `path_info` + query (`/` when `path_info` is empty), as axum's
 ///   `nest` strips its prefix; the full URI is in an [`OriginalUri`] extension and the prefix
 ///   in a [`ScriptName`] extension, and with the `axum` feature the full URI is also axum's
 ///   `OriginalUri`, so axum's extractor of that name sees what the client sent. Otherwise the
-///   URI as received (REQ-BRIDGE-3).
+///   URI as received (REQ-BRIDGE-4).
 /// - The connection facts as a [`ConnectionInfo`](rwgi::environ::ConnectionInfo) extension,
 ///   and with the `axum` feature the client's address as
-///   `axum::extract::ConnectInfo<SocketAddr>` (REQ-BRIDGE-5).
+///   `axum::extract::ConnectInfo<SocketAddr>` (REQ-BRIDGE-6).
 /// - The body: the environ's [`Input`] as an [`InputBody`].
 ///
 /// # How it is called
@@ -39,12 +39,12 @@ use crate::{BoxError, OriginalUri, ScriptName};
 /// drives the clone's `poll_ready` to readiness and calls that same clone, so the readiness
 /// reserved is the readiness used. A service that is not ready makes the call wait; rwgi has no
 /// way to refuse a request for lack of capacity, so backpressure becomes waiting, not
-/// rejection (REQ-BRIDGE-6). An error from `poll_ready` or from the service becomes the app's
+/// rejection (REQ-BRIDGE-3). An error from `poll_ready` or from the service becomes the app's
 /// `Err`, which the server answers with `500`.
 ///
 /// The service's response becomes the rwgi response through
 /// [`StartResponse::respond`]: status, headers and extensions kept, the body's data frames as a
-/// [`ServiceBody`]. What rwgi cannot carry is listed in REQ-BRIDGE-4: trailers are dropped, a
+/// [`ServiceBody`]. What rwgi cannot carry is listed in REQ-BRIDGE-5: trailers are dropped, a
 /// `101 Switching Protocols` (an upgrade) breaks REQ-RESP-1 and the server answers `500` —
 /// axum's `WebSocketUpgrade` refuses the request first, since the request has no upgrade to
 /// take.
@@ -293,7 +293,7 @@ impl HttpBody for InputBody {
 
 /// A service's response body as an rwgi [`Body`]: its data frames, in order, and its exact
 /// size hint as the body's [`content_length`](Body::content_length). Trailer frames are
-/// dropped (REQ-BRIDGE-4); an error ends the body with it, which after the first chunk makes
+/// dropped (REQ-BRIDGE-5); an error ends the body with it, which after the first chunk makes
 /// the server abort the connection (REQ-ERR-3). Once ended it yields nothing more, and the
 /// service's body is dropped at its end.
 ///
@@ -345,7 +345,7 @@ where
             let item = match ready!(body.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(mut data) => Ok(data.copy_to_bytes(data.remaining())),
-                    // Trailers: rwgi has no place for them (REQ-BRIDGE-4).
+                    // Trailers: rwgi has no place for them (REQ-BRIDGE-5).
                     Err(_) => continue,
                 },
                 Some(Err(error)) => Err(Error::from(error.into())),
