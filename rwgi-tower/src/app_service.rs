@@ -73,17 +73,22 @@ use crate::{BoxError, OriginalUri, ScriptName, SERVER_INFO};
 /// # });
 /// ```
 pub struct AppService<A> {
+    // One reference count for everything: hyper-util and axum clone the service for every
+    // request.
+    shared: Arc<Shared<A>>,
+}
+
+/// What every copy of one service shares.
+struct Shared<A> {
     app: Arc<A>,
     connection: ConnectionInfo,
-    root_path: Option<Arc<str>>,
+    root_path: Option<Box<str>>,
 }
 
 impl<A> Clone for AppService<A> {
     fn clone(&self) -> Self {
         AppService {
-            app: Arc::clone(&self.app),
-            connection: self.connection.clone(),
-            root_path: self.root_path.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -91,8 +96,8 @@ impl<A> Clone for AppService<A> {
 impl<A> fmt::Debug for AppService<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AppService")
-            .field("connection", &self.connection)
-            .field("root_path", &self.root_path)
+            .field("connection", &self.shared.connection)
+            .field("root_path", &self.shared.root_path)
             .finish_non_exhaustive()
     }
 }
@@ -124,10 +129,16 @@ impl<A: App + 'static> AppService<A> {
     /// assert!(std::ptr::eq(service.app(), &*app));
     /// ```
     pub fn from_arc(app: Arc<A>) -> Self {
-        AppService {
+        AppService::from_shared(Shared {
             app,
             connection: ConnectionInfo::default().server(SERVER_INFO),
             root_path: None,
+        })
+    }
+
+    fn from_shared(shared: Shared<A>) -> Self {
+        AppService {
+            shared: Arc::new(shared),
         }
     }
 
@@ -141,7 +152,7 @@ impl<A: App + 'static> AppService<A> {
     /// let _app = service.app();
     /// ```
     pub fn app(&self) -> &A {
-        &self.app
+        &self.shared.app
     }
 
     /// The same service with `connection` as its connection facts: scheme, addresses and
@@ -159,9 +170,12 @@ impl<A: App + 'static> AppService<A> {
     /// # let _ = service;
     /// ```
     #[must_use]
-    pub fn with_connection(mut self, connection: ConnectionInfo) -> Self {
-        self.connection = connection;
-        self
+    pub fn with_connection(self, connection: ConnectionInfo) -> Self {
+        AppService::from_shared(Shared {
+            app: Arc::clone(&self.shared.app),
+            connection,
+            root_path: self.shared.root_path.clone(),
+        })
     }
 
     /// A copy of the service for one accepted connection: the same app, scheme and server
@@ -180,18 +194,14 @@ impl<A: App + 'static> AppService<A> {
     /// ```
     #[must_use]
     pub fn for_connection(&self, local: Option<SocketAddr>, peer: Option<SocketAddr>) -> Self {
-        let mut connection = self.connection.clone();
+        let mut connection = self.shared.connection.clone();
         if let Some(local) = local {
             connection = connection.local_addr(local);
         }
         if let Some(peer) = peer {
             connection = connection.peer_addr(peer);
         }
-        AppService {
-            app: Arc::clone(&self.app),
-            connection,
-            root_path: self.root_path.clone(),
-        }
+        self.clone().with_connection(connection)
     }
 
     /// Mounts the app at `prefix`, like a server's configured root path: `prefix` moves from
@@ -211,14 +221,17 @@ impl<A: App + 'static> AppService<A> {
     /// let error = service.root_path("/app/").unwrap_err();
     /// assert_eq!(error.to_string(), "REQ-PATH-5: a root path starts with `/` and does not end with one, got \"/app/\"");
     /// ```
-    pub fn root_path(mut self, prefix: &str) -> Result<Self, RootPathError> {
+    pub fn root_path(self, prefix: &str) -> Result<Self, RootPathError> {
         if !prefix.starts_with('/') || prefix.ends_with('/') {
             return Err(RootPathError {
                 prefix: prefix.into(),
             });
         }
-        self.root_path = Some(Arc::from(prefix));
-        Ok(self)
+        Ok(AppService::from_shared(Shared {
+            app: Arc::clone(&self.shared.app),
+            connection: self.shared.connection.clone(),
+            root_path: Some(prefix.into()),
+        }))
     }
 
     /// Maps one request onto an environ and starts the app on it; the server's own answer
@@ -235,8 +248,9 @@ impl<A: App + 'static> AppService<A> {
             Input::from_body(HttpInput::new(body))
         };
         let prefix = restore_original_target(&mut parts);
-        let ours = connection_from(&mut parts.extensions, &self.connection);
-        let connection = ours.as_ref().unwrap_or(&self.connection);
+        let shared = &*self.shared;
+        let ours = connection_from(&mut parts.extensions, &shared.connection);
+        let connection = ours.as_ref().unwrap_or(&shared.connection);
         let mut environ = match Environ::from_parts(parts, input, connection) {
             Ok(environ) => environ,
             Err(error) => {
@@ -252,19 +266,17 @@ impl<A: App + 'static> AppService<A> {
             // only leave the app unmounted.
             let _ = environ.mount(&prefix);
         }
-        if let Some(root) = &self.root_path {
+        if let Some(root) = &shared.root_path {
             if environ.mount(root).is_err() {
                 return ResponseFuture::ready(plain(StatusCode::NOT_FOUND, "Not Found\n"));
             }
         }
-        let app = Arc::clone(&self.app);
+        let shared = Arc::clone(&self.shared);
         let head = environ.method() == Method::HEAD;
         ResponseFuture {
             state: State::Running(Box::pin(async move {
-                prepare_with(&*app, environ, move |prepared| {
-                    into_response(prepared, head)
-                })
-                .await
+                let app = &*shared.app;
+                prepare_with(app, environ, move |prepared| into_response(prepared, head)).await
             })),
         }
     }
