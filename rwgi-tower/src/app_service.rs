@@ -247,9 +247,17 @@ impl<A: App + 'static> AppService<A> {
         } else {
             Input::from_body(HttpInput::new(body))
         };
-        let prefix = restore_original_target(&mut parts);
         let shared = &*self.shared;
-        let ours = connection_from(&mut parts.extensions, &shared.connection);
+        // A request straight from hyper has no extensions: nothing to look for.
+        let (prefix, ours) = if parts.extensions.is_empty() {
+            (None, None)
+        } else {
+            let prefix = restore_original_target(&mut parts);
+            (
+                prefix,
+                connection_from(&mut parts.extensions, &shared.connection),
+            )
+        };
         let connection = ours.as_ref().unwrap_or(&shared.connection);
         let mut environ = match Environ::from_parts(parts, input, connection) {
             Ok(environ) => environ,
@@ -271,13 +279,14 @@ impl<A: App + 'static> AppService<A> {
                 return ResponseFuture::ready(plain(StatusCode::NOT_FOUND, "Not Found\n"));
             }
         }
-        let shared = Arc::clone(&self.shared);
+        let app = Arc::clone(&shared.app);
         let head = environ.method() == Method::HEAD;
+        // The future owns the app through its `Arc` (an app too): no `async` block around it,
+        // which would hold the environ twice.
         ResponseFuture {
-            state: State::Running(Box::pin(async move {
-                let app = &*shared.app;
-                prepare_with(app, environ, move |prepared| into_response(prepared, head)).await
-            })),
+            state: State::Running(Box::pin(prepare_with(app, environ, move |prepared| {
+                into_response(prepared, head)
+            }))),
         }
     }
 }
@@ -376,18 +385,26 @@ fn into_response<B: Body + Unpin>(prepared: Prepared<B>, head: bool) -> http::Re
     let failure = prepared
         .failure()
         .map(|failure| AppFailure(failure.to_string().into()));
-    let mut response = prepared.into_http();
-    if head && !response.headers().contains_key(CONTENT_LENGTH) {
+    let mut prepared = prepared;
+    let extensions = std::mem::take(prepared.extensions_mut());
+    let (status, mut headers, body) = prepared.into_parts();
+    if head && !headers.contains_key(CONTENT_LENGTH) {
         if let Some(length) = length {
-            response
-                .headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(length));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
         }
     }
+    // Built in place around the body rather than mapped from `Prepared::into_http`, which
+    // would move the whole response once more.
+    let mut response = http::Response::new(AppBody { body });
+    *response.status_mut() = status;
+    // The map `Response::new` made is empty and owns no memory: forgetting it leaks nothing
+    // and skips dropping it.
+    std::mem::forget(std::mem::replace(response.headers_mut(), headers));
+    *response.extensions_mut() = extensions;
     if let Some(failure) = failure {
         response.extensions_mut().insert(failure);
     }
-    response.map(|body| AppBody { body })
+    response
 }
 
 /// The bridge's own short answer, sent without calling the app.
@@ -475,14 +492,17 @@ pub struct ResponseFuture<B> {
 type Running<B> = Pin<Box<dyn Future<Output = http::Response<AppBody<B>>> + Send>>;
 
 enum State<B> {
-    Ready(Option<http::Response<AppBody<B>>>),
+    // Boxed, so that the future stays two words, moved cheaply on the common path; the bridge's
+    // own answers (400, 404) are rare.
+    Ready(Option<Box<http::Response<AppBody<B>>>>),
     Running(Running<B>),
 }
 
 impl<B> ResponseFuture<B> {
+    #[cold]
     fn ready(response: http::Response<AppBody<B>>) -> Self {
         ResponseFuture {
-            state: State::Ready(Some(response)),
+            state: State::Ready(Some(Box::new(response))),
         }
     }
 }
@@ -509,7 +529,7 @@ impl<B> Future for ResponseFuture<B> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let response = match &mut self.state {
             State::Ready(response) => match response.take() {
-                Some(response) => response,
+                Some(response) => *response,
                 None => return Poll::Pending,
             },
             State::Running(future) => ready!(future.as_mut().poll(cx)),
