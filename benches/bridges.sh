@@ -5,6 +5,8 @@
 #     vs axum          the same router on axum::serve                      (budget: <= 1.10x)
 #   rwgi-hyper-bridge  the rwgi hello app through AppService on hyper + hyper-util
 #     vs rwgi-hello    the same app on rwgi-server                         (budget: <= 1.05x)
+#   tower-bridge       a hand-written hello tower service through ServiceApp on rwgi-server:
+#                      next to rwgi-hello, the cost of the Service -> App bridge alone
 #
 # Method (as in benches/load.sh and BENCHMARKS.md): the server runs under
 # `valgrind --tool=cachegrind --cache-sim=no` with one worker, h2load sends two fixed request
@@ -26,7 +28,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS="$ROOT/benches/peers"
 BIN="$PEERS/target/release"
 WORK=$(mktemp -d /tmp/rwgi-bridges.XXXXXX)
-SERVERS=(axum axum-bridge rwgi-hello rwgi-hyper-bridge)
+SERVERS=(axum axum-bridge rwgi-hello rwgi-hyper-bridge tower-bridge)
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bridges.sh: $*"; exit 1; }
@@ -102,3 +104,5 @@ awk -v a="${MEDIAN[axum-bridge]}" -v b="${MEDIAN[axum]}" \
   'BEGIN { printf "axum through the bridge on rwgi-server / axum::serve: %.3fx (budget 1.10x)\n", a / b }'
 awk -v a="${MEDIAN[rwgi-hyper-bridge]}" -v b="${MEDIAN[rwgi-hello]}" \
   'BEGIN { printf "rwgi hello through the bridge on hyper / on rwgi-server: %.3fx (budget 1.05x)\n", a / b }'
+awk -v a="${MEDIAN[tower-bridge]}" -v b="${MEDIAN[rwgi-hello]}" \
+  'BEGIN { printf "a hello tower service through ServiceApp on rwgi-server / rwgi hello on rwgi-server: %.3fx (%+.0f instructions)\n", a / b, a - b }'
