@@ -485,6 +485,23 @@ impl std::error::Error for RootPathError {}
 ///
 /// It owns the app's future; dropping it (the client went away) drops the app's future and
 /// whatever it holds (REQ-CONC-2). Polling it again after it completed returns `Pending`.
+///
+/// ```
+/// use rwgi::app::app_fn;
+/// use rwgi::body::Full;
+/// use rwgi::http::Request;
+/// use rwgi_tower::{AppService, ResponseFuture};
+/// use tower_service::Service;
+///
+/// let app = app_fn(|_, start: rwgi::StartResponse| async move {
+///     Ok(start.start(Default::default(), Default::default()).body(Full::new("hi")))
+/// });
+/// let mut service = AppService::new(app);
+/// let request = Request::get("/").header("host", "h").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+/// let future: ResponseFuture<Full> = service.call(request);
+/// let response = futures_executor::block_on(future).unwrap();
+/// assert_eq!(response.status(), 200);
+/// ```
 pub struct ResponseFuture<B> {
     state: State<B>,
 }

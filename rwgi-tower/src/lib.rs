@@ -110,7 +110,13 @@ pub use app_service::{AppBody, AppFailure, AppService, HttpInput, ResponseFuture
 pub use service_app::{InputBody, ServiceApp, ServiceBody};
 
 /// The error type of the services and bodies this crate meets: what `tower` and `http-body`
-/// errors are converted from.
+/// errors are converted from, and what an rwgi [`Error`](rwgi::Error) is made of.
+///
+/// ```
+/// let error: rwgi_tower::BoxError = "connection pool closed".into();
+/// let rwgi_error = rwgi::Error::from(error);
+/// assert_eq!(rwgi_error.to_string(), "connection pool closed");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What [`AppService`] tells apps about the server when nothing else says (REQ-ENV-9):
