@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
@@ -407,6 +408,15 @@ fn into_response<B: Body + Unpin>(prepared: Prepared<B>, head: bool) -> http::Re
     response
 }
 
+/// The `500` for an app that panicked outside `prepare`'s guard.
+#[cold]
+fn panicked<B: Body + Unpin>(panic: &(dyn std::any::Any + Send)) -> http::Response<AppBody<B>> {
+    let mut response = plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+    let message = format!("app panicked: {}", rwgi::server::panic_message(panic));
+    response.extensions_mut().insert(AppFailure(message.into()));
+    response
+}
+
 /// The bridge's own short answer, sent without calling the app.
 #[cold]
 fn plain<B: Body + Unpin>(status: StatusCode, text: &'static str) -> http::Response<AppBody<B>> {
@@ -540,7 +550,7 @@ impl<B> fmt::Debug for ResponseFuture<B> {
 // The response is never pinned in place: it is moved out whole.
 impl<B> Unpin for ResponseFuture<B> {}
 
-impl<B> Future for ResponseFuture<B> {
+impl<B: Body + Unpin> Future for ResponseFuture<B> {
     type Output = Result<http::Response<AppBody<B>>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -549,7 +559,15 @@ impl<B> Future for ResponseFuture<B> {
                 Some(response) => *response,
                 None => return Poll::Pending,
             },
-            State::Running(future) => ready!(future.as_mut().poll(cx)),
+            // `prepare` catches the panics of the app's future and body; this catches one in
+            // the synchronous part of `App::call`, before there is a future, so that no panic
+            // reaches the HTTP stack (REQ-ERR-4).
+            State::Running(future) => {
+                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                    Ok(polled) => ready!(polled),
+                    Err(panic) => panicked(&*panic),
+                }
+            }
         };
         self.state = State::Ready(None);
         Poll::Ready(Ok(response))

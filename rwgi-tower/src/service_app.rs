@@ -1,7 +1,7 @@
 //! `tower::Service` → rwgi `App`.
 
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -126,24 +126,24 @@ where
 {
     type Body = ServiceBody<B>;
 
-    fn call(
+    // Everything happens inside the future, where the server's panic guard is (REQ-ERR-4): a
+    // service whose `clone` panics fails this request only.
+    async fn call(
         &self,
         environ: Environ,
         start: StartResponse,
-    ) -> impl Future<Output = Result<Response<ServiceBody<B>>, Error>> + Send {
+    ) -> Result<Response<ServiceBody<B>>, Error> {
         let request = into_request(environ);
         let mut service = self.service.clone();
-        async move {
-            // The clone that was made ready is the one called.
-            poll_fn(|cx| service.poll_ready(cx))
-                .await
-                .map_err(|error| Error::from(error.into()))?;
-            let response = service
-                .call(request)
-                .await
-                .map_err(|error| Error::from(error.into()))?;
-            Ok(start.respond(response.map(ServiceBody::new)))
-        }
+        // The clone that was made ready is the one called.
+        poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .map_err(|error| Error::from(error.into()))?;
+        let response = service
+            .call(request)
+            .await
+            .map_err(|error| Error::from(error.into()))?;
+        Ok(start.respond(response.map(ServiceBody::new)))
     }
 }
 

@@ -230,3 +230,72 @@ fn extensions_travel_both_ways() {
     }));
     assert_eq!(chunk.unwrap().unwrap(), "Some(RequestId(7))");
 }
+
+/// A service that cannot even be cloned.
+struct CloneBomb;
+
+impl Clone for CloneBomb {
+    fn clone(&self) -> Self {
+        panic!("clone exploded")
+    }
+}
+
+impl Service<Request<InputBody>> for CloneBomb {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<InputBody>) -> Self::Future {
+        std::future::ready(Ok(Response::new(Full::new(Bytes::new()))))
+    }
+}
+
+#[test]
+fn a_panicking_service_clone_is_caught_by_the_server() {
+    let response = rwgi_conformance::test_client::block_on(
+        TestRequest::get("/").send(&ServiceApp::new(CloneBomb)),
+    );
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.failure(), Some("app panicked: clone exploded"));
+}
+
+/// An app that panics in `call` itself, before it has a future to return.
+struct PanicsBeforeItsFuture;
+
+impl rwgi::App for PanicsBeforeItsFuture {
+    type Body = rwgi::body::Empty;
+
+    #[allow(unreachable_code)]
+    fn call(
+        &self,
+        _: Environ,
+        _: StartResponse,
+    ) -> impl Future<Output = Result<rwgi::Response<rwgi::body::Empty>, rwgi::Error>> + Send {
+        panic!("no future for you");
+        std::future::pending()
+    }
+}
+
+#[test]
+fn app_service_catches_a_panic_before_the_apps_future_exists() {
+    let request = Request::get("/")
+        .header("host", "h")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let response = rwgi_conformance::test_client::block_on(
+        AppService::new(PanicsBeforeItsFuture).oneshot(request),
+    )
+    .unwrap_or_else(|error| match error {});
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        response
+            .extensions()
+            .get::<rwgi_tower::AppFailure>()
+            .map(|failure| failure.message()),
+        Some("app panicked: no future for you")
+    );
+}
