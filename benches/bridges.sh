@@ -17,6 +17,7 @@
 #
 # Usage: bash benches/bridges.sh
 # Knobs (environment): ROUNDS=3 ICOUNT_REQUESTS="2000 12000" CONNECTIONS=16 PORT=18500
+#                      SERVERS="axum axum-bridge rwgi-hello rwgi-hyper-bridge tower-bridge"
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -28,7 +29,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS="$ROOT/benches/peers"
 BIN="$PEERS/target/release"
 WORK=$(mktemp -d /tmp/rwgi-bridges.XXXXXX)
-SERVERS=(axum axum-bridge rwgi-hello rwgi-hyper-bridge tower-bridge)
+read -r -a SERVERS <<<"${SERVERS:-axum axum-bridge rwgi-hello rwgi-hyper-bridge tower-bridge}"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bridges.sh: $*"; exit 1; }
@@ -100,9 +101,12 @@ for name in "${SERVERS[@]}"; do
   MEDIAN[$name]=$(median <"$WORK/$name.instr")
   printf '%-20s %12s   %s\n' "$name" "${MEDIAN[$name]}" "$(tr '\n' ' ' <"$WORK/$name.instr")"
 done
-awk -v a="${MEDIAN[axum-bridge]}" -v b="${MEDIAN[axum]}" \
-  'BEGIN { printf "axum through the bridge on rwgi-server / axum::serve: %.3fx (budget 1.10x)\n", a / b }'
-awk -v a="${MEDIAN[rwgi-hyper-bridge]}" -v b="${MEDIAN[rwgi-hello]}" \
-  'BEGIN { printf "rwgi hello through the bridge on hyper / on rwgi-server: %.3fx (budget 1.05x)\n", a / b }'
-awk -v a="${MEDIAN[tower-bridge]}" -v b="${MEDIAN[rwgi-hello]}" \
-  'BEGIN { printf "a hello tower service through ServiceApp on rwgi-server / rwgi hello on rwgi-server: %.3fx (%+.0f instructions)\n", a / b, a - b }'
+# ratio A B TEXT: prints TEXT with A's median over B's, when both were measured.
+ratio() {
+  [[ -n ${MEDIAN[$1]:-} && -n ${MEDIAN[$2]:-} ]] || return 0
+  awk -v a="${MEDIAN[$1]}" -v b="${MEDIAN[$2]}" -v t="$3" \
+    'BEGIN { printf "%s: %.3fx (%+.0f instructions)\n", t, a / b, a - b }'
+}
+ratio axum-bridge axum "axum through the bridge on rwgi-server / axum::serve (budget 1.10x)"
+ratio rwgi-hyper-bridge rwgi-hello "rwgi hello through the bridge on hyper / on rwgi-server (budget 1.05x)"
+ratio tower-bridge rwgi-hello "a hello tower service through ServiceApp on rwgi-server / rwgi hello on rwgi-server"

@@ -563,9 +563,18 @@ impl<B: Body + Unpin> Future for ResponseFuture<B> {
             // the synchronous part of `App::call`, before there is a future, so that no panic
             // reaches the HTTP stack (REQ-ERR-4).
             State::Running(future) => {
-                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                    Ok(polled) => ready!(polled),
-                    Err(panic) => panicked(&*panic),
+                // The answer is written in place rather than returned through `catch_unwind`'s
+                // `Result`, which would copy it twice more.
+                let mut answer = None;
+                let polled = catch_unwind(AssertUnwindSafe(|| {
+                    if let Poll::Ready(response) = future.as_mut().poll(cx) {
+                        answer = Some(response);
+                    }
+                }));
+                match (polled, answer) {
+                    (Ok(()), Some(response)) => response,
+                    (Ok(()), None) => return Poll::Pending,
+                    (Err(panic), _) => panicked(&*panic),
                 }
             }
         };

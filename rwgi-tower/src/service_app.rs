@@ -1,7 +1,7 @@
 //! `tower::Service` → rwgi `App`.
 
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -126,24 +126,29 @@ where
 {
     type Body = ServiceBody<B>;
 
-    // Everything happens inside the future, where the server's panic guard is (REQ-ERR-4): a
-    // service whose `clone` panics fails this request only.
-    async fn call(
+    // A plain function returning an `async` block, not an `async fn`, which would keep the
+    // environ twice in its state (as captured and as bound).
+    #[allow(clippy::manual_async_fn)]
+    fn call(
         &self,
         environ: Environ,
         start: StartResponse,
-    ) -> Result<Response<ServiceBody<B>>, Error> {
-        let request = into_request(environ);
-        let mut service = self.service.clone();
-        // The clone that was made ready is the one called.
-        poll_fn(|cx| service.poll_ready(cx))
-            .await
-            .map_err(|error| Error::from(error.into()))?;
-        let response = service
-            .call(request)
-            .await
-            .map_err(|error| Error::from(error.into()))?;
-        Ok(start.respond(response.map(ServiceBody::new)))
+    ) -> impl Future<Output = Result<Response<ServiceBody<B>>, Error>> + Send {
+        // Everything happens inside the future, where the server's panic guard is
+        // (REQ-ERR-4): a service whose `clone` panics fails this request only.
+        async move {
+            let request = into_request(environ);
+            let mut service = self.service.clone();
+            // The clone that was made ready is the one called.
+            poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(|error| Error::from(error.into()))?;
+            let response = service
+                .call(request)
+                .await
+                .map_err(|error| Error::from(error.into()))?;
+            Ok(start.respond(response.map(ServiceBody::new)))
+        }
     }
 }
 
