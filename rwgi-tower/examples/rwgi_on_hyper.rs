@@ -6,8 +6,6 @@
 //! curl http://127.0.0.1:8001/hello
 //! curl http://127.0.0.1:8002/rwgi/hello
 //! ```
-use std::net::SocketAddr;
-
 use axum::routing::get;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -16,7 +14,7 @@ use rwgi::app::app_fn;
 use rwgi::body::Full;
 use rwgi::http::{header, HeaderMap, HeaderValue, StatusCode};
 use rwgi::{Environ, StartResponse};
-use rwgi_tower::AppService;
+use rwgi_tower::{AppService, SocketAddrs};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -41,7 +39,8 @@ async fn main() -> std::io::Result<()> {
         .route("/", get(|| async { "axum's own route\n" }))
         .nest_service("/rwgi", service.clone());
     let axum_listener = TcpListener::bind("127.0.0.1:8002").await?;
-    let make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+    // Both addresses of each connection reach the app (axum's `SocketAddr` alone: the peer).
+    let make_service = router.into_make_service_with_connect_info::<SocketAddrs>();
     tokio::spawn(async move { axum::serve(axum_listener, make_service).await });
 
     // hyper: one copy of the service per connection, with the connection's addresses.

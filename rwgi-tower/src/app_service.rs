@@ -36,9 +36,10 @@ use crate::{BoxError, OriginalUri, ScriptName, SERVER_INFO};
 /// # Where the connection facts come from
 ///
 /// In this order: a [`ConnectionInfo`] request extension (a [`ServiceApp`](crate::ServiceApp)
-/// in front puts the outer server's there); with the `axum` feature, the peer of an
-/// `axum::extract::ConnectInfo<SocketAddr>` extension (what
-/// `into_make_service_with_connect_info::<SocketAddr>()` adds) over the service's own facts;
+/// in front puts the outer server's there); with the `axum` feature, the addresses of an
+/// `axum::extract::ConnectInfo<SocketAddrs>` extension (what
+/// `into_make_service_with_connect_info::<SocketAddrs>()` adds: both addresses) or the peer of
+/// a `ConnectInfo<SocketAddr>` (peer only) over the service's own facts;
 /// else the service's own facts, which a server gives per connection with
 /// [`for_connection`](AppService::for_connection) or [`with_connection`](AppService::with_connection).
 ///
@@ -364,19 +365,86 @@ fn connection_from(extensions: &mut Extensions, own: &ConnectionInfo) -> Option<
     if let Some(connection) = extensions.remove::<ConnectionInfo>() {
         return Some(connection);
     }
-    axum_peer(extensions).map(|peer| own.clone().peer_addr(peer))
+    axum_connection(extensions, own)
 }
 
 #[cfg(feature = "axum")]
-fn axum_peer(extensions: &Extensions) -> Option<SocketAddr> {
+fn axum_connection(extensions: &Extensions, own: &ConnectionInfo) -> Option<ConnectionInfo> {
+    use axum::extract::ConnectInfo;
+
+    if let Some(ConnectInfo(addrs)) = extensions.get::<ConnectInfo<SocketAddrs>>() {
+        let connection = own.clone().peer_addr(addrs.peer);
+        return Some(match addrs.local {
+            Some(local) => connection.local_addr(local),
+            None => connection,
+        });
+    }
     extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|info| info.0)
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| own.clone().peer_addr(*peer))
 }
 
 #[cfg(not(feature = "axum"))]
-fn axum_peer(_: &Extensions) -> Option<SocketAddr> {
+fn axum_connection(_: &Extensions, _: &ConnectionInfo) -> Option<ConnectionInfo> {
     None
+}
+
+/// Both addresses of a TCP connection that `axum::serve` accepted, as axum's connect info: serve
+/// with `into_make_service_with_connect_info::<SocketAddrs>()` and an [`AppService`] in the
+/// router gives its app the local address as well as the peer's (REQ-ENV-10), which axum's
+/// `ConnectInfo<SocketAddr>` alone cannot.
+///
+/// ```no_run
+/// use rwgi_tower::{AppService, SocketAddrs};
+/// # async fn serve(app: impl rwgi::App + 'static) -> std::io::Result<()> {
+/// let router = axum::Router::new().fallback_service(AppService::new(app));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+/// axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddrs>()).await
+/// # }
+/// ```
+#[cfg(feature = "axum")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketAddrs {
+    local: Option<SocketAddr>,
+    peer: SocketAddr,
+}
+
+#[cfg(feature = "axum")]
+impl SocketAddrs {
+    /// The addresses of one connection.
+    ///
+    /// ```
+    /// let peer = "127.0.0.1:50000".parse().unwrap();
+    /// let addrs = rwgi_tower::SocketAddrs::new(None, peer);
+    /// assert_eq!(addrs.peer(), peer);
+    /// assert_eq!(addrs.local(), None);
+    /// ```
+    pub fn new(local: Option<SocketAddr>, peer: SocketAddr) -> Self {
+        SocketAddrs { local, peer }
+    }
+
+    /// The address the server accepted the connection on, when the socket could tell.
+    pub fn local(&self) -> Option<SocketAddr> {
+        self.local
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+#[cfg(feature = "axum")]
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for SocketAddrs
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        SocketAddrs {
+            local: stream.io().local_addr().ok(),
+            peer: *stream.remote_addr(),
+        }
+    }
 }
 
 /// The prepared answer as an `http::Response`: the HEAD answer announces the length a GET

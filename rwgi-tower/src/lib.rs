@@ -70,7 +70,7 @@
 //! | `Environ` method, target, version, headers | the request's (the target as [`ServiceApp`] describes) |
 //! | `Environ::extensions` | the request's extensions, both ways |
 //! | `SCRIPT_NAME` | stripped from the URI, as axum's `nest` does; [`ScriptName`] and [`OriginalUri`] carry it |
-//! | connection facts (`ConnectionInfo`) | a [`ConnectionInfo`](rwgi::environ::ConnectionInfo) request extension; with the `axum` feature also `axum::extract::ConnectInfo<SocketAddr>` |
+//! | connection facts (`ConnectionInfo`) | a [`ConnectionInfo`](rwgi::environ::ConnectionInfo) request extension; with the `axum` feature also `axum::extract::ConnectInfo<SocketAddr>` toward axum, and `ConnectInfo<SocketAddrs>` or `ConnectInfo<SocketAddr>` from `axum::serve` |
 //! | `Input` | the request body's data frames (trailers are not carried) |
 //! | `Response` status, headers, extensions | the response's |
 //! | `Body` | the response body's data frames, with its exact length as the size hint |
@@ -85,10 +85,12 @@
 //!
 //! # Crate features
 //!
-//! - `axum` (off by default): reads axum's `ConnectInfo<SocketAddr>` and `OriginalUri` request
-//!   extensions in [`AppService`], and gives the service behind [`ServiceApp`] axum's
-//!   `ConnectInfo<SocketAddr>` and `OriginalUri`, so that axum's own extractors see the peer
-//!   and the full URI.
+//! - `axum` (on by default): reads axum's `ConnectInfo<SocketAddr>`, `ConnectInfo<SocketAddrs>`
+//!   and `OriginalUri` request extensions in [`AppService`], and gives the service behind
+//!   [`ServiceApp`] axum's `ConnectInfo<SocketAddr>` and `OriginalUri`, so that axum's own
+//!   extractors see the peer and the full URI. It adds `SocketAddrs`, the connect info that
+//!   carries both addresses of a connection `axum::serve` accepted. It raises the minimum Rust
+//!   version to axum's, 1.80.
 #![forbid(unsafe_code)]
 #![deny(
     missing_docs,
@@ -106,6 +108,8 @@ use rwgi::http::Uri;
 mod app_service;
 mod service_app;
 
+#[cfg(feature = "axum")]
+pub use app_service::SocketAddrs;
 pub use app_service::{AppBody, AppFailure, AppService, HttpInput, ResponseFuture, RootPathError};
 pub use service_app::{InputBody, ServiceApp, ServiceBody};
 

@@ -169,3 +169,40 @@ async fn a_failing_app_gets_a_500_that_says_why_in_an_extension() {
         Some("answered 400: REQ-ENV-3: HTTP/1.1 request without a Host header")
     );
 }
+
+/// The server suite's start function for `axum::serve` with the suite's app as the router's
+/// fallback service, both addresses from `into_make_service_with_connect_info::<SocketAddrs>`.
+fn axum_serve_hosting(
+    hosting: rwgi_conformance::server_suite::Hosting,
+) -> rwgi_conformance::server_suite::ServerHandle {
+    let (app, root_path) = hosting.into_parts();
+    let mut service = AppService::new(app);
+    if let Some(root_path) = root_path {
+        service = service.root_path(&root_path).expect("a valid root path");
+    }
+    let router = axum::Router::new().fallback_service(service);
+    let runtime = support::runtime();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("a free port");
+    let address = listener.local_addr().expect("a bound socket");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    runtime.spawn(async move {
+        let make_service = router.into_make_service_with_connect_info::<rwgi_tower::SocketAddrs>();
+        axum::serve(listener, make_service)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    rwgi_conformance::server_suite::ServerHandle::new(address).on_stop(move || {
+        let _ = stop.send(());
+        runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    })
+}
+
+#[test]
+fn an_app_service_under_axum_serve_passes_the_server_suite() {
+    let report = server_suite::run(axum_serve_hosting);
+    assert_passes_everything(&report);
+}
