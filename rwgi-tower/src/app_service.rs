@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_core::Stream;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use rwgi::body::Body;
@@ -240,7 +240,7 @@ impl<A: App + 'static> AppService<A> {
     /// when the request cannot become an environ or lies outside the root path.
     fn start<B>(&self, request: http::Request<B>) -> ResponseFuture<A::Body>
     where
-        B: HttpBody<Data = Bytes> + Send + 'static,
+        B: HttpBody + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = request.into_parts();
@@ -296,7 +296,7 @@ impl<A: App + 'static> AppService<A> {
 impl<A, B> Service<http::Request<B>> for AppService<A>
 where
     A: App + 'static,
-    B: HttpBody<Data = Bytes> + Send + 'static,
+    B: HttpBody + Send + 'static,
     B::Error: Into<BoxError>,
 {
     type Response = http::Response<AppBody<A::Body>>;
@@ -708,7 +708,8 @@ impl<B: Body + Unpin> HttpBody for AppBody<B> {
     }
 }
 
-/// A request body of the tower world as the app's [`Input`]: its data frames, with its errors
+/// A request body of the tower world (any [`http_body::Body`]) as the app's [`Input`]: its data
+/// frames as [`Bytes`], with its errors
 /// passed on (a client gone in the middle of an upload, REQ-INPUT-2) and its exact size hint as
 /// the length still to come. Trailer frames are skipped (REQ-BRIDGE-5).
 ///
@@ -757,7 +758,7 @@ impl<B> fmt::Debug for HttpInput<B> {
 
 impl<B> Stream for HttpInput<B>
 where
-    B: HttpBody<Data = Bytes>,
+    B: HttpBody,
     B::Error: Into<BoxError>,
 {
     type Item = Result<Bytes, Error>;
@@ -772,8 +773,9 @@ where
             match ready!(body.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => {
                     // Trailers carry no body bytes, and an environ has no place for them.
-                    if let Ok(data) = frame.into_data() {
-                        return Poll::Ready(Some(Ok(data)));
+                    if let Ok(mut data) = frame.into_data() {
+                        // `Bytes` hands itself over without a copy.
+                        return Poll::Ready(Some(Ok(data.copy_to_bytes(data.remaining()))));
                     }
                 }
                 Some(Err(error)) => {
@@ -791,7 +793,7 @@ where
 
 impl<B> Body for HttpInput<B>
 where
-    B: HttpBody<Data = Bytes>,
+    B: HttpBody,
     B::Error: Into<BoxError>,
 {
     fn content_length(&self) -> Option<u64> {

@@ -299,3 +299,30 @@ fn app_service_catches_a_panic_before_the_apps_future_exists() {
         Some("app panicked: no future for you")
     );
 }
+
+#[test]
+fn any_request_body_reaches_the_app_whatever_its_buffer_type() {
+    let echo = app_fn(|mut environ: Environ, start: StartResponse| async move {
+        let length = environ.input().content_length();
+        let body = environ
+            .input_mut()
+            .read_to_end(1024)
+            .await
+            .map_err(rwgi::Error::new)?;
+        let text = format!("{length:?} {}", String::from_utf8_lossy(&body));
+        Ok(start
+            .start(StatusCode::OK, HeaderMap::new())
+            .body(RwgiFull::new(text)))
+    });
+    // Data frames of `&[u8]`, not `Bytes`.
+    let request = Request::post("/")
+        .header("host", "h")
+        .body(Full::new(&b"borrowed bytes"[..]))
+        .unwrap();
+    let response = rwgi_conformance::test_client::block_on(AppService::new(echo).oneshot(request))
+        .unwrap_or_else(|error| match error {});
+    let body = rwgi_conformance::test_client::block_on(response.into_body().collect())
+        .unwrap()
+        .to_bytes();
+    assert_eq!(body, "Some(14) borrowed bytes");
+}
