@@ -45,9 +45,9 @@ use crate::{BoxError, OriginalUri, ScriptName};
 /// The service's response becomes the rwgi response through
 /// [`StartResponse::respond`]: status, headers and extensions kept, the body's data frames as a
 /// [`ServiceBody`]. What rwgi cannot carry is listed in REQ-BRIDGE-5: trailers are dropped, a
-/// `101 Switching Protocols` (an upgrade) breaks REQ-RESP-1 and the server answers `500` —
-/// axum's `WebSocketUpgrade` refuses the request first, since the request has no upgrade to
-/// take.
+/// `101 Switching Protocols` (an upgrade) breaks REQ-RESP-1 and the server answers `500`. The
+/// request carries no `hyper::upgrade::OnUpgrade`, so axum's `WebSocketUpgrade` extractor
+/// rejects a WebSocket handshake itself, with `426 Upgrade Required`, before any handler runs.
 ///
 /// ```
 /// use std::time::Duration;
