@@ -603,6 +603,20 @@ impl Environ {
         self.connection.inner.local_addr
     }
 
+    /// The connection facts the server built the environ with, for bridges and middleware
+    /// that hand the request on to something that builds an environ of its own.
+    ///
+    /// ```
+    /// use rwgi::environ::ConnectionInfo;
+    ///
+    /// let environ = rwgi_conformance::test_client::TestRequest::get("/").into_environ();
+    /// let connection: &ConnectionInfo = environ.connection();
+    /// assert_eq!(connection.scheme(), environ.url_scheme());
+    /// ```
+    pub fn connection(&self) -> &ConnectionInfo {
+        &self.connection
+    }
+
     /// What the app may assume about the server.
     pub fn server(&self) -> &ServerInfo {
         &self.connection.inner.server
@@ -690,11 +704,6 @@ impl Environ {
         self.uri = Uri::from_parts(parts).map_err(|_| MountError::InvalidPrefix)?;
         self.mount += prefix.len();
         Ok(())
-    }
-
-    /// The facts about the connection the request came in on.
-    pub fn connection(&self) -> &ConnectionInfo {
-        &self.connection
     }
 
     /// Replaces the connection facts, for middleware that knows better than the socket: a

@@ -76,6 +76,11 @@ pub fn prepare<A: App>(app: &A, environ: Environ) -> impl Future<Output = Prepar
 /// answer where it already is. A server on a hot path uses this; `BENCHMARKS.md` in the
 /// repository has the measurement.
 ///
+/// `app` is taken by value: pass `&app` to borrow it, as servers do, or an `Arc` of it (which
+/// is an app too) for a future that owns everything it needs, as a bridge whose future must be
+/// `'static` does. Wrapping this future in an `async` block instead would keep the environ in
+/// that block's state as well as in this one's.
+///
 /// ```
 /// use rwgi::app::app_fn;
 /// use rwgi::body::Full;
@@ -93,12 +98,12 @@ pub fn prepare<A: App>(app: &A, environ: Environ) -> impl Future<Output = Prepar
 /// ```
 #[allow(clippy::manual_async_fn)] // on purpose, see the first comment
 pub fn prepare_with<'a, A, F, R>(
-    app: &'a A,
+    app: A,
     environ: Environ,
     finish: F,
 ) -> impl Future<Output = R> + 'a
 where
-    A: App,
+    A: App + 'a,
     F: FnOnce(Prepared<A::Body>) -> R + 'a,
 {
     // A plain function returning an `async` block, not an `async fn`: an `async fn` keeps its

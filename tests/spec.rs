@@ -355,6 +355,37 @@ fn a_check_without_a_negative_test_is_caught() {
     assert!(body.is_some_and(|body| body.contains("\"body_dropped_after_completion\"")));
 }
 
+/// The requirements checked by the tests of another crate of the workspace: each row names
+/// `file: test, test` (several files separated by `;`), and every file and test must exist.
+fn checked_by_tests_elsewhere(spec: &str) -> BTreeSet<String> {
+    let heading = "### Checked by the tests of another crate";
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut ids = BTreeSet::new();
+    for row in section(spec, heading)
+        .lines()
+        .filter(|l| l.starts_with("| REQ-"))
+    {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells.len(), 4, "row {row:?} has two cells");
+        for place in cells[2].split(';') {
+            let (file, tests) = place
+                .split_once(':')
+                .unwrap_or_else(|| panic!("{}: {place:?} is not `file: test, ...`", cells[1]));
+            let text = std::fs::read_to_string(root.join(file.trim()))
+                .unwrap_or_else(|error| panic!("{}: cannot read {file}: {error}", cells[1]));
+            for test in tests.split(',').map(str::trim) {
+                assert!(
+                    text.contains(&format!("fn {test}(")),
+                    "{}: {file} has no test {test}",
+                    cells[1]
+                );
+            }
+        }
+        ids.insert(cells[1].to_owned());
+    }
+    ids
+}
+
 fn checked_by_suites() -> BTreeSet<String> {
     server_suite::CHECKS
         .iter()
@@ -390,7 +421,7 @@ fn unaccounted(spec: &str) -> Vec<String> {
         both.is_empty(),
         "listed as typed and as uncheckable: {both:?}"
     );
-    let checked = proven();
+    let mut checked = proven();
     // A requirement is exactly one of: proven by a negative test, enforced by the types, or
     // not checkable (and then no check may claim it).
     let typed_and_proven: Vec<_> = by_types.intersection(&checked).collect();
@@ -404,6 +435,8 @@ fn unaccounted(spec: &str) -> Vec<String> {
         uncheckable_yet_cited.is_empty(),
         "listed as not checkable, yet a check or lint rule cites it: {uncheckable_yet_cited:?}"
     );
+    // Checked by another crate's tests, which the table in section 16 names.
+    checked.extend(checked_by_tests_elsewhere(spec));
     definitions(spec)
         .into_keys()
         .filter(|id| {
@@ -438,6 +471,22 @@ fn a_requirement_without_a_check_is_caught() {
 }
 
 #[test]
+fn a_row_naming_a_test_that_does_not_exist_is_caught() {
+    let real = "round_tripped_twice_on_hyper_passes_the_server_suite";
+    assert!(SPEC.contains(real));
+    let doctored = SPEC.replace(real, "a_test_nobody_wrote");
+    let caught = std::panic::catch_unwind(|| checked_by_tests_elsewhere(&doctored));
+    let message = caught.expect_err("a missing test is an error");
+    let message = message
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert_eq!(
+        message,
+        "REQ-BRIDGE-7: rwgi-tower/tests/round_trip.rs has no test a_test_nobody_wrote"
+    );
+}
+
+#[test]
 fn nothing_cites_an_undefined_requirement() {
     let defined = definitions(SPEC);
     let mut cited: BTreeMap<String, String> = BTreeMap::new();
@@ -449,7 +498,14 @@ fn nothing_cites_an_undefined_requirement() {
             .entry(id)
             .or_insert_with(|| "a conformance check or lint rule".into());
     }
-    for dir in ["src", "tests", "examples"] {
+    for dir in [
+        "src",
+        "tests",
+        "examples",
+        "rwgi-tower/src",
+        "rwgi-tower/tests",
+        "rwgi-tower/examples",
+    ] {
         visit(
             Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).as_path(),
             &mut |path, text| {

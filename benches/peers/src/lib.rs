@@ -85,6 +85,29 @@ pub fn run<F: Future<Output = std::io::Result<()>>>(workers: usize, server: F) {
     });
 }
 
+/// Serves `app` on `rwgi-server`, embedded (one process, access log off, `workers` runtime
+/// threads), until SIGTERM or Ctrl-C: the rwgi peers' whole `main`.
+pub fn serve_rwgi<A: rwgi::App + 'static>(options: &Options, app: A) {
+    let handle = rwgi_server::Server::builder()
+        .bind(options.bind.clone())
+        .threads(options.workers)
+        .serve(app)
+        .unwrap_or_else(|error| fail(&error.to_string()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| fail(&format!("cannot start the runtime: {error}")));
+    runtime.block_on(async {
+        let mut terminate = signal(SignalKind::terminate())
+            .unwrap_or_else(|error| fail(&format!("cannot watch SIGTERM: {error}")));
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    });
+    handle.shutdown();
+}
+
 fn fail(message: &str) -> ! {
     eprintln!("{message}");
     std::process::exit(1);

@@ -5,8 +5,6 @@
 //! measures its download path through this program; everything between the socket and the
 //! app is the shipped server code.
 
-use rwgi_server as serve;
-
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -15,7 +13,6 @@ use futures_core::Stream;
 use rwgi::http::{HeaderMap, StatusCode};
 use rwgi::{App, Body, Environ, Error, Response, StartResponse};
 use rwgi_bench_peers::{Download, Options};
-use serve::{Bind, Config, Listener};
 
 /// [`Download`] as an rwgi body with its exact length.
 struct DownloadBody(Download);
@@ -51,17 +48,7 @@ impl App for DownloadApp {
     }
 }
 
-async fn run(options: Options) -> std::io::Result<()> {
-    let listener = Listener::bind(&Bind::Tcp(options.bind)).await?;
-    let config = Config {
-        access_log: false,
-        ..Config::default()
-    };
-    serve::serve(listener, DownloadApp, config, std::future::pending()).await;
-    Ok(())
-}
-
 fn main() {
     let options = Options::from_args("download");
-    rwgi_bench_peers::run(options.workers, run(options));
+    rwgi_bench_peers::serve_rwgi(&options, DownloadApp);
 }

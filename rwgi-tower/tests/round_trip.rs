@@ -1,0 +1,154 @@
+//! App → Service → App: an rwgi app through `AppService` and back through `ServiceApp`
+//! behaves like the original, on the server suite's shared vectors (`spec/vectors/`) and every
+//! other check of both suites.
+
+mod support;
+
+use rwgi::app::app_fn;
+use rwgi::body::{Body, StreamBody};
+use rwgi::http::{HeaderMap, StatusCode};
+use rwgi::middleware::Middleware;
+use rwgi::{App, Environ, Error, StartResponse};
+use rwgi_conformance::app_suite::{self, Probe, CHECKS as APP_SUITE_CHECKS};
+use rwgi_conformance::server_suite::{self, CHECKS};
+use rwgi_conformance::{Outcome, Report};
+use rwgi_tower::{AppService, ServiceApp};
+use support::{hyper_hosting, rwgi_server_hosting};
+
+/// The app, there and back: served as a tower service, hosted again as an app.
+fn round_trip<A: App + 'static>(app: A) -> ServiceApp<AppService<A>> {
+    ServiceApp::new(AppService::new(app))
+}
+
+/// Every result's name and outcome.
+fn outcomes(report: &Report) -> Vec<(&'static str, Outcome)> {
+    report
+        .results()
+        .iter()
+        .map(|result| (result.name, result.outcome))
+        .collect()
+}
+
+fn assert_all_pass(report: &Report, names: &[&str]) {
+    report.assert_ok();
+    let expected: Vec<(&str, Outcome)> = names.iter().map(|name| (*name, Outcome::Pass)).collect();
+    assert_eq!(outcomes(report), expected, "{report}");
+}
+
+fn server_checks() -> Vec<&'static str> {
+    CHECKS.iter().map(|check| check.name).collect()
+}
+
+#[test]
+fn round_tripped_on_rwgi_server_passes_the_server_suite() {
+    let report = server_suite::run(rwgi_server_hosting(round_trip));
+    assert_all_pass(&report, &server_checks());
+    assert!(
+        report
+            .results()
+            .iter()
+            .filter(|r| r.name.starts_with("vectors_"))
+            .count()
+            == 6,
+        "the six vector groups ran"
+    );
+}
+
+#[test]
+fn round_tripped_twice_on_hyper_passes_the_server_suite() {
+    // hyper → AppService → ServiceApp → AppService → the suite's app.
+    let report = server_suite::run(hyper_hosting(round_trip));
+    assert_all_pass(&report, &server_checks());
+}
+
+/// The round trip as a middleware, so the app suite can check it from both sides.
+#[derive(Clone, Copy, Debug)]
+struct RoundTrip;
+
+impl Middleware<Probe> for RoundTrip {
+    type App = ServiceApp<AppService<Probe>>;
+
+    fn wrap(&self, inner: Probe) -> Self::App {
+        round_trip(inner)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_round_trip_passes_the_app_suite_as_a_middleware() {
+    let report = app_suite::run_middleware(&RoundTrip).await;
+    report.assert_ok_strict();
+    // Exactly as the middleware that does nothing: every check passes, in the same order.
+    let identity = app_suite::run_middleware(&rwgi::middleware::Identity).await;
+    assert_eq!(outcomes(&report), outcomes(&identity), "{report}");
+    let names: Vec<&str> = APP_SUITE_CHECKS.iter().map(|check| check.name).collect();
+    for (result, name) in report.results().iter().zip(&names) {
+        assert_eq!(result.name, *name);
+        assert_eq!(
+            result.outcome,
+            Outcome::Pass,
+            "{}: {}",
+            result.name,
+            result.detail
+        );
+    }
+}
+
+/// A streaming app: `/` answers three chunks of unknown length; `/fail` a body that fails
+/// after its first chunk; anything else `404`.
+fn streaming() -> impl App {
+    app_fn(|environ: Environ, start: StartResponse| async move {
+        let chunks: Vec<Result<bytes::Bytes, Error>> = match environ.path_info() {
+            "/" => vec![Ok("one ".into()), Ok("two ".into()), Ok("three".into())],
+            "/fail" => vec![Ok("half".into()), Err(Error::msg("disk gone"))],
+            _ => {
+                return Ok(start
+                    .start(StatusCode::NOT_FOUND, HeaderMap::new())
+                    .body(rwgi::body::BoxBody::new(rwgi::body::Empty)))
+            }
+        };
+        let body = StreamBody::new(futures_util::stream::iter(chunks));
+        assert_eq!(body.content_length(), None);
+        Ok(start
+            .start(StatusCode::OK, HeaderMap::new())
+            .body(rwgi::body::BoxBody::new(body)))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_round_trip_reports_like_the_original_in_the_app_suite() {
+    let original = app_suite::run(&streaming()).await;
+    let there_and_back = app_suite::run(&round_trip(streaming())).await;
+    assert_eq!(outcomes(&there_and_back), outcomes(&original));
+    for (a, b) in original.results().iter().zip(there_and_back.results()) {
+        assert_eq!(a.detail, b.detail, "{}", a.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_round_trip_answers_like_the_original() {
+    use rwgi_conformance::test_client::TestRequest;
+
+    for (target, mount) in [
+        ("/", ""),
+        ("/fail", ""),
+        ("/nothing", ""),
+        ("/app/", "/app"),
+    ] {
+        let original = TestRequest::get(target)
+            .mount(mount)
+            .send(&streaming())
+            .await;
+        let there_and_back = TestRequest::get(target)
+            .mount(mount)
+            .send(&round_trip(streaming()))
+            .await;
+        assert_eq!(there_and_back.status(), original.status(), "{target}");
+        assert_eq!(there_and_back.headers(), original.headers(), "{target}");
+        assert_eq!(there_and_back.body(), original.body(), "{target}");
+        assert_eq!(
+            there_and_back.body_error(),
+            original.body_error(),
+            "{target}"
+        );
+    }
+}
