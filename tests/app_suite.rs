@@ -328,7 +328,7 @@ fn a_body_that_misbehaves_after_its_end_passes_since_no_caller_polls_it_then() {
             .start(StatusCode::OK, text_headers())
             .body(Unfused::default()))
     });
-    run_blocking(&unfused).assert_ok();
+    run_blocking(&unfused).assert_ok_strict();
     let unfold = app_fn(|_, start: StartResponse| async move {
         let stream = futures_util::stream::unfold(0u8, |n| async move {
             (n < 2).then(|| (Ok::<_, Error>(Bytes::from_static(b"ab")), n + 1))
@@ -339,7 +339,7 @@ fn a_body_that_misbehaves_after_its_end_passes_since_no_caller_polls_it_then() {
                 Box::pin(stream),
             ))))
     });
-    run_blocking(&unfold).assert_ok();
+    run_blocking(&unfold).assert_ok_strict();
 }
 
 #[test]
@@ -580,7 +580,7 @@ fn assert_ok_refuses_an_app_that_fails_every_request() {
     let app = app_fn(|_, _: StartResponse| async move {
         Err::<rwgi::Response<Empty>, _>(Error::msg("down for maintenance"))
     });
-    run_blocking(&app).assert_ok();
+    run_blocking(&app).assert_ok_strict();
 }
 
 #[test]
@@ -990,7 +990,7 @@ fn a_middleware_that_never_calls_inward_gets_a_red_report() {
 #[test]
 #[should_panic(expected = "observed nothing (not ok): middleware_serves_inner_app")]
 fn assert_ok_refuses_a_middleware_that_never_calls_inward() {
-    block_on(run_middleware(&NeverInward)).assert_ok();
+    block_on(run_middleware(&NeverInward)).assert_ok_strict();
 }
 
 /// Polls the inner body once more after it ended, as a sloppy wrapper might.

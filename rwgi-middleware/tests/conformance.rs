@@ -19,12 +19,12 @@ fn hello() -> impl rwgi::App + Clone {
 
 #[test]
 fn access_log_passes_as_middleware() {
-    block_on(run_middleware(&AccessLog::with_sink(|_| {}))).assert_ok();
+    block_on(run_middleware(&AccessLog::with_sink(|_| {}))).assert_ok_strict();
 }
 
 #[test]
 fn an_app_behind_the_access_log_passes() {
-    run_blocking(&hello().with(AccessLog::with_sink(|_| {}))).assert_ok();
+    run_blocking(&hello().with(AccessLog::with_sink(|_| {}))).assert_ok_strict();
 }
 
 #[test]
@@ -33,13 +33,13 @@ fn url_map_passes_with_and_without_a_root_app() {
         .mount("/mnt/app", hello())
         .mount("/api", hello())
         .mount("", hello());
-    run_blocking(&app).assert_ok();
-    run_blocking(&UrlMap::new().mount("/mnt", hello())).assert_ok();
+    run_blocking(&app).assert_ok_strict();
+    run_blocking(&UrlMap::new().mount("/mnt", hello())).assert_ok_strict();
 }
 
 #[test]
 fn proxy_headers_pass_as_middleware() {
     use rwgi_middleware::ProxyHeaders;
     // Trusting every peer, so the middleware rewrites every environ the suite sends.
-    block_on(run_middleware(&ProxyHeaders::new("*".parse().unwrap()))).assert_ok();
+    block_on(run_middleware(&ProxyHeaders::new("*".parse().unwrap()))).assert_ok_strict();
 }

@@ -17,7 +17,7 @@ use support::{big_text, request, router, send, start_rwgi_server, TIMEOUT};
 async fn the_router_passes_the_app_suite() {
     let app = ServiceApp::new(router());
     let report = app_suite::run(&app).await;
-    report.assert_ok();
+    report.assert_ok_strict();
     let names: Vec<&str> = report.results().iter().map(|result| result.name).collect();
     let expected: Vec<&str> = APP_CHECKS.iter().map(|check| check.name).collect();
     assert_eq!(names, expected, "every app check ran once");

@@ -30,7 +30,7 @@ fn outcomes(report: &Report) -> Vec<(&'static str, Outcome)> {
 }
 
 fn assert_all_pass(report: &Report, names: &[&str]) {
-    report.assert_ok();
+    report.assert_ok_strict();
     let expected: Vec<(&str, Outcome)> = names.iter().map(|name| (*name, Outcome::Pass)).collect();
     assert_eq!(outcomes(report), expected, "{report}");
 }

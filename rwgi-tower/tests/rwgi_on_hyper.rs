@@ -18,7 +18,7 @@ use support::{hyper_hosting, request, send};
 /// Asserts that `report` passed every check of the server suite, in order, with nothing
 /// skipped.
 fn assert_passes_everything(report: &Report) {
-    report.assert_ok();
+    report.assert_ok_strict();
     let names: Vec<&str> = report.results().iter().map(|result| result.name).collect();
     let expected: Vec<&str> = CHECKS.iter().map(|check| check.name).collect();
     assert_eq!(names, expected, "every check ran once");
