@@ -194,6 +194,8 @@ mod broken {
         RefusesUnknownMethods,
         /// Tells the app every request is HTTP/1.1.
         ReportsHttp11,
+        /// Writes `HTTP/1.0` in the status line of every answer.
+        AnswersAsHttp10,
     }
 
     /// The closure the suite starts the server with.
@@ -510,7 +512,8 @@ mod broken {
             _ => length,
         };
         let chunked = !bodiless && length.is_none() && flaw != Flaw::ClosesInsteadOfChunking;
-        let mut bytes = format!("HTTP/1.1 {}\r\n", status.as_u16()).into_bytes();
+        let minor = if flaw == Flaw::AnswersAsHttp10 { 0 } else { 1 };
+        let mut bytes = format!("HTTP/1.{minor} {}\r\n", status.as_u16()).into_bytes();
         let mut written: Vec<&HeaderName> = Vec::new();
         for (name, value) in &headers {
             if flaw == Flaw::JoinsRepeatedHeaders {
@@ -1405,5 +1408,15 @@ fn a_server_that_calls_every_request_http_1_1_fails_req_env_11() {
              \"HTTP/1.0\" (seen \"HTTP/1.1\")"
         ),
         "{detail}"
+    );
+}
+
+#[test]
+fn a_server_that_answers_as_http_1_0_fails_req_srv_13() {
+    fails_with(
+        Flaw::AnswersAsHttp10,
+        "status_line_version",
+        "REQ-SRV-13: expected the status line HTTP/1.1 200 in answer to an HTTP/1.1 request, \
+         seen HTTP/1.0 200",
     );
 }

@@ -156,6 +156,7 @@ const PROOFS: &[(Kind, &str, &str, &[&str])] = &[
     (Kind::Server, "response_content_length", "a_server_that_chunks_a_body_of_known_length_fails_req_srv_9", &["REQ-SRV-9"]),
     (Kind::Server, "response_chunked", "a_server_that_does_not_chunk_for_http_1_1_fails_req_srv_9", &["REQ-SRV-9"]),
     (Kind::Server, "response_close_delimited", "a_proxy_that_answers_http_1_0_as_1_1_fails_req_srv_9", &["REQ-SRV-9"]),
+    (Kind::Server, "status_line_version", "a_server_that_answers_as_http_1_0_fails_req_srv_13", &["REQ-SRV-13"]),
     (Kind::Server, "response_streams", "a_server_that_buffers_the_body_fails_req_srv_11", &["REQ-SRV-11"]),
     (Kind::Server, "response_streams", "a_server_that_stops_after_the_first_chunk_fails_req_body_1", &["REQ-BODY-1"]),
     (Kind::Server, "response_empty_chunks", "a_server_that_sends_empty_chunks_fails_req_body_3", &["REQ-BODY-3"]),

@@ -276,6 +276,7 @@ checks! {
     responses::response_content_length: ["REQ-SRV-9", "REQ-BODY-1"];
     responses::response_chunked: ["REQ-SRV-9", "REQ-BODY-1"];
     responses::response_close_delimited: ["REQ-SRV-9"];
+    responses::status_line_version: ["REQ-SRV-13"];
     responses::response_streams: ["REQ-SRV-11", "REQ-BODY-1"];
     responses::response_empty_chunks: ["REQ-BODY-3"];
     responses::head_no_body: ["REQ-SRV-6"];

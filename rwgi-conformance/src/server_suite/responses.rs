@@ -126,6 +126,25 @@ pub(super) fn response_close_delimited(suite: &mut Suite<'_>) -> Checked {
     )
 }
 
+/// The answer to an HTTP/1.1 request has `HTTP/1.1` in its status line.
+pub(super) fn status_line_version(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-13";
+    let expected = "the status line HTTP/1.1 200 in answer to an HTTP/1.1 request";
+    let body = Script::new([Step::Data(b"version")]).with_length(7);
+    let response = fetch(suite, body, &get("/version"))
+        .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+    if response.version != 1 || response.status != 200 {
+        return Err(fail(
+            ID,
+            format!(
+                "expected {expected}, seen HTTP/1.{} {}",
+                response.version, response.status
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A chunk reaches the client while the body waits for its next one.
 pub(super) fn response_streams(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-SRV-11";
