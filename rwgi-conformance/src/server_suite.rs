@@ -281,7 +281,7 @@ checks! {
     responses::response_empty_chunks: ["REQ-BODY-3"];
     responses::head_no_body: ["REQ-SRV-6"];
     responses::head_content_length: ["REQ-SRV-6", "REQ-RESP-5"];
-    responses::no_body_204_304: ["REQ-SRV-6", "REQ-RESP-6"];
+    responses::no_body_204_304: ["REQ-SRV-6", "REQ-RESP-6", "REQ-RESP-5"];
     responses::repeated_response_headers: ["REQ-SRV-2"];
     responses::illegal_head_hop_by_hop: ["REQ-SRV-5", "REQ-RESP-2"];
     responses::illegal_head_informational: ["REQ-SRV-5", "REQ-RESP-1"];
