@@ -194,6 +194,8 @@ mod broken {
         RefusesUnknownMethods,
         /// Tells the app every request is HTTP/1.1.
         ReportsHttp11,
+        /// Calls the app for `CONNECT` as for any method.
+        CallsAppForConnect,
         /// Leaves the peer address out of the environ.
         HidesPeer,
         /// Writes `HTTP/1.0` in the status line of every answer.
@@ -309,6 +311,11 @@ mod broken {
                 let _ = plain(&mut stream, refused);
                 return;
             };
+            if environ.method() == Method::CONNECT && flaw != Flaw::CallsAppForConnect {
+                // No tunnel to offer (REQ-SRV-12); the connection cannot carry on.
+                let _ = plain(&mut stream, StatusCode::NOT_IMPLEMENTED);
+                return;
+            }
             let root_path = root_path.filter(|_| flaw != Flaw::IgnoresRootPath);
             if root_path.is_some_and(|root| environ.mount(root).is_err()) {
                 if plain(&mut stream, StatusCode::NOT_FOUND).is_err() {
@@ -1579,4 +1586,14 @@ fn a_server_that_hides_the_peer_address_fails_req_env_10_once() {
     let report = server_suite::run_checks(broken::start(Flaw::HidesPeer), &vectors);
     assert_eq!(report.results().len(), 5, "{report}");
     assert!(report.is_ok_strict(), "{report}");
+}
+
+#[test]
+fn a_server_that_calls_the_app_for_connect_fails_req_srv_12() {
+    fails_with(
+        Flaw::CallsAppForConnect,
+        "vectors_targets",
+        "REQ-SRV-12: vector `authority_form_connect`: expected status 501 without calling the \
+         app; seen status 501 after 1 call(s) of the app",
+    );
 }

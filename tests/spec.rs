@@ -136,6 +136,7 @@ const PROOFS: &[(Kind, &str, &str, &[&str])] = &[
     (Kind::Server, "vectors_targets", "a_server_that_rewrites_absolute_form_fails_req_env_4", &["REQ-ENV-4", "REQ-ENV-8"]),
     (Kind::Server, "vectors_targets", "a_server_that_answers_bad_targets_with_200_fails_req_env_6_and_req_env_2", &["REQ-ENV-6", "REQ-ENV-2"]),
     (Kind::Server, "vectors_targets", "a_server_that_refuses_unknown_methods_fails_req_env_1", &["REQ-ENV-1"]),
+    (Kind::Server, "vectors_targets", "a_server_that_calls_the_app_for_connect_fails_req_srv_12", &["REQ-SRV-12"]),
     (Kind::Server, "vectors_hosts", "a_server_that_invents_a_host_fails_req_env_3", &["REQ-ENV-3"]),
     (Kind::Server, "vectors_hosts", "a_server_that_calls_every_request_http_1_1_fails_req_env_11", &["REQ-ENV-11"]),
     (Kind::Server, "vectors_headers", "a_server_that_drops_repeated_request_headers_fails_req_env_7", &["REQ-ENV-7"]),

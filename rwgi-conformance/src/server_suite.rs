@@ -251,7 +251,7 @@ checks! {
     ];
     requests::vectors_targets: [
         "REQ-ENV-6", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-5", "REQ-ENV-8",
-        "REQ-PATH-1", "REQ-PATH-5", "REQ-CGI-1", "REQ-APP-3",
+        "REQ-PATH-1", "REQ-PATH-5", "REQ-CGI-1", "REQ-APP-3", "REQ-SRV-12",
     ];
     requests::vectors_hosts: [
         "REQ-ENV-3", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-11", "REQ-CGI-1",

@@ -613,6 +613,10 @@ fn respond<'a, A: App>(
             return EitherFuture::Left(ready(Ok(response)));
         }
     };
+    if environ.method() == Method::CONNECT {
+        // No tunnel to offer: refused without calling the app (REQ-SRV-12).
+        return EitherFuture::Left(ready(Ok(plain(StatusCode::NOT_IMPLEMENTED, peer, tracked))));
+    }
     if let Some(prefix) = shared.root_path.as_deref() {
         if environ.mount(prefix).is_err() {
             return EitherFuture::Left(ready(Ok(plain(StatusCode::NOT_FOUND, peer, tracked))));

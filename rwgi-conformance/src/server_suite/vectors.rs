@@ -531,6 +531,10 @@ mod tests {
             Ok(environ) => environ,
             Err(error) => return refused(error.status().as_u16()),
         };
+        // A server without a tunnel to offer refuses CONNECT (REQ-SRV-12).
+        if environ.method() == Method::CONNECT {
+            return refused(501);
+        }
         if let Some(root) = &vector.root_path {
             if environ.mount(root).is_err() {
                 return refused(404);
