@@ -95,7 +95,7 @@ mod driver;
 mod probe;
 
 use driver::{drive, drop_caught, lock, next_chunk, poll_once, Gate, Sleep, Stop, Upload};
-use probe::{Mark, ProbeState};
+use probe::{InnerMark, Mark, ProbeState, PROBE_FIELDS};
 pub use probe::{Probe, ProbeBody};
 
 const FINAL_STATUS: Check = rule("final_status_not_informational", &["REQ-RESP-1"]);
@@ -123,6 +123,8 @@ const MW_LENGTH: Check = rule(
 );
 const MW_DROPS: Check = rule("middleware_drops_inner_body", &["REQ-MW-4"]);
 const MW_EXTENSIONS: Check = rule("middleware_passes_extensions", &["REQ-EXT-2", "REQ-MW-5"]);
+const MW_PATH: Check = rule("middleware_keeps_the_path", &["REQ-MW-5", "REQ-PATH-2"]);
+const MW_HEAD: Check = rule("middleware_passes_inner_head", &["REQ-MW-1", "REQ-SRV-2"]);
 
 const fn rule(name: &'static str, requirements: &'static [&'static str]) -> Check {
     Check { name, requirements }
@@ -150,8 +152,15 @@ pub const APP_CHECKS: &[Check] = &[
 ];
 
 /// The checks [`run_middleware`] adds: what a middleware does toward the app it wraps.
-pub const MIDDLEWARE_CHECKS: &[Check] =
-    &[MW_SERVES, MW_STREAMS, MW_LENGTH, MW_DROPS, MW_EXTENSIONS];
+pub const MIDDLEWARE_CHECKS: &[Check] = &[
+    MW_SERVES,
+    MW_STREAMS,
+    MW_LENGTH,
+    MW_DROPS,
+    MW_EXTENSIONS,
+    MW_PATH,
+    MW_HEAD,
+];
 
 /// Every check of the app suite, in the order of the report: [`APP_CHECKS`], then
 /// [`MIDDLEWARE_CHECKS`].
@@ -233,7 +242,14 @@ pub async fn run_with_time_limit<A: App>(app: &A, limit: Duration) -> Report {
 ///   mismatch in the middleware's answer is the middleware's.
 /// - `middleware_drops_inner_body` (REQ-MW-4): when its body is dropped, the probe's is too.
 /// - `middleware_passes_extensions` (REQ-EXT-2, REQ-MW-5): a typed value the suite puts in
-///   the environ's extensions reaches the probe.
+///   the environ's extensions reaches the probe, and one the probe puts in its response's
+///   extensions reaches the suite.
+/// - `middleware_keeps_the_path` (REQ-MW-5, REQ-PATH-2): the probe's `script_name +
+///   path_info` is the path of the request the suite sent: a prefix is moved into
+///   `script_name` (`Environ::mount`), never dropped.
+/// - `middleware_passes_inner_head` (REQ-MW-1, REQ-SRV-2): the middleware's answer keeps the
+///   probe's status and its `Content-Type` and two `X-Probe` lines as they were (headers it
+///   adds are its own; `Content-Length` is REQ-MW-3's).
 pub async fn run_middleware<M: Middleware<Probe>>(middleware: &M) -> Report {
     let state = Arc::new(ProbeState::default());
     let app = middleware.wrap(Probe::new(&state));
@@ -253,8 +269,9 @@ async fn run_suite<A: App>(app: &A, limit: Duration, probe: Option<&Arc<ProbeSta
         probe,
     };
     // Behind a middleware, a wrong Content-Length is the middleware's: the probe's is exact.
+    // A check that shares a requirement with one before it gets only what that one does not.
     let owners: &[Check] = if probe.is_some() {
-        &[MW_LENGTH, MW_EXTENSIONS]
+        &[MW_LENGTH, MW_EXTENSIONS, MW_SERVES, MW_PATH, MW_HEAD]
     } else {
         &[]
     };
@@ -513,6 +530,9 @@ impl<A: App> Driver<'_, A> {
         match answer {
             Ok(Ok(response)) => {
                 found.judge(ON_HEAD);
+                if self.probe_counts().0 > before.0 {
+                    self.inner_answer_passed(&response, &mut found);
+                }
                 let (status, headers, body) = response.into_parts();
                 found.by_facts.extend(facts::check_head(status, &headers));
                 if method == Method::HEAD {
@@ -715,10 +735,58 @@ impl<A: App> Driver<'_, A> {
     /// The environ of `request`, marked for the probe in middleware mode.
     fn environ(&self, request: TestRequest) -> Environ {
         let mut environ = request.into_environ();
-        if self.probe.is_some() {
+        if let Some(probe) = self.probe {
             environ.extensions_mut().insert(Mark);
+            let sent = format!("{}{}", environ.script_name(), environ.path_info());
+            *lock(&probe.sent) = Some(sent);
         }
         environ
+    }
+
+    /// In middleware mode, with the probe called: whether the middleware's answer kept the
+    /// probe's status, field lines (REQ-MW-1 with REQ-SRV-2; `Content-Length` is REQ-MW-3's)
+    /// and response extensions (REQ-EXT-2).
+    fn inner_answer_passed<B: Body>(&self, response: &rwgi::Response<B>, found: &mut Found) {
+        if response.extensions().get::<InnerMark>().is_none() {
+            found.violations.push(Violation::new(
+                "REQ-EXT-2",
+                "a typed value in the inner app's response extensions did not reach the server through the middleware (response extensions travel outward)",
+            ));
+        }
+        let lines = |name: &str| -> Vec<String> {
+            response
+                .headers()
+                .get_all(name)
+                .iter()
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                .collect()
+        };
+        let expected = |name: &str| -> Vec<String> {
+            PROBE_FIELDS
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, value)| (*value).to_owned())
+                .collect()
+        };
+        let mut changed: Vec<String> = ["content-type", "x-probe"]
+            .into_iter()
+            .filter(|name| lines(name) != expected(name))
+            .map(|name| format!("{name} {:?} (seen {:?})", expected(name), lines(name)))
+            .collect();
+        if response.status() != StatusCode::OK {
+            let seen = response.status().as_u16();
+            changed.insert(0, format!("status 200 (seen {seen})"));
+        }
+        if !changed.is_empty() {
+            found.violations.push(Violation::new(
+                "REQ-SRV-2",
+                format!(
+                    "the middleware's answer changed the inner app's head: {} (REQ-MW-1: toward its server a middleware passes the inner status and field lines on)",
+                    changed.join(", ")
+                ),
+            ));
+        }
+        found.judge(&[MW_HEAD]);
     }
 
     /// How many requests reached the probe so far, and how many bodies it made.
@@ -781,9 +849,15 @@ impl<A: App> Driver<'_, A> {
                 "the inner app's body was still alive after the middleware's answer was dropped",
             ));
         }
+        for moved in lock(&probe.moved).drain(..) {
+            found.violations.push(Violation::new(
+                "REQ-PATH-2",
+                format!("{moved} (REQ-MW-5: a middleware changes the path only with Environ::mount, which moves a prefix into script_name)"),
+            ));
+        }
         let (calls, bodies) = self.probe_counts();
         if calls > before.0 {
-            found.judge(&[MW_SERVES, MW_EXTENSIONS]);
+            found.judge(&[MW_SERVES, MW_EXTENSIONS, MW_PATH]);
             if found.judged.contains(&LENGTH_MATCHES) {
                 found.judge(&[MW_LENGTH]);
             }
