@@ -43,6 +43,8 @@
 //! app the suite controls, and checks the middleware in both of its roles: as an app toward the
 //! driver (every check above) and as a server toward the probe ([`MIDDLEWARE_CHECKS`]).
 //!
+//! [`CHECKS`] tables every check with its requirements.
+//!
 //! # Verdicts
 //!
 //! Every check counts the exchanges it judged: a response head for the head rules, a body read
@@ -163,7 +165,42 @@ pub const MIDDLEWARE_CHECKS: &[Check] = &[
 ];
 
 /// Every check of the app suite, in the order of the report: [`APP_CHECKS`], then
-/// [`MIDDLEWARE_CHECKS`].
+/// [`MIDDLEWARE_CHECKS`], with the requirements each covers (a failure names the one broken
+/// first):
+///
+/// | Check | Requirements | What it judges |
+/// |---|---|---|
+/// | `final_status_not_informational` | REQ-RESP-1 | No response's final status is informational (1xx). |
+/// | `no_hop_by_hop_headers` | REQ-RESP-2 | No response sets a hop-by-hop header. |
+/// | `content_length_well_formed` | REQ-RESP-3 | At most one `Content-Length`, a decimal number. |
+/// | `no_content_length_on_204` | REQ-RESP-4 | No `Content-Length` on a `204`. |
+/// | `content_length_matches_body` | REQ-RESP-5 | Every body yields exactly its `Content-Length` (not held for `HEAD` and `304`). |
+/// | `bodiless_status_empty_body` | REQ-RESP-6 | `204`, `205` and `304` answers have empty bodies. |
+/// | `answers_through_its_callback` | REQ-START-1 | The answer comes from the callback the call received. |
+/// | `body_length_exact` | REQ-BODY-4 | `Body::content_length`, when known, is what the body still yields. |
+/// | `body_streams_lazily` | REQ-BODY-6 | A body yields what it has without waiting for later chunks. |
+/// | `no_input_poll_after_end` | REQ-INPUT-6 | The request body is not polled after it ended or failed. |
+/// | `no_panic` | REQ-APP-5 | Neither the app nor its body panics, also when dropped early. |
+/// | `answers_every_request` | REQ-APP-4 | Every request of the battery gets a response, not an `Err`. |
+/// | `slow_reader` | REQ-RESP-5, REQ-BODY-4, REQ-APP-5 | The body read with pauses before every poll stays correct. |
+/// | `stalled_write` | REQ-RESP-5, REQ-BODY-4, REQ-APP-5 | The body read with one long pause after its first chunk stays correct. |
+/// | `client_gone_during_upload` | REQ-INPUT-6, REQ-APP-5 | The request body fails at byte 100 000: the app copes. |
+/// | `client_gone_during_download` | REQ-CONC-2, REQ-APP-5 | The body dropped after its first chunk: no panic. |
+/// | `client_gone_before_response` | REQ-CONC-2, REQ-APP-5 | The app's future dropped while it waits: no panic. |
+/// | `middleware_serves_inner_app` | REQ-MW-1 | Toward the app it wraps, the middleware keeps every server rule and passes requests on. |
+/// | `middleware_streams_inner_body` | REQ-MW-2 | The middleware's body yields at least once per inner chunk. |
+/// | `middleware_fixes_content_length` | REQ-MW-3, REQ-RESP-5 | A middleware that changes the body fixes `Content-Length`. |
+/// | `middleware_drops_inner_body` | REQ-MW-4 | Dropping the middleware's body drops the inner one. |
+/// | `middleware_passes_extensions` | REQ-EXT-2, REQ-MW-5 | Extensions travel inward in the environ and outward in the response. |
+/// | `middleware_keeps_the_path` | REQ-MW-5, REQ-PATH-2 | The inner `script_name + path_info` is the path sent. |
+/// | `middleware_passes_inner_head` | REQ-MW-1, REQ-SRV-2 | The inner status and header lines come out unchanged. |
+///
+/// ```
+/// use rwgi_conformance::app_suite::CHECKS;
+///
+/// let no_panic = CHECKS.iter().find(|check| check.name == "no_panic").unwrap();
+/// assert_eq!(no_panic.requirements, ["REQ-APP-5"]);
+/// ```
 pub const CHECKS: &[Check] = &ALL_CHECKS;
 
 const ALL_CHECKS: [Check; APP_CHECKS.len() + MIDDLEWARE_CHECKS.len()] = {
@@ -988,5 +1025,47 @@ impl Tally {
             report.record(*check, outcome, judged, detail);
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CHECKS;
+
+    /// The rows of the table in the documentation of [`CHECKS`]: name and requirements.
+    fn documented() -> Vec<(String, Vec<String>)> {
+        include_str!("app_suite.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("/// | `"))
+            .filter_map(|row| {
+                let (name, rest) = row.split_once("` | ")?;
+                let (ids, _) = rest.split_once(" | ")?;
+                Some((
+                    name.to_owned(),
+                    ids.split(", ").map(str::to_owned).collect(),
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_table_lists_every_check_with_its_requirements() {
+        let expected: Vec<(String, Vec<String>)> = CHECKS
+            .iter()
+            .map(|check| {
+                let ids = check.requirements.iter().map(|id| (*id).to_owned());
+                (check.name.to_owned(), ids.collect())
+            })
+            .collect();
+        let rows: Vec<String> = expected
+            .iter()
+            .map(|(name, ids)| format!("/// | `{name}` | {} | … |", ids.join(", ")))
+            .collect();
+        assert_eq!(
+            documented(),
+            expected,
+            "the table in the docs of CHECKS must list, in order:\n{}",
+            rows.join("\n")
+        );
     }
 }
