@@ -740,10 +740,19 @@ fn exact_length_then_more(suite: &mut Suite<'_>) -> Checked {
     connection
         .send(&get("/abort"))
         .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
-    match connection.response("GET") {
-        Ok(response) if response.is_complete() => {}
-        Ok(_) | Err(WireError::Closed | WireError::Io(_)) => return Ok(()),
-        Err(error) => return Err(fail(ID, format!("expected {expected}, seen {error}"))),
+    match connection.response("GET").map(|response| response.end) {
+        Ok(End::Complete) => {}
+        Ok(End::Cut(WireError::Closed | WireError::Io(_)))
+        | Err(WireError::Closed | WireError::Io(_)) => return Ok(()),
+        Ok(End::Cut(WireError::TimedOut)) => {
+            return Err(fail(
+                ID,
+                format!("expected {expected}, seen the connection left open mid-body"),
+            ))
+        }
+        Ok(End::Cut(error)) | Err(error) => {
+            return Err(fail(ID, format!("expected {expected}, seen {error}")))
+        }
     }
     // A server may close after the answer; then the send may fail, and the read tells.
     let _ = connection.send(&get("/next"));
