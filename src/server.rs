@@ -584,17 +584,64 @@ impl<B: Body + Unpin> Stream for Guarded<B> {
         };
         let broken =
             |mismatch: Mismatch| Error::new(mismatch.violation("REQ-RESP-5", "Content-Length"));
-        let item = match (item, this.promise.as_mut()) {
+        let mut item = match (item, this.promise.as_mut()) {
             (Some(Ok(chunk)), Some(promise)) => {
                 Some(promise.take(chunk.len()).map(|()| chunk).map_err(broken))
             }
             (None, Some(promise)) => promise.end().err().map(|mismatch| Err(broken(mismatch))),
             (item, _) => item,
         };
+        if matches!(item, Some(Ok(_))) && this.complete_by_promise() {
+            // The last promised byte is due. An HTTP stack that frames by Content-Length stops
+            // polling once it has them, so a body that yields more must be caught now, while
+            // the response can still be cut short (REQ-SRV-7).
+            if let Some(failure) = this.look_past_the_end(cx) {
+                item = Some(Err(failure));
+            }
+        }
         if !matches!(item, Some(Ok(_))) {
             this.done = true;
         }
         Poll::Ready(item)
+    }
+}
+
+impl<B: Body + Unpin> Guarded<B> {
+    /// Whether the promised bytes are all yielded while the body does not vouch for its own
+    /// end (its length is not `Some(0)`), so one more poll is needed to know it ends.
+    fn complete_by_promise(&self) -> bool {
+        self.promise.is_some_and(|promise| promise.remaining() == 0)
+            && self.body.content_length() != Some(0)
+    }
+
+    /// Polls the body once past its promised end: an end marks it done, bytes or an error are
+    /// the failure to report in place of the last chunk. A body not ready yet is left alone.
+    fn look_past_the_end(&mut self, cx: &mut Context<'_>) -> Option<Error> {
+        loop {
+            let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut self.body).poll_next(cx)));
+            match polled {
+                Ok(Poll::Pending) => return None,
+                Ok(Poll::Ready(None)) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(Poll::Ready(Some(Ok(chunk)))) if chunk.is_empty() => continue,
+                Ok(Poll::Ready(Some(Ok(chunk)))) => {
+                    let promise = self.promise.as_mut()?;
+                    let mismatch = promise.take(chunk.len()).err()?;
+                    return Some(Error::new(
+                        mismatch.violation("REQ-RESP-5", "Content-Length"),
+                    ));
+                }
+                Ok(Poll::Ready(Some(Err(error)))) => return Some(error),
+                Err(panic) => {
+                    return Some(Error::msg(format!(
+                        "body panicked: {}",
+                        panic_message(&*panic)
+                    )))
+                }
+            }
+        }
     }
 }
 
@@ -752,13 +799,13 @@ mod tests {
         let long = prepared(
             Request::get("/"),
             StatusCode::OK,
-            &[("content-length", "1")],
-            || Chunks(vec![Ok("a"), Ok("b")], None),
+            &[("content-length", "2")],
+            || Chunks(vec![Ok("a"), Ok("bc")], None),
         );
         let error = collect(long.into_parts().2).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "REQ-RESP-5: the body yielded 2 bytes, more than the 1 of its Content-Length"
+            "REQ-RESP-5: the body yielded 3 bytes, more than the 2 of its Content-Length"
         );
         let short = prepared(
             Request::get("/"),
@@ -771,6 +818,56 @@ mod tests {
             error.to_string(),
             "REQ-RESP-5: the body ended after 1 bytes, 2 short of the 3 of its Content-Length"
         );
+    }
+
+    #[test]
+    fn bytes_past_exactly_the_declared_length_fail_in_place_of_the_last_chunk() {
+        let waker = crate::body::tests::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let (_, _, mut body) = prepared(
+            Request::get("/"),
+            StatusCode::OK,
+            &[("content-length", "3")],
+            || Chunks(vec![Ok("a"), Ok("bc"), Ok("d")], None),
+        )
+        .into_parts();
+        assert!(
+            matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(Some(Ok(c))) if c == "a")
+        );
+        match Pin::new(&mut body).poll_next(&mut cx) {
+            Poll::Ready(Some(Err(error))) => assert_eq!(
+                error.to_string(),
+                "REQ-RESP-5: the body yielded 4 bytes, more than the 3 of its Content-Length"
+            ),
+            other => panic!("expected the excess as an error, got {other:?}"),
+        }
+        assert!(body.is_end_stream());
+        // Before anything went out, the excess is a failure of the answer: a 500.
+        let prepared = prepared(
+            Request::get("/"),
+            StatusCode::OK,
+            &[("content-length", "1")],
+            || Chunks(vec![Ok("a"), Ok("b")], None),
+        );
+        assert_eq!(prepared.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        // A body that ends where its header said is complete without a poll after the end.
+        let (_, _, mut body) = prepared_with_length(&["a", "bc"]).into_parts();
+        assert!(
+            matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(Some(Ok(c))) if c == "a")
+        );
+        assert!(
+            matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(Some(Ok(c))) if c == "bc")
+        );
+        assert!(body.is_end_stream());
+    }
+
+    fn prepared_with_length(chunks: &'static [&'static str]) -> Prepared<Chunks> {
+        prepared(
+            Request::get("/"),
+            StatusCode::OK,
+            &[("content-length", "3")],
+            move || Chunks(chunks.iter().map(|c| Ok(*c)).collect(), None),
+        )
     }
 
     #[test]

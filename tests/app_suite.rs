@@ -1022,3 +1022,105 @@ fn a_middleware_that_polls_the_inner_body_after_its_end_fails_mw_1() {
         "{detail}"
     );
 }
+
+#[test]
+fn a_middleware_that_drops_a_prefix_from_the_path_fails_path_2() {
+    // Rebuilds the environ from a shortened target instead of mounting: the prefix is gone from
+    // `path_info` and never reaches `script_name`.
+    let report = run_layer(
+        |environ: &mut Environ| {
+            let Some(rest) = environ.path_info().strip_prefix("/rwgi-suite") else {
+                return;
+            };
+            let rest = rest.to_owned();
+            let mut request = rwgi::http::Request::new(environ.take_input());
+            *request.uri_mut() = rest.parse().expect("a path");
+            *request.method_mut() = environ.method().clone();
+            *request.version_mut() = environ.version();
+            *request.headers_mut() = environ.headers().clone();
+            *request.extensions_mut() = std::mem::take(environ.extensions_mut());
+            let connection = environ.connection().clone();
+            *environ = Environ::from_request(request, &connection).expect("a valid target");
+        },
+        |response| response,
+    );
+    assert_fails(&report, "REQ-PATH-2", &["middleware_keeps_the_path"]);
+    let (_, detail) = outcome(&report, "middleware_keeps_the_path");
+    assert!(
+        detail.starts_with(
+            "REQ-PATH-2: the app behind the middleware got script_name \"\" and path_info \
+             \"/no/such/path\" for the path \"/rwgi-suite/no/such/path\" (REQ-MW-5: "
+        ),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_middleware_that_keeps_only_the_last_of_repeated_headers_fails_srv_2() {
+    let report = run_layer(
+        |_: &mut Environ| {},
+        |mut response| {
+            let last = response
+                .headers()
+                .get_all("x-probe")
+                .iter()
+                .next_back()
+                .cloned();
+            if let Some(last) = last {
+                response.headers_mut().insert("x-probe", last);
+            }
+            response
+        },
+    );
+    assert_fails(&report, "REQ-SRV-2", &["middleware_passes_inner_head"]);
+    let (_, detail) = outcome(&report, "middleware_passes_inner_head");
+    assert!(
+        detail.starts_with(
+            "REQ-SRV-2: the middleware's answer changed the inner app's head: x-probe [\"one\", \
+             \"two\"] (seen [\"two\"]) (REQ-MW-1: "
+        ),
+        "{detail}"
+    );
+}
+
+/// Calls the app it wraps with a callback of its own and answers through the server's with the
+/// inner status, headers and body, leaving the inner response's extensions behind.
+struct Reanswers;
+
+struct ReanswersApp(Probe);
+
+impl Middleware<Probe> for Reanswers {
+    type App = ReanswersApp;
+
+    fn wrap(&self, inner: Probe) -> ReanswersApp {
+        ReanswersApp(inner)
+    }
+}
+
+impl App for ReanswersApp {
+    type Body = LintBody<ProbeBody>;
+
+    async fn call(
+        &self,
+        environ: Environ,
+        start: StartResponse,
+    ) -> Result<rwgi::Response<Self::Body>, Error> {
+        let inner = self.0.call(environ, StartResponse::new()).await?;
+        let (status, headers, body) = inner.into_parts();
+        Ok(start.start(status, headers).body(body))
+    }
+}
+
+#[test]
+fn a_middleware_that_loses_the_response_extensions_fails_ext_2() {
+    let report = block_on(run_middleware(&Reanswers));
+    assert_fails(&report, "REQ-EXT-2", &["middleware_passes_extensions"]);
+    let (_, detail) = outcome(&report, "middleware_passes_extensions");
+    assert!(
+        detail.starts_with(
+            "REQ-EXT-2: a typed value in the inner app's response extensions did not reach the \
+             server through the middleware (response extensions travel outward) (request: GET /)"
+        ),
+        "{detail}"
+    );
+}

@@ -183,6 +183,19 @@ fn body_for_304_is_resp_6_on_the_head() {
     );
 }
 
+#[test]
+fn body_for_205_is_resp_6() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        Ok(start
+            .start(StatusCode::RESET_CONTENT, HeaderMap::new())
+            .body(Full::new("form")))
+    });
+    assert_eq!(
+        violations(app, TestRequest::get("/")),
+        ["REQ-RESP-6: a 205 response must have an empty body, got one of 4 bytes"]
+    );
+}
+
 /// Yields "abc" and then says it has more.
 struct Liar(bool);
 

@@ -96,7 +96,7 @@ mod broken {
     use bytes::Bytes;
     use futures_util::StreamExt;
     use rwgi::app::BoxApp;
-    use rwgi::body::Body;
+    use rwgi::body::{Body, StreamBody};
     use rwgi::environ::{ConnectionInfo, ServerInfo};
     use rwgi::http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
     use rwgi::http::uri::Scheme;
@@ -104,7 +104,7 @@ mod broken {
         HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version,
     };
     use rwgi::path::percent_decode;
-    use rwgi::response::{check_head, content_length};
+    use rwgi::response::{check_head, content_length, is_bodiless};
     use rwgi::server::prepare;
     use rwgi::{App, Environ, Input, StartResponse};
     use rwgi_conformance::server_suite::{Hosting, ServerHandle};
@@ -194,6 +194,22 @@ mod broken {
         RefusesUnknownMethods,
         /// Tells the app every request is HTTP/1.1.
         ReportsHttp11,
+        /// Calls the app for `CONNECT` as for any method.
+        CallsAppForConnect,
+        /// Leaves the peer address out of the environ.
+        HidesPeer,
+        /// Writes `HTTP/1.0` in the status line of every answer.
+        AnswersAsHttp10,
+        /// Refuses a `304` that carries a `Content-Length` with `500`.
+        RefusesLengthOn304,
+        /// Checks the app's head, but judges a `205` as a `200`, so its body goes out.
+        AllowsBodyOn205,
+        /// Waits for the first chunk of a body of unknown length, but sends the head at once
+        /// for a body that states its own length.
+        HeadEarlyForKnownLength,
+        /// Ends the response once `Content-Length` bytes are out, without polling the body
+        /// again.
+        StopsAtLength,
     }
 
     /// The closure the suite starts the server with.
@@ -252,9 +268,12 @@ mod broken {
         } else {
             (local, peer)
         };
-        let connection = ConnectionInfo::new(Scheme::HTTP)
-            .local_addr(local)
-            .peer_addr(peer)
+        let connection = ConnectionInfo::new(Scheme::HTTP).local_addr(local);
+        let connection = match flaw {
+            Flaw::HidesPeer => connection,
+            _ => connection.peer_addr(peer),
+        };
+        let connection = connection
             .server(ServerInfo::new(software(flaw)).multithread(flaw != Flaw::ClaimsSingleThread));
         let mut buffer = Vec::new();
         // The bodies a `KeepsBody` server holds on to.
@@ -292,6 +311,11 @@ mod broken {
                 let _ = plain(&mut stream, refused);
                 return;
             };
+            if environ.method() == Method::CONNECT && flaw != Flaw::CallsAppForConnect {
+                // No tunnel to offer (REQ-SRV-12); the connection cannot carry on.
+                let _ = plain(&mut stream, StatusCode::NOT_IMPLEMENTED);
+                return;
+            }
             let root_path = root_path.filter(|_| flaw != Flaw::IgnoresRootPath);
             if root_path.is_some_and(|root| environ.mount(root).is_err()) {
                 if plain(&mut stream, StatusCode::NOT_FOUND).is_err() {
@@ -305,21 +329,71 @@ mod broken {
                 | Flaw::PassesHopByHop
                 | Flaw::PassesHeader(_)
                 | Flaw::LetsPanicsThrough
-                | Flaw::IgnoresLengthMismatch => {
+                | Flaw::IgnoresLengthMismatch
+                | Flaw::RefusesLengthOn304
+                | Flaw::AllowsBodyOn205
+                | Flaw::HeadEarlyForKnownLength
+                | Flaw::StopsAtLength => {
                     let Ok(response) = block_on(app.call(environ, StartResponse::new())) else {
                         return;
                     };
                     let (status, headers, mut body) = response.into_parts();
-                    if let Flaw::PassesHeader(passed) = flaw {
-                        let mut checked = headers.clone();
-                        checked.remove(passed);
-                        let method = if head { Method::HEAD } else { Method::GET };
-                        if check_head(&method, status, &checked, body.content_length()).is_err() {
+                    // The head this server judges, when it judges one.
+                    let judged = match flaw {
+                        Flaw::PassesHeader(passed) => {
+                            let mut checked = headers.clone();
+                            checked.remove(passed);
+                            Some((status, checked))
+                        }
+                        Flaw::AllowsBodyOn205 if status == StatusCode::RESET_CONTENT => {
+                            Some((StatusCode::OK, headers.clone()))
+                        }
+                        Flaw::AllowsBodyOn205 => Some((status, headers.clone())),
+                        _ => None,
+                    };
+                    let method = if head { Method::HEAD } else { Method::GET };
+                    let length = body.content_length();
+                    let refused = judged.is_some_and(|(status, checked)| {
+                        check_head(&method, status, &checked, length).is_err()
+                            || (is_bodiless(status) && length.is_some_and(|n| n > 0))
+                    }) || (flaw == Flaw::RefusesLengthOn304
+                        && status == StatusCode::NOT_MODIFIED
+                        && headers.contains_key(CONTENT_LENGTH));
+                    if refused {
+                        if plain(&mut stream, StatusCode::INTERNAL_SERVER_ERROR).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    if flaw == Flaw::HeadEarlyForKnownLength && body.content_length().is_none() {
+                        // As a conforming server: nothing goes out before the first chunk.
+                        let first = loop {
+                            match block_on(body.next()) {
+                                Some(Ok(chunk)) if chunk.is_empty() => continue,
+                                Some(Ok(chunk)) => break Some(chunk),
+                                Some(Err(_)) => break None,
+                                None => break Some(Bytes::new()),
+                            }
+                        };
+                        let Some(first) = first else {
                             if plain(&mut stream, StatusCode::INTERNAL_SERVER_ERROR).is_err() {
                                 return;
                             }
                             continue;
+                        };
+                        let length = content_length(&headers).ok().flatten();
+                        let rest = futures_util::stream::iter([Ok(first)]).chain(body);
+                        let alive = send(
+                            &mut stream,
+                            head,
+                            (status, headers, length),
+                            &mut StreamBody::new(rest),
+                            flaw,
+                        );
+                        if !alive || close {
+                            return;
                         }
+                        continue;
                     }
                     let length = content_length(&headers)
                         .ok()
@@ -510,7 +584,8 @@ mod broken {
             _ => length,
         };
         let chunked = !bodiless && length.is_none() && flaw != Flaw::ClosesInsteadOfChunking;
-        let mut bytes = format!("HTTP/1.1 {}\r\n", status.as_u16()).into_bytes();
+        let minor = u8::from(flaw != Flaw::AnswersAsHttp10);
+        let mut bytes = format!("HTTP/1.{minor} {}\r\n", status.as_u16()).into_bytes();
         let mut written: Vec<&HeaderName> = Vec::new();
         for (name, value) in &headers {
             if flaw == Flaw::JoinsRepeatedHeaders {
@@ -548,6 +623,7 @@ mod broken {
         // What a `BuffersBody` server holds back until the body ends.
         let mut held = bytes;
         let held_back = flaw == Flaw::BuffersBody;
+        let mut sent = 0u64;
         let stream = &mut HoldBack {
             stream,
             held: held_back.then_some(&mut held),
@@ -567,8 +643,16 @@ mod broken {
                 Some(Err(_)) if flaw == Flaw::FinishesFailedBody => break,
                 // Aborts: the connection closes without ending the body.
                 Some(Err(_)) => return false,
+                None if flaw == Flaw::StopsAtLength && length.is_some_and(|n| sent < n) => {
+                    return false
+                }
                 None => break,
             };
+            if flaw == Flaw::StopsAtLength && length.is_some_and(|n| sent + chunk.len() as u64 > n)
+            {
+                // More than announced in one chunk: this server notices that.
+                return false;
+            }
             let written = if chunked {
                 write!(stream, "{:x}\r\n", chunk.len())
                     .and_then(|()| stream.write_all(&chunk))
@@ -578,6 +662,11 @@ mod broken {
             };
             if written.is_err() {
                 return false;
+            }
+            sent += chunk.len() as u64;
+            if flaw == Flaw::StopsAtLength && length.is_some_and(|n| sent >= n) {
+                // The announced bytes are out; this server never looks for more.
+                break;
             }
             if flaw == Flaw::StopsAfterFirstChunk {
                 // The response looks ended to this server; the connection goes with it.
@@ -1319,7 +1408,8 @@ fn a_server_that_calls_the_app_twice_fails_req_app_3() {
 }
 
 #[test]
-fn a_server_that_rewrites_underscores_fails_req_cgi_4() {
+fn a_server_that_rewrites_underscores_fails_req_env_7() {
+    // The header the server changed is what breaks, before the CGI variable that follows it.
     let report = server_suite::run_checks(
         broken::start(Flaw::RewritesUnderscores),
         &["vectors_headers"],
@@ -1327,16 +1417,18 @@ fn a_server_that_rewrites_underscores_fails_req_cgi_4() {
     assert_failed_alone(
         &report,
         "vectors_headers",
-        "REQ-CGI-4: vector `underscore_twin`",
+        "REQ-ENV-7: vector `underscore_twin`: expected the app called with header \
+         x-forwarded-for Some([\"10.0.0.1\"]) (seen Some([\"10.0.0.1\", \"6.6.6.6\"]))",
     );
 }
 
 #[test]
-fn a_server_that_drops_content_type_fails_req_cgi_2() {
+fn a_server_that_drops_content_type_fails_req_env_7() {
     fails_with(
         Flaw::DropsContentType,
         "vectors_headers",
-        "REQ-CGI-2: vector `content_type`: expected the app called with ",
+        "REQ-ENV-7: vector `content_type`: expected the app called with header content-type \
+         Some([\"text/plain; charset=utf-8\"]) (seen None), CGI CONTENT_TYPE",
     );
 }
 
@@ -1405,5 +1497,103 @@ fn a_server_that_calls_every_request_http_1_1_fails_req_env_11() {
              \"HTTP/1.0\" (seen \"HTTP/1.1\")"
         ),
         "{detail}"
+    );
+}
+
+#[test]
+fn a_server_that_answers_as_http_1_0_fails_req_srv_13() {
+    fails_with(
+        Flaw::AnswersAsHttp10,
+        "status_line_version",
+        "REQ-SRV-13: expected the status line HTTP/1.1 200 in answer to an HTTP/1.1 request, \
+         seen HTTP/1.0 200",
+    );
+}
+
+#[test]
+fn a_server_that_refuses_a_304_with_the_get_length_fails_req_resp_5() {
+    fails_with(
+        Flaw::RefusesLengthOn304,
+        "no_body_204_304",
+        "REQ-RESP-5: expected no body after the head of a 304 answer with the Content-Length: 42 \
+         of the GET answer, seen status 500",
+    );
+}
+
+#[test]
+fn a_server_that_sends_a_body_for_205_fails_req_srv_5() {
+    fails_with(
+        Flaw::AllowsBodyOn205,
+        "illegal_head_bodiless",
+        "REQ-SRV-5: expected 500 in place of a head that breaks REQ-RESP-6 (a 205 with a body), \
+         seen status 205",
+    );
+}
+
+#[test]
+fn a_server_that_sends_the_head_early_for_a_known_length_fails_req_err_2() {
+    fails_with(
+        Flaw::HeadEarlyForKnownLength,
+        "error_before_first_chunk",
+        "REQ-ERR-2: expected 500 for a body of known length (10 bytes) that fails at once, seen \
+         status 200",
+    );
+}
+
+#[test]
+fn a_server_that_sends_the_head_early_for_a_known_length_fails_req_srv_4() {
+    fails_with(
+        Flaw::HeadEarlyForKnownLength,
+        "nothing_sent_before_first_chunk",
+        "REQ-SRV-4: expected nothing sent before the body's first chunk, so status 500 once the \
+         body of known length fails; seen status 200",
+    );
+}
+
+#[test]
+fn a_server_that_stops_at_the_announced_length_fails_req_srv_7() {
+    fails_with(
+        Flaw::StopsAtLength,
+        "content_length_mismatch",
+        "REQ-SRV-7: expected the connection aborted when a body announced with Content-Length: 10 \
+         yields exactly 10 bytes and then 2 more, seen a complete response and then \"HTTP/\" on \
+         the same connection: the excess went unnoticed",
+    );
+}
+
+#[test]
+fn a_server_that_hides_the_peer_address_fails_req_env_10_once() {
+    fails_with(
+        Flaw::HidesPeer,
+        "connection_addresses",
+        "REQ-ENV-10: expected the peer address 127.0.0.1:",
+    );
+    let report =
+        server_suite::run_checks(broken::start(Flaw::HidesPeer), &["connection_addresses"]);
+    assert!(
+        report.results()[0]
+            .detail
+            .contains(" in the environ, seen none and 127.0.0.1:"),
+        "{report}"
+    );
+    // The vectors leave the address's presence to that one check (the body vectors need
+    // chunked uploads, which are beyond this server even without a flaw).
+    let vectors: Vec<&str> = CHECKS
+        .iter()
+        .map(|check| check.name)
+        .filter(|name| name.starts_with("vectors_") && *name != "vectors_bodies")
+        .collect();
+    let report = server_suite::run_checks(broken::start(Flaw::HidesPeer), &vectors);
+    assert_eq!(report.results().len(), 5, "{report}");
+    assert!(report.is_ok_strict(), "{report}");
+}
+
+#[test]
+fn a_server_that_calls_the_app_for_connect_fails_req_srv_12() {
+    fails_with(
+        Flaw::CallsAppForConnect,
+        "vectors_targets",
+        "REQ-SRV-12: vector `authority_form_connect`: expected status 501 without calling the \
+         app; seen status 501 after 1 call(s) of the app",
     );
 }

@@ -43,6 +43,8 @@
 //! app the suite controls, and checks the middleware in both of its roles: as an app toward the
 //! driver (every check above) and as a server toward the probe ([`MIDDLEWARE_CHECKS`]).
 //!
+//! [`CHECKS`] tables every check with its requirements.
+//!
 //! # Verdicts
 //!
 //! Every check counts the exchanges it judged: a response head for the head rules, a body read
@@ -95,7 +97,7 @@ mod driver;
 mod probe;
 
 use driver::{drive, drop_caught, lock, next_chunk, poll_once, Gate, Sleep, Stop, Upload};
-use probe::{Mark, ProbeState};
+use probe::{InnerMark, Mark, ProbeState, PROBE_FIELDS};
 pub use probe::{Probe, ProbeBody};
 
 const FINAL_STATUS: Check = rule("final_status_not_informational", &["REQ-RESP-1"]);
@@ -123,6 +125,8 @@ const MW_LENGTH: Check = rule(
 );
 const MW_DROPS: Check = rule("middleware_drops_inner_body", &["REQ-MW-4"]);
 const MW_EXTENSIONS: Check = rule("middleware_passes_extensions", &["REQ-EXT-2", "REQ-MW-5"]);
+const MW_PATH: Check = rule("middleware_keeps_the_path", &["REQ-MW-5", "REQ-PATH-2"]);
+const MW_HEAD: Check = rule("middleware_passes_inner_head", &["REQ-MW-1", "REQ-SRV-2"]);
 
 const fn rule(name: &'static str, requirements: &'static [&'static str]) -> Check {
     Check { name, requirements }
@@ -150,11 +154,53 @@ pub const APP_CHECKS: &[Check] = &[
 ];
 
 /// The checks [`run_middleware`] adds: what a middleware does toward the app it wraps.
-pub const MIDDLEWARE_CHECKS: &[Check] =
-    &[MW_SERVES, MW_STREAMS, MW_LENGTH, MW_DROPS, MW_EXTENSIONS];
+pub const MIDDLEWARE_CHECKS: &[Check] = &[
+    MW_SERVES,
+    MW_STREAMS,
+    MW_LENGTH,
+    MW_DROPS,
+    MW_EXTENSIONS,
+    MW_PATH,
+    MW_HEAD,
+];
 
 /// Every check of the app suite, in the order of the report: [`APP_CHECKS`], then
-/// [`MIDDLEWARE_CHECKS`].
+/// [`MIDDLEWARE_CHECKS`], with the requirements each covers (a failure names the one broken
+/// first):
+///
+/// | Check | Requirements | What it judges |
+/// |---|---|---|
+/// | `final_status_not_informational` | REQ-RESP-1 | No response's final status is informational (1xx). |
+/// | `no_hop_by_hop_headers` | REQ-RESP-2 | No response sets a hop-by-hop header. |
+/// | `content_length_well_formed` | REQ-RESP-3 | At most one `Content-Length`, a decimal number. |
+/// | `no_content_length_on_204` | REQ-RESP-4 | No `Content-Length` on a `204`. |
+/// | `content_length_matches_body` | REQ-RESP-5 | Every body yields exactly its `Content-Length` (not held for `HEAD` and `304`). |
+/// | `bodiless_status_empty_body` | REQ-RESP-6 | `204`, `205` and `304` answers have empty bodies. |
+/// | `answers_through_its_callback` | REQ-START-1 | The answer comes from the callback the call received. |
+/// | `body_length_exact` | REQ-BODY-4 | `Body::content_length`, when known, is what the body still yields. |
+/// | `body_streams_lazily` | REQ-BODY-6 | A body yields what it has without waiting for later chunks. |
+/// | `no_input_poll_after_end` | REQ-INPUT-6 | The request body is not polled after it ended or failed. |
+/// | `no_panic` | REQ-APP-5 | Neither the app nor its body panics, also when dropped early. |
+/// | `answers_every_request` | REQ-APP-4 | Every request of the battery gets a response, not an `Err`. |
+/// | `slow_reader` | REQ-RESP-5, REQ-BODY-4, REQ-APP-5 | The body read with pauses before every poll stays correct. |
+/// | `stalled_write` | REQ-RESP-5, REQ-BODY-4, REQ-APP-5 | The body read with one long pause after its first chunk stays correct. |
+/// | `client_gone_during_upload` | REQ-INPUT-6, REQ-APP-5 | The request body fails at byte 100 000: the app copes. |
+/// | `client_gone_during_download` | REQ-CONC-2, REQ-APP-5 | The body dropped after its first chunk: no panic. |
+/// | `client_gone_before_response` | REQ-CONC-2, REQ-APP-5 | The app's future dropped while it waits: no panic. |
+/// | `middleware_serves_inner_app` | REQ-MW-1 | Toward the app it wraps, the middleware keeps every server rule and passes requests on. |
+/// | `middleware_streams_inner_body` | REQ-MW-2 | The middleware's body yields at least once per inner chunk. |
+/// | `middleware_fixes_content_length` | REQ-MW-3, REQ-RESP-5 | A middleware that changes the body fixes `Content-Length`. |
+/// | `middleware_drops_inner_body` | REQ-MW-4 | Dropping the middleware's body drops the inner one. |
+/// | `middleware_passes_extensions` | REQ-EXT-2, REQ-MW-5 | Extensions travel inward in the environ and outward in the response. |
+/// | `middleware_keeps_the_path` | REQ-MW-5, REQ-PATH-2 | The inner `script_name + path_info` is the path sent. |
+/// | `middleware_passes_inner_head` | REQ-MW-1, REQ-SRV-2 | The inner status and header lines come out unchanged. |
+///
+/// ```
+/// use rwgi_conformance::app_suite::CHECKS;
+///
+/// let no_panic = CHECKS.iter().find(|check| check.name == "no_panic").unwrap();
+/// assert_eq!(no_panic.requirements, ["REQ-APP-5"]);
+/// ```
 pub const CHECKS: &[Check] = &ALL_CHECKS;
 
 const ALL_CHECKS: [Check; APP_CHECKS.len() + MIDDLEWARE_CHECKS.len()] = {
@@ -233,7 +279,14 @@ pub async fn run_with_time_limit<A: App>(app: &A, limit: Duration) -> Report {
 ///   mismatch in the middleware's answer is the middleware's.
 /// - `middleware_drops_inner_body` (REQ-MW-4): when its body is dropped, the probe's is too.
 /// - `middleware_passes_extensions` (REQ-EXT-2, REQ-MW-5): a typed value the suite puts in
-///   the environ's extensions reaches the probe.
+///   the environ's extensions reaches the probe, and one the probe puts in its response's
+///   extensions reaches the suite.
+/// - `middleware_keeps_the_path` (REQ-MW-5, REQ-PATH-2): the probe's `script_name +
+///   path_info` is the path of the request the suite sent: a prefix is moved into
+///   `script_name` (`Environ::mount`), never dropped.
+/// - `middleware_passes_inner_head` (REQ-MW-1, REQ-SRV-2): the middleware's answer keeps the
+///   probe's status and its `Content-Type` and two `X-Probe` lines as they were (headers it
+///   adds are its own; `Content-Length` is REQ-MW-3's).
 pub async fn run_middleware<M: Middleware<Probe>>(middleware: &M) -> Report {
     let state = Arc::new(ProbeState::default());
     let app = middleware.wrap(Probe::new(&state));
@@ -253,8 +306,9 @@ async fn run_suite<A: App>(app: &A, limit: Duration, probe: Option<&Arc<ProbeSta
         probe,
     };
     // Behind a middleware, a wrong Content-Length is the middleware's: the probe's is exact.
+    // A check that shares a requirement with one before it gets only what that one does not.
     let owners: &[Check] = if probe.is_some() {
-        &[MW_LENGTH, MW_EXTENSIONS]
+        &[MW_LENGTH, MW_EXTENSIONS, MW_SERVES, MW_PATH, MW_HEAD]
     } else {
         &[]
     };
@@ -262,11 +316,11 @@ async fn run_suite<A: App>(app: &A, limit: Duration, probe: Option<&Arc<ProbeSta
         verdicts: CHECKS.iter().map(|_| Verdict::default()).collect(),
     };
     for (label, request) in battery() {
-        let found = driver.exchange(label, request, Network::Fast).await;
+        let found = driver.exchange(label, request, Network::Fast, false).await;
         tally.settle(label, None, owners, found);
     }
     for (check, label, request, network) in faults() {
-        let found = driver.exchange(label, request, network).await;
+        let found = driver.exchange(label, request, network, true).await;
         tally.settle(label, Some(check), owners, found);
     }
     let found = driver.streams_lazily().await;
@@ -481,8 +535,15 @@ struct Driver<'a, A> {
 }
 
 impl<A: App> Driver<'_, A> {
-    /// Sends one request and reads the answer under `network`.
-    async fn exchange(&self, label: &str, request: TestRequest, network: Network) -> Found {
+    /// Sends one request and reads the answer under `network`; `faulted` when the request or the
+    /// network breaks on purpose.
+    async fn exchange(
+        &self,
+        label: &str,
+        request: TestRequest,
+        network: Network,
+        faulted: bool,
+    ) -> Found {
         let before = self.probe_counts();
         let environ = self.environ(request);
         let method = environ.method().clone();
@@ -513,6 +574,11 @@ impl<A: App> Driver<'_, A> {
         match answer {
             Ok(Ok(response)) => {
                 found.judge(ON_HEAD);
+                // Under a fault the inner answer may rightly become the middleware's own error
+                // answer (a body failing before its first chunk is a 500 to any server).
+                if !faulted && self.probe_counts().0 > before.0 {
+                    self.inner_answer_passed(&response, &mut found);
+                }
                 let (status, headers, body) = response.into_parts();
                 found.by_facts.extend(facts::check_head(status, &headers));
                 if method == Method::HEAD {
@@ -715,10 +781,58 @@ impl<A: App> Driver<'_, A> {
     /// The environ of `request`, marked for the probe in middleware mode.
     fn environ(&self, request: TestRequest) -> Environ {
         let mut environ = request.into_environ();
-        if self.probe.is_some() {
+        if let Some(probe) = self.probe {
             environ.extensions_mut().insert(Mark);
+            let sent = format!("{}{}", environ.script_name(), environ.path_info());
+            *lock(&probe.sent) = Some(sent);
         }
         environ
+    }
+
+    /// In middleware mode, with the probe called: whether the middleware's answer kept the
+    /// probe's status, field lines (REQ-MW-1 with REQ-SRV-2; `Content-Length` is REQ-MW-3's)
+    /// and response extensions (REQ-EXT-2).
+    fn inner_answer_passed<B: Body>(&self, response: &rwgi::Response<B>, found: &mut Found) {
+        if response.extensions().get::<InnerMark>().is_none() {
+            found.violations.push(Violation::new(
+                "REQ-EXT-2",
+                "a typed value in the inner app's response extensions did not reach the server through the middleware (response extensions travel outward)",
+            ));
+        }
+        let lines = |name: &str| -> Vec<String> {
+            response
+                .headers()
+                .get_all(name)
+                .iter()
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                .collect()
+        };
+        let expected = |name: &str| -> Vec<String> {
+            PROBE_FIELDS
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, value)| (*value).to_owned())
+                .collect()
+        };
+        let mut changed: Vec<String> = ["content-type", "x-probe"]
+            .into_iter()
+            .filter(|name| lines(name) != expected(name))
+            .map(|name| format!("{name} {:?} (seen {:?})", expected(name), lines(name)))
+            .collect();
+        if response.status() != StatusCode::OK {
+            let seen = response.status().as_u16();
+            changed.insert(0, format!("status 200 (seen {seen})"));
+        }
+        if !changed.is_empty() {
+            found.violations.push(Violation::new(
+                "REQ-SRV-2",
+                format!(
+                    "the middleware's answer changed the inner app's head: {} (REQ-MW-1: toward its server a middleware passes the inner status and field lines on)",
+                    changed.join(", ")
+                ),
+            ));
+        }
+        found.judge(&[MW_HEAD]);
     }
 
     /// How many requests reached the probe so far, and how many bodies it made.
@@ -781,9 +895,15 @@ impl<A: App> Driver<'_, A> {
                 "the inner app's body was still alive after the middleware's answer was dropped",
             ));
         }
+        for moved in lock(&probe.moved).drain(..) {
+            found.violations.push(Violation::new(
+                "REQ-PATH-2",
+                format!("{moved} (REQ-MW-5: a middleware changes the path only with Environ::mount, which moves a prefix into script_name)"),
+            ));
+        }
         let (calls, bodies) = self.probe_counts();
         if calls > before.0 {
-            found.judge(&[MW_SERVES, MW_EXTENSIONS]);
+            found.judge(&[MW_SERVES, MW_EXTENSIONS, MW_PATH]);
             if found.judged.contains(&LENGTH_MATCHES) {
                 found.judge(&[MW_LENGTH]);
             }
@@ -914,5 +1034,47 @@ impl Tally {
             report.record(*check, outcome, judged, detail);
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CHECKS;
+
+    /// The rows of the table in the documentation of [`CHECKS`]: name and requirements.
+    fn documented() -> Vec<(String, Vec<String>)> {
+        include_str!("app_suite.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("/// | `"))
+            .filter_map(|row| {
+                let (name, rest) = row.split_once("` | ")?;
+                let (ids, _) = rest.split_once(" | ")?;
+                Some((
+                    name.to_owned(),
+                    ids.split(", ").map(str::to_owned).collect(),
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_table_lists_every_check_with_its_requirements() {
+        let expected: Vec<(String, Vec<String>)> = CHECKS
+            .iter()
+            .map(|check| {
+                let ids = check.requirements.iter().map(|id| (*id).to_owned());
+                (check.name.to_owned(), ids.collect())
+            })
+            .collect();
+        let rows: Vec<String> = expected
+            .iter()
+            .map(|(name, ids)| format!("/// | `{name}` | {} | … |", ids.join(", ")))
+            .collect();
+        assert_eq!(
+            documented(),
+            expected,
+            "the table in the docs of CHECKS must list, in order:\n{}",
+            rows.join("\n")
+        );
     }
 }

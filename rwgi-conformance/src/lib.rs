@@ -8,7 +8,8 @@
 //!   with a battery of requests, including slow, failing and abandoned ones.
 //!
 //! Both produce a [`Report`]: every check with its outcome and the `REQ-…` IDs it covers, so a
-//! failure points straight at the rule in `spec/SPEC.md`.
+//! failure points straight at the rule in `spec/SPEC.md`. The checks, with their requirements,
+//! are tabled in the docs of [`server_suite::CHECKS`] and [`app_suite::CHECKS`].
 #![forbid(unsafe_code)]
 #![deny(
     missing_docs,

@@ -231,11 +231,24 @@ impl Drop for ServerHandle {
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 macro_rules! checks {
-    ($($module:ident::$name:ident: [$($requirement:literal),+ $(,)?];)+) => {
+    ($($module:ident::$name:ident: [$first:literal $(, $requirement:literal)* $(,)?] $what:literal;)+) => {
         /// Every check of the server suite, in the order [`run`] runs them, with the
-        /// requirements each covers.
+        /// requirements each covers (a failure names the one broken first):
+        ///
+        /// | Check | Requirements | What it does |
+        /// |---|---|---|
+        $(#[doc = concat!(
+            "| `", stringify!($name), "` | ", $first, $(", ", $requirement,)* " | ", $what, " |"
+        )])+
+        ///
+        /// ```
+        /// use rwgi_conformance::server_suite::CHECKS;
+        ///
+        /// let keep_alive = CHECKS.iter().find(|check| check.name == "keep_alive").unwrap();
+        /// assert_eq!(keep_alive.requirements, ["REQ-SRV-3"]);
+        /// ```
         pub const CHECKS: &[Check] = &[
-            $(Check { name: stringify!($name), requirements: &[$($requirement),+] },)+
+            $(Check { name: stringify!($name), requirements: &[$first $(, $requirement)*] },)+
         ];
 
         /// The function behind each entry of [`CHECKS`], at the same index.
@@ -246,58 +259,109 @@ macro_rules! checks {
 checks! {
     requests::vectors_paths: [
         "REQ-PATH-1", "REQ-PATH-2", "REQ-PATH-3", "REQ-PATH-4", "REQ-PATH-5", "REQ-PATH-7",
-        "REQ-ENV-1",
-        "REQ-ENV-2", "REQ-ENV-5", "REQ-CGI-1", "REQ-APP-3",
-    ];
+        "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-5", "REQ-CGI-1", "REQ-APP-3",
+    ]
+        "The vectors of `spec/vectors/paths.json`: paths and queries reach the app raw, split \
+         losslessly and decoded per segment.";
     requests::vectors_targets: [
-        "REQ-ENV-6", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-5", "REQ-ENV-8",
-        "REQ-PATH-1", "REQ-PATH-5", "REQ-CGI-1", "REQ-APP-3",
-    ];
+        "REQ-ENV-6", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-5", "REQ-ENV-8", "REQ-PATH-1",
+        "REQ-PATH-5", "REQ-CGI-1", "REQ-APP-3", "REQ-SRV-12",
+    ]
+        "The vectors of `targets.json`: absolute, authority (`CONNECT`, refused with `501`) and \
+         asterisk targets.";
     requests::vectors_hosts: [
-        "REQ-ENV-3", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-11", "REQ-CGI-1",
-        "REQ-APP-3",
-    ];
+        "REQ-ENV-3", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-11", "REQ-CGI-1", "REQ-APP-3",
+    ]
+        "The vectors of `hosts.json`: the `Host` rules, the server name and port, the HTTP \
+         version.";
     requests::vectors_headers: [
-        "REQ-ENV-7", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-12", "REQ-CGI-1", "REQ-CGI-2",
-        "REQ-CGI-3", "REQ-CGI-4",
-    ];
+        "REQ-ENV-7", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-12", "REQ-CGI-1", "REQ-CGI-2", "REQ-CGI-3",
+        "REQ-CGI-4",
+    ]
+        "The vectors of `headers.json`: header fields as received, and their CGI variables.";
     requests::vectors_bodies: [
         "REQ-INPUT-1", "REQ-INPUT-3", "REQ-ENV-2", "REQ-ENV-7", "REQ-ENV-12", "REQ-ENV-13",
         "REQ-CGI-2",
-    ];
-    requests::vectors_mount: ["REQ-PATH-6", "REQ-PATH-2", "REQ-PATH-5", "REQ-APP-3"];
-    requests::input_large: ["REQ-INPUT-1"];
-    requests::input_partly_read: ["REQ-INPUT-4"];
-    requests::input_unread: ["REQ-INPUT-4"];
-    requests::input_client_gone: ["REQ-INPUT-2"];
-    requests::input_broken_chunked: ["REQ-INPUT-2"];
-    requests::expect_continue: ["REQ-INPUT-5"];
-    requests::connection_addresses: ["REQ-ENV-10"];
-    responses::response_content_length: ["REQ-SRV-9", "REQ-BODY-1"];
-    responses::response_chunked: ["REQ-SRV-9", "REQ-BODY-1"];
-    responses::response_close_delimited: ["REQ-SRV-9"];
-    responses::response_streams: ["REQ-SRV-11", "REQ-BODY-1"];
-    responses::response_empty_chunks: ["REQ-BODY-3"];
-    responses::head_no_body: ["REQ-SRV-6"];
-    responses::head_content_length: ["REQ-SRV-6", "REQ-RESP-5"];
-    responses::no_body_204_304: ["REQ-SRV-6", "REQ-RESP-6"];
-    responses::repeated_response_headers: ["REQ-SRV-2"];
-    responses::illegal_head_hop_by_hop: ["REQ-SRV-5", "REQ-RESP-2"];
-    responses::illegal_head_informational: ["REQ-SRV-5", "REQ-RESP-1"];
-    responses::illegal_head_content_length: ["REQ-SRV-5", "REQ-RESP-3", "REQ-RESP-5"];
-    responses::illegal_head_bodiless: ["REQ-SRV-5", "REQ-RESP-4", "REQ-RESP-6"];
-    responses::error_before_first_chunk: ["REQ-ERR-2", "REQ-SRV-4"];
-    responses::nothing_sent_before_first_chunk: ["REQ-SRV-4", "REQ-START-4"];
-    responses::error_after_first_chunk: ["REQ-ERR-3"];
-    responses::content_length_mismatch: ["REQ-SRV-7", "REQ-RESP-5"];
-    lifecycle::body_dropped_after_completion: ["REQ-SRV-8"];
-    lifecycle::body_dropped_on_disconnect: ["REQ-SRV-8", "REQ-CONC-2"];
-    lifecycle::app_dropped_on_disconnect: ["REQ-CONC-2"];
-    lifecycle::keep_alive: ["REQ-SRV-3"];
-    lifecycle::pipelining: ["REQ-SRV-3", "REQ-APP-3"];
-    lifecycle::app_error: ["REQ-ERR-2", "REQ-ERR-5"];
-    lifecycle::app_panic: ["REQ-ERR-4", "REQ-ERR-2", "REQ-ERR-3", "REQ-ERR-5"];
-    lifecycle::multithread_consistent: ["REQ-CONC-1", "REQ-ENV-9"];
+    ]
+        "The vectors of `bodies.json`: request bodies, their length and framing, smuggling \
+         refused.";
+    requests::vectors_mount: ["REQ-PATH-6", "REQ-PATH-2", "REQ-PATH-5", "REQ-APP-3"]
+        "The vectors of `mount.json`: a server mounted at `/app`, and `404` outside it.";
+    requests::input_large: ["REQ-INPUT-1"]
+        "An 8 MiB upload, with `Content-Length` and chunked, reaches the app intact.";
+    requests::input_partly_read: ["REQ-INPUT-4"]
+        "An app that reads one byte of a 66 KB body: the rest is discarded or the connection \
+         closed, and never taken for the next request.";
+    requests::input_unread: ["REQ-INPUT-4"]
+        "As `input_partly_read`, for an app that does not read the body at all.";
+    requests::input_client_gone: ["REQ-INPUT-2"]
+        "The client stops sending in the middle of the body: reading it yields an error.";
+    requests::input_broken_chunked: ["REQ-INPUT-2"]
+        "A chunked body whose coding breaks: reading it yields an error.";
+    requests::expect_continue: ["REQ-INPUT-5"]
+        "`Expect: 100-continue`: no `100 Continue` before the app polls the body, and one when it \
+         does; none at all when the app answers without reading.";
+    requests::connection_addresses: ["REQ-ENV-10"]
+        "The environ carries the connection's peer and local addresses.";
+    responses::response_content_length: ["REQ-SRV-9", "REQ-BODY-1"]
+        "A body of known length goes out with `Content-Length`, in order.";
+    responses::response_chunked: ["REQ-SRV-9", "REQ-BODY-1"]
+        "A body of unknown length goes out chunked to an HTTP/1.1 client, in order.";
+    responses::response_close_delimited: ["REQ-SRV-9"]
+        "A body of unknown length goes out to an HTTP/1.0 client delimited by closing the \
+         connection.";
+    responses::status_line_version: ["REQ-SRV-13"]
+        "The answer to an HTTP/1.1 request has `HTTP/1.1` in its status line.";
+    responses::response_streams: ["REQ-SRV-11", "REQ-BODY-1"]
+        "A chunk reaches the client while the body waits for its next one.";
+    responses::response_empty_chunks: ["REQ-BODY-3"]
+        "Empty chunks neither end a chunked body nor disturb a counted one.";
+    responses::head_no_body: ["REQ-SRV-6"]
+        "No body goes out for `HEAD`, whatever the app's body.";
+    responses::head_content_length: ["REQ-SRV-6", "REQ-RESP-5"]
+        "A `HEAD` answer carries the `Content-Length` a `GET` answer would have.";
+    responses::no_body_204_304: ["REQ-SRV-6", "REQ-RESP-6", "REQ-RESP-5"]
+        "`204` and `304` answers go out without a body; a `304` may carry the `Content-Length` of \
+         the `GET` answer.";
+    responses::repeated_response_headers: ["REQ-SRV-2"]
+        "The app's status and headers go out unchanged, repeated headers as separate lines.";
+    responses::illegal_head_hop_by_hop: ["REQ-SRV-5", "REQ-RESP-2"]
+        "An app's hop-by-hop header is never sent: the server answers `500`.";
+    responses::illegal_head_informational: ["REQ-SRV-5", "REQ-RESP-1"]
+        "An app's informational final status is never sent: the server answers `500`.";
+    responses::illegal_head_content_length: ["REQ-SRV-5", "REQ-RESP-3", "REQ-RESP-5"]
+        "An app's malformed or wrong `Content-Length` is never sent: the server answers `500`.";
+    responses::illegal_head_bodiless: ["REQ-SRV-5", "REQ-RESP-4", "REQ-RESP-6"]
+        "A `204` with a length or a body, or a `205` or `304` with a body, is never sent: the \
+         server answers `500`.";
+    responses::error_before_first_chunk: ["REQ-ERR-2", "REQ-SRV-4"]
+        "A body that fails before its first non-empty chunk becomes a `500`.";
+    responses::nothing_sent_before_first_chunk: ["REQ-SRV-4", "REQ-START-4"]
+        "Nothing of the response goes out before the body's first chunk, even once the app has \
+         returned its response.";
+    responses::error_after_first_chunk: ["REQ-ERR-3"]
+        "A body that fails after its first chunk aborts the connection.";
+    responses::content_length_mismatch: ["REQ-SRV-7", "REQ-RESP-5"]
+        "A body that yields more or fewer bytes than its `Content-Length` aborts the connection.";
+    lifecycle::body_dropped_after_completion: ["REQ-SRV-8"]
+        "The body is dropped once the response is complete, once it failed, and when it is never \
+         sent (`HEAD`), and it is not polled after it ended.";
+    lifecycle::body_dropped_on_disconnect: ["REQ-SRV-8", "REQ-CONC-2"]
+        "The body is dropped when the client goes away in the middle of it: while it streams, and \
+         while it waits for its next chunk.";
+    lifecycle::app_dropped_on_disconnect: ["REQ-CONC-2"]
+        "The app's future is dropped when the client goes away before the app answered.";
+    lifecycle::keep_alive: ["REQ-SRV-3"]
+        "A connection serves one request after another, and closes when the client asks.";
+    lifecycle::pipelining: ["REQ-SRV-3", "REQ-APP-3"]
+        "Requests sent together on one connection are answered in order, one call each.";
+    lifecycle::app_error: ["REQ-ERR-2", "REQ-ERR-5"]
+        "An app that returns an error gets a `500` without details, and the server goes on.";
+    lifecycle::app_panic: ["REQ-ERR-4", "REQ-ERR-2", "REQ-ERR-3", "REQ-ERR-5"]
+        "An app or body that panics is an error like any other, and the server goes on serving.";
+    lifecycle::multithread_consistent: ["REQ-CONC-1", "REQ-ENV-9"]
+        "When two calls run at once on different threads, the environ says `multithread`; every \
+         call gets the same `ServerInfo`.";
 }
 
 /// Runs every check against the server that `start` starts.

@@ -726,6 +726,10 @@ fn respond<'a, A: App>(
             return EitherFuture::Left(ready(Ok(response)));
         }
     };
+    if environ.method() == Method::CONNECT {
+        // No tunnel to offer: refused without calling the app (REQ-SRV-12).
+        return EitherFuture::Left(ready(Ok(plain(StatusCode::NOT_IMPLEMENTED, peer, tracked))));
+    }
     // Before mounting: the prefix nginx removed goes back in front of the path first, so that
     // `root_path` mounts what follows it.
     if let Some(proxy) = &shared.proxy_headers {

@@ -264,13 +264,22 @@ impl<A: App + 'static> AppService<A> {
         let mut environ = match Environ::from_parts(parts, input, connection) {
             Ok(environ) => environ,
             Err(error) => {
-                let mut response = plain(StatusCode::BAD_REQUEST, "Bad Request\n");
-                response
-                    .extensions_mut()
-                    .insert(AppFailure(format!("answered 400: {error}").into()));
+                let status = error.status();
+                let text = if status == StatusCode::NOT_IMPLEMENTED {
+                    "Not Implemented\n"
+                } else {
+                    "Bad Request\n"
+                };
+                let mut response = plain(status, text);
+                let reason = format!("answered {}: {error}", status.as_u16());
+                response.extensions_mut().insert(AppFailure(reason.into()));
                 return ResponseFuture::ready(response);
             }
         };
+        if environ.method() == Method::CONNECT {
+            // No tunnel to offer: refused without calling the app (REQ-SRV-12).
+            return ResponseFuture::ready(plain(StatusCode::NOT_IMPLEMENTED, "Not Implemented\n"));
+        }
         if let Some(prefix) = prefix {
             // Checked to be whole segments of this very path: cannot fail, and a failure would
             // only leave the app unmounted.

@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::driver::{lock, Gate};
 use rwgi::body::Body;
@@ -27,9 +27,26 @@ const PARTS: [&str; 3] = ["rwgi ", "probe ", "body\n"];
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Mark;
 
+/// A typed value the probe puts in its response's extensions; the suite looks for it in the
+/// middleware's answer (REQ-EXT-2, outward).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct InnerMark;
+
+/// The field lines the probe answers with besides `Content-Length`, which a middleware must
+/// pass on (REQ-MW-1 with REQ-SRV-2); one name twice, so a join or a drop shows.
+pub(super) const PROBE_FIELDS: [(&str, &str); 3] = [
+    ("content-type", "text/plain"),
+    ("x-probe", "one"),
+    ("x-probe", "two"),
+];
+
 /// What the probe saw.
 #[derive(Default)]
 pub(super) struct ProbeState {
+    /// `script_name + path_info` of the request the suite is sending through the middleware.
+    pub(super) sent: Mutex<Option<String>>,
+    /// The paths that reached the probe other than as sent, described.
+    pub(super) moved: Mutex<Vec<String>>,
     /// Calls that reached the probe.
     pub(super) calls: AtomicUsize,
     /// Calls whose environ had lost the suite's [`Mark`].
@@ -48,10 +65,12 @@ pub(super) struct ProbeState {
 
 /// The app that [`run_middleware`](super::run_middleware) wraps in the middleware under test.
 ///
-/// It reads the whole request body, then answers `200 OK` with a `Content-Length` and a body of
-/// three chunks. Behind a lint of its own, it checks the middleware in front of it as a server
-/// (REQ-MW-1), and it records whether the environ's extensions reached it (REQ-EXT-2) and
-/// whether its bodies were dropped (REQ-MW-4).
+/// It reads the whole request body, then answers `200 OK` with `Content-Type`, two `X-Probe`
+/// lines, a `Content-Length`, a typed value in its response's extensions, and a body of three
+/// chunks. Behind a lint of its own, it checks the middleware in front of it as a server
+/// (REQ-MW-1), and it records whether the environ's extensions reached it (REQ-EXT-2), whether
+/// the path reached it as sent (REQ-MW-5, REQ-PATH-2) and whether its bodies were dropped
+/// (REQ-MW-4).
 ///
 /// ```
 /// // The suite builds the probe itself; a middleware author meets it as the `A` of
@@ -122,14 +141,30 @@ impl App for ProbeApp {
         if environ.extensions().get::<Mark>().is_none() {
             self.state.unmarked.fetch_add(1, Ordering::SeqCst);
         }
+        if let Some(sent) = lock(&self.state.sent).as_deref() {
+            let (script_name, path_info) = (environ.script_name(), environ.path_info());
+            if format!("{script_name}{path_info}") != sent {
+                lock(&self.state.moved).push(format!(
+                    "the app behind the middleware got script_name {script_name:?} and path_info \
+                     {path_info:?} for the path {sent:?}"
+                ));
+            }
+        }
         while let Some(chunk) = environ.input_mut().chunk().await {
             chunk?;
         }
         let body = ProbeBody::new(&self.state);
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        for (name, value) in PROBE_FIELDS {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.length()));
-        Ok(start.start(StatusCode::OK, headers).body(body))
+        let mut response = start.start(StatusCode::OK, headers).body(body);
+        response.extensions_mut().insert(InnerMark);
+        Ok(response)
     }
 }
 

@@ -205,6 +205,8 @@ pub(super) type Fields = Vec<(String, Vec<u8>)>;
 pub(super) struct Response {
     /// The status code.
     pub(super) status: u16,
+    /// The minor version of the status line: `1` for `HTTP/1.1`, `0` for `HTTP/1.0`.
+    pub(super) version: u8,
     /// The field lines.
     pub(super) headers: Fields,
     /// The body, transfer coding removed; only what arrived when the body was cut.
@@ -384,13 +386,14 @@ impl Connection {
     pub(super) fn response(&mut self, method: &str) -> Result<Response, WireError> {
         let mut interim = Vec::new();
         loop {
-            let (status, headers) = self.head()?;
+            let (version, status, headers) = self.versioned_head()?;
             if (100..200).contains(&status) && status != 101 {
                 interim.push(status);
                 continue;
             }
             let mut response = Response {
                 status,
+                version,
                 headers,
                 body: Vec::new(),
                 end: End::Complete,
@@ -405,6 +408,13 @@ impl Connection {
 
     /// Reads one response head: status and field lines.
     pub(super) fn head(&mut self) -> Result<(u16, Fields), WireError> {
+        self.versioned_head()
+            .map(|(_, status, headers)| (status, headers))
+    }
+
+    /// Reads one response head: the minor HTTP version of its status line, the status and the
+    /// field lines.
+    fn versioned_head(&mut self) -> Result<(u8, u16, Fields), WireError> {
         let bytes = self.wire.head()?;
         let mut fields = [httparse::EMPTY_HEADER; 128];
         let mut head = httparse::Response::new(&mut fields);
@@ -419,12 +429,13 @@ impl Connection {
             }
         }
         let status = head.code.unwrap_or_default();
+        let version = head.version.unwrap_or_default();
         let headers = head
             .headers
             .iter()
             .map(|field| (field.name.to_ascii_lowercase(), field.value.to_vec()))
             .collect();
-        Ok((status, headers))
+        Ok((version, status, headers))
     }
 
     /// Reads the body as RFC 9112 §6.3 frames it.

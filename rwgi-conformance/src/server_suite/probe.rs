@@ -539,8 +539,8 @@ impl Drop for Traced {
 /// How many body bytes [`record`] keeps for comparison.
 pub(super) const KEEP: usize = 64 * 1024;
 
-/// Reads the whole body, recording it, and answers `200` (`501` to `CONNECT`: the probe opens
-/// no tunnels).
+/// Reads the whole body, recording it, and answers `200` (`501` to `CONNECT`, should a server
+/// call it for one against REQ-SRV-12: the probe opens no tunnels).
 pub(super) fn record(probe: &Probe) -> impl App {
     let probe = probe.clone();
     app_fn(move |mut environ: Environ, start: StartResponse| {

@@ -126,6 +126,25 @@ pub(super) fn response_close_delimited(suite: &mut Suite<'_>) -> Checked {
     )
 }
 
+/// The answer to an HTTP/1.1 request has `HTTP/1.1` in its status line.
+pub(super) fn status_line_version(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-13";
+    let expected = "the status line HTTP/1.1 200 in answer to an HTTP/1.1 request";
+    let body = Script::new([Step::Data(b"version")]).with_length(7);
+    let response = fetch(suite, body, &get("/version"))
+        .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+    if response.version != 1 || response.status != 200 {
+        return Err(fail(
+            ID,
+            format!(
+                "expected {expected}, seen HTTP/1.{} {}",
+                response.version, response.status
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A chunk reaches the client while the body waits for its next one.
 pub(super) fn response_streams(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-SRV-11";
@@ -287,7 +306,8 @@ pub(super) fn head_content_length(suite: &mut Suite<'_>) -> Checked {
     Ok(())
 }
 
-/// `204` and `304` answers go out without a body.
+/// `204` and `304` answers go out without a body; a `304` may carry the `Content-Length` of
+/// the `GET` answer.
 pub(super) fn no_body_204_304(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-SRV-6";
     let empty = Script::new([]).with_length(0);
@@ -296,9 +316,23 @@ pub(super) fn no_body_204_304(suite: &mut Suite<'_>) -> Checked {
     let answer = (
         StatusCode::NOT_MODIFIED,
         fields(&[("etag", "\"probe\"")]),
+        empty.clone(),
+    );
+    bodiless(suite, ID, "a 304 answer", answer, &get("/304"))?;
+    // A 304 may describe the GET answer it stands for (RFC 9110 §8.6), as servers of static
+    // files with ETags do: legal, so neither refused nor followed by a body.
+    let answer = (
+        StatusCode::NOT_MODIFIED,
+        fields(&[("etag", "\"probe\""), ("content-length", "42")]),
         empty,
     );
-    bodiless(suite, ID, "a 304 answer", answer, &get("/304"))
+    bodiless(
+        suite,
+        "REQ-RESP-5",
+        "a 304 answer with the Content-Length: 42 of the GET answer",
+        answer,
+        &get("/304-length"),
+    )
 }
 
 /// The app's status and headers go out unchanged, repeated headers as separate lines.
@@ -468,8 +502,8 @@ pub(super) fn illegal_head_content_length(suite: &mut Suite<'_>) -> Checked {
     refused(suite, cases.map(|case| case.body(b"abc")))
 }
 
-/// A `204` with a length or a body, or a `304` with a body, is never sent: the server answers
-/// `500`.
+/// A `204` with a length or a body, or a `205` or `304` with a body, is never sent: the server
+/// answers `500`.
 pub(super) fn illegal_head_bodiless(suite: &mut Suite<'_>) -> Checked {
     let cases = [
         Illegal::new(
@@ -480,6 +514,7 @@ pub(super) fn illegal_head_bodiless(suite: &mut Suite<'_>) -> Checked {
         .headers(fields(&[("content-length", "0")])),
         Illegal::new("REQ-RESP-6", "a 204 with a body", StatusCode::NO_CONTENT).body(b"x"),
         Illegal::new("REQ-RESP-6", "a 304 with a body", StatusCode::NOT_MODIFIED).body(b"x"),
+        Illegal::new("REQ-RESP-6", "a 205 with a body", StatusCode::RESET_CONTENT).body(b"x"),
     ];
     refused(suite, cases)
 }
@@ -503,17 +538,22 @@ pub(super) fn error_before_first_chunk(suite: &mut Suite<'_>) -> Checked {
             fields(&[("content-length", "10")]),
             vec![Step::Fail],
         ),
+        // The body says its length itself: a server may take that for a body it can frame at
+        // once, but it still has nothing to send before the first chunk.
+        (
+            "a body of known length (10 bytes) that fails at once",
+            HeaderMap::new(),
+            vec![Step::Fail],
+        ),
     ];
     for (case, headers, steps) in cases {
         let expected = format!("500 for {case}");
-        let response = fetch_with(
-            suite,
-            StatusCode::OK,
-            headers,
-            Script::new(steps),
-            &get("/fail"),
-        )
-        .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
+        let body = match case.contains("known length") {
+            true => Script::new(steps).with_length(10),
+            false => Script::new(steps),
+        };
+        let response = fetch_with(suite, StatusCode::OK, headers, body, &get("/fail"))
+            .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
         if response.status != 500 || !response.is_complete() {
             return Err(fail(
                 ID,
@@ -532,14 +572,33 @@ pub(super) fn nothing_sent_before_first_chunk(suite: &mut Suite<'_>) -> Checked 
     const ID: &str = "REQ-SRV-4";
     // What the body does once the app has answered, and the answer that is then due (the
     // body of a `500` is the server's own).
-    let cases: [(&str, Step, u16, Option<&[u8]>); 2] = [
-        ("fails", Step::Fail, 500, None),
-        ("yields \"late\"", Step::Data(b"late"), 200, Some(b"late")),
+    type Case = (&'static str, Step, u16, Option<&'static [u8]>, Option<u64>);
+    let cases: [Case; 4] = [
+        ("fails", Step::Fail, 500, None, None),
+        (
+            "yields \"late\"",
+            Step::Data(b"late"),
+            200,
+            Some(b"late"),
+            None,
+        ),
+        ("of known length fails", Step::Fail, 500, None, Some(4)),
+        (
+            "of known length yields \"late\"",
+            Step::Data(b"late"),
+            200,
+            Some(b"late"),
+            Some(4),
+        ),
     ];
-    for (then, step, status, body) in cases {
+    for (then, step, status, body, length) in cases {
         let gate = Gate::default();
         let _opener = gate.opener();
         let script = Script::new([Step::Wait(gate.clone()), step]);
+        let script = match length {
+            Some(length) => script.with_length(length),
+            None => script,
+        };
         suite
             .probe
             .set(probe::reply(StatusCode::OK, HeaderMap::new(), script));
@@ -659,5 +718,53 @@ pub(super) fn content_length_mismatch(suite: &mut Suite<'_>) -> Checked {
         suite.probe.set(probe::reply(StatusCode::OK, headers, body));
         expect_abort(suite, ID, &expected)?;
     }
-    Ok(())
+    exact_length_then_more(suite)
+}
+
+/// A body that yields exactly its `Content-Length` and then more: the client has a complete
+/// answer, so the abort shows as the connection closing instead of serving a next request.
+/// A server that stops polling once the announced bytes are out never sees the excess.
+fn exact_length_then_more(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-SRV-7";
+    let expected = "the connection aborted when a body announced with Content-Length: 10 yields \
+                    exactly 10 bytes and then 2 more";
+    // The head goes out with the first chunk, so the excess can only be answered by an abort.
+    let body = Script::new([
+        Step::Data(b"0123"),
+        Step::Data(b"456789"),
+        Step::Data(b"ab"),
+    ]);
+    let headers = fields(&[("content-length", "10")]);
+    suite.probe.set(probe::reply(StatusCode::OK, headers, body));
+    let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
+    connection
+        .send(&get("/abort"))
+        .map_err(|e| fail(ID, format!("the request could not be sent: {e}")))?;
+    match connection.response("GET").map(|response| response.end) {
+        Ok(End::Complete) => {}
+        Ok(End::Cut(WireError::Closed | WireError::Io(_)))
+        | Err(WireError::Closed | WireError::Io(_)) => return Ok(()),
+        Ok(End::Cut(WireError::TimedOut)) => {
+            return Err(fail(
+                ID,
+                format!("expected {expected}, seen the connection left open mid-body"),
+            ))
+        }
+        Ok(End::Cut(error)) | Err(error) => {
+            return Err(fail(ID, format!("expected {expected}, seen {error}")))
+        }
+    }
+    // A server may close after the answer; then the send may fail, and the read tells.
+    let _ = connection.send(&get("/next"));
+    match connection.up_to(5) {
+        (bytes, Err(WireError::Closed | WireError::Io(_))) if bytes.is_empty() => Ok(()),
+        (bytes, _) => Err(fail(
+            ID,
+            format!(
+                "expected {expected}, seen a complete response and then {:?} on the same \
+                 connection: the excess went unnoticed",
+                preview(&bytes)
+            ),
+        )),
+    }
 }

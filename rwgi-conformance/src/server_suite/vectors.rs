@@ -171,13 +171,18 @@ impl Vector {
     }
 
     /// `Ok` when `observed` is one of the expected outcomes; else what was expected against
-    /// what was seen, led by the vector's first requirement.
+    /// what was seen, led by the requirement broken: the rule of the first fact that differs
+    /// when the app was called as an outcome allows, else the vector's first requirement.
     pub(super) fn judge(&self, observed: &Observed, addresses: Addresses) -> Result<(), String> {
         let mut expected = Vec::new();
+        let mut broken = None;
         for outcome in &self.expect {
-            match outcome.mismatches(observed, addresses) {
+            match outcome.mismatches(observed, addresses, &self.requirements) {
                 None => return Ok(()),
-                Some(why) => expected.push(why),
+                Some((rule, why)) => {
+                    broken = broken.or(rule);
+                    expected.push(why);
+                }
             }
         }
         let seen = match (observed.status, observed.calls.len()) {
@@ -186,7 +191,7 @@ impl Vector {
         };
         Err(format!(
             "{}: vector `{}`: expected {}; seen {seen}",
-            self.requirement(),
+            broken.unwrap_or_else(|| self.requirement()),
             self.name,
             expected.join(", or "),
         ))
@@ -195,45 +200,95 @@ impl Vector {
 
 impl Expected {
     /// `None` when `observed` is this outcome; else this outcome described, with the facts
-    /// that differ.
-    fn mismatches(&self, observed: &Observed, addresses: Addresses) -> Option<String> {
+    /// that differ, and the rule of the first fact that differs when the app was called once.
+    fn mismatches<'a>(
+        &self,
+        observed: &Observed,
+        addresses: Addresses,
+        listed: &'a [String],
+    ) -> Option<(Option<&'a str>, String)> {
         match self {
             Expected::Refused(Refused { status }) => {
                 let refused = observed.status == Some(*status) && observed.calls.is_empty();
-                (!refused).then(|| format!("status {status} without calling the app"))
+                (!refused).then(|| (None, format!("status {status} without calling the app")))
             }
             Expected::Called(called) => match &observed.calls[..] {
                 [(seen, input)] => {
                     let differences = called.differences(seen, input.as_ref(), addresses);
+                    let rule = differences.first().map(|(field, _)| rule(field, listed));
+                    let texts: Vec<&str> = differences.iter().map(|(_, t)| t.as_str()).collect();
                     (!differences.is_empty())
-                        .then(|| format!("the app called with {}", differences.join(", ")))
+                        .then(|| (rule, format!("the app called with {}", texts.join(", "))))
                 }
-                _ => Some(format!(
-                    "the app called once with path_info {:?}",
-                    called.environ.path_info
+                _ => Some((
+                    None,
+                    format!(
+                        "the app called once with path_info {:?}",
+                        called.environ.path_info
+                    ),
                 )),
             },
         }
     }
 }
 
+/// The requirements that govern a compared fact, the most general first.
+fn rules_of(field: &str) -> &'static [&'static str] {
+    const PATHS: &[&str] = &[
+        "REQ-PATH-1",
+        "REQ-PATH-2",
+        "REQ-PATH-3",
+        "REQ-PATH-4",
+        "REQ-PATH-5",
+        "REQ-PATH-6",
+        "REQ-PATH-7",
+    ];
+    match field {
+        "method" | "CGI REQUEST_METHOD" => &["REQ-ENV-1"],
+        "script_name" | "path_info" | "CGI SCRIPT_NAME" | "CGI PATH_INFO" => PATHS,
+        "path_segments" => &["REQ-PATH-4", "REQ-PATH-3"],
+        "query_string" | "CGI QUERY_STRING" => &["REQ-ENV-5", "REQ-PATH-1"],
+        "server_name" | "server_port" | "CGI SERVER_NAME" | "CGI SERVER_PORT" => &["REQ-ENV-4"],
+        "version" | "CGI SERVER_PROTOCOL" => &["REQ-ENV-11"],
+        "url_scheme" => &["REQ-ENV-8"],
+        "header" => &["REQ-ENV-7", "REQ-ENV-12"],
+        "input_length" => &["REQ-INPUT-3"],
+        "input" => &["REQ-INPUT-1"],
+        "CGI REMOTE_ADDR" => &["REQ-ENV-10"],
+        "CGI CONTENT_TYPE" | "CGI CONTENT_LENGTH" => &["REQ-CGI-2"],
+        _ => &["REQ-CGI-3", "REQ-CGI-4", "REQ-CGI-1"],
+    }
+}
+
+/// The requirement a difference in `field` breaks: of the rules that govern it, the first
+/// the vector lists (a vector about mounting names REQ-PATH-6 for a wrong `script_name`),
+/// else the most general one.
+fn rule<'a>(field: &str, listed: &'a [String]) -> &'a str {
+    let rules = rules_of(field);
+    listed
+        .iter()
+        .map(String::as_str)
+        .find(|id| rules.contains(id))
+        .unwrap_or(rules[0])
+}
+
 impl Called {
-    /// Every fact of `seen` (and of the body read) that differs from the expected one, as
-    /// `name expected (seen …)`.
+    /// Every fact of `seen` (and of the body read) that differs from the expected one: the
+    /// fact's kind (for [`rule`]) and `name expected (seen …)`.
     fn differences(
         &self,
         seen: &Seen,
         input: Option<&InputRecord>,
         addresses: Addresses,
-    ) -> Vec<String> {
+    ) -> Vec<(String, String)> {
         let expected = &self.environ;
         let mut out = Vec::new();
         let mut field = |name: &str, expected: &str, seen: &str| {
             let expected = addresses.resolve(expected);
             if expected.as_deref() != Some(seen) {
-                out.push(format!(
-                    "{name} {} (seen {seen:?})",
-                    shown(expected.as_deref())
+                out.push((
+                    name.to_owned(),
+                    format!("{name} {} (seen {seen:?})", shown(expected.as_deref())),
                 ));
             }
         };
@@ -241,6 +296,8 @@ impl Called {
         field("script_name", &expected.script_name, &seen.script_name);
         field("path_info", &expected.path_info, &seen.path_info);
         field("query_string", &expected.query_string, &seen.query_string);
+        // The scheme before the port, whose default it decides.
+        field("url_scheme", &expected.url_scheme, &seen.url_scheme);
         field("server_name", &expected.server_name, &seen.server_name);
         field(
             "server_port",
@@ -248,53 +305,63 @@ impl Called {
             &seen.server_port.to_string(),
         );
         field("version", &expected.version, seen.version);
-        field("url_scheme", &expected.url_scheme, &seen.url_scheme);
         if expected.path_segments != seen.path_segments {
-            out.push(format!(
+            let text = format!(
                 "path_segments {:?} (seen {:?})",
                 expected.path_segments, seen.path_segments
-            ));
+            );
+            out.push(("path_segments".to_owned(), text));
         }
         let names: BTreeSet<&String> = expected.headers.keys().chain(seen.headers.keys()).collect();
         for name in names {
             let want = expected.headers.get(name);
             let got = seen.headers.get(name);
             if want != got {
-                out.push(format!("header {name} {want:?} (seen {got:?})"));
+                let text = format!("header {name} {want:?} (seen {got:?})");
+                out.push(("header".to_owned(), text));
             }
         }
         if expected.input_length != seen.input_length {
-            out.push(format!(
+            let text = format!(
                 "input_length {:?} (seen {:?})",
                 expected.input_length, seen.input_length
-            ));
+            );
+            out.push(("input_length".to_owned(), text));
         }
-        match input {
+        let input = match input {
             Some(record) if record.end == InputEnd::Complete => {
-                if bytes_of(&expected.input).ok().as_deref() != Some(&record.kept[..]) {
-                    out.push(format!(
+                let same = bytes_of(&expected.input).ok().as_deref() == Some(&record.kept[..]);
+                (!same).then(|| {
+                    format!(
                         "input {:?} (seen {:?})",
                         expected.input,
                         preview(&record.kept)
-                    ));
-                }
+                    )
+                })
             }
-            Some(record) => out.push(format!(
+            Some(record) => Some(format!(
                 "input {:?} (seen it end {:?} after {} bytes)",
                 expected.input, record.end, record.received
             )),
-            None => out.push(format!("input {:?} (seen it not read)", expected.input)),
-        }
+            None => Some(format!("input {:?} (seen it not read)", expected.input)),
+        };
+        out.extend(input.map(|text| ("input".to_owned(), text)));
         let names: BTreeSet<&String> = self.cgi.keys().chain(seen.cgi.keys()).collect();
         for name in names {
             let want = self.cgi.get(name).and_then(|v| addresses.resolve(v));
             let got = seen.cgi.get(name).map(String::as_str);
+            if name == "REMOTE_ADDR" && got.is_none() {
+                // Whether the peer address is there at all is `connection_addresses`'s to
+                // judge (REQ-ENV-10), once, not every vector's; a wrong one is judged here.
+                continue;
+            }
             if want.as_deref() != got {
-                out.push(format!(
+                let text = format!(
                     "CGI {name} {} (seen {})",
                     shown(want.as_deref()),
                     shown(got)
-                ));
+                );
+                out.push((format!("CGI {name}"), text));
             }
         }
         out
@@ -464,6 +531,10 @@ mod tests {
             Ok(environ) => environ,
             Err(error) => return refused(error.status().as_u16()),
         };
+        // A server without a tunnel to offer refuses CONNECT (REQ-SRV-12).
+        if environ.method() == Method::CONNECT {
+            return refused(501);
+        }
         if let Some(root) = &vector.root_path {
             if environ.mount(root).is_err() {
                 return refused(404);
@@ -569,6 +640,87 @@ mod tests {
             calls: Vec::new(),
         };
         assert!(vector.judge(&refused, addresses()).is_err());
+    }
+
+    /// The vector named `name` and what the core mapping makes of it.
+    fn vector_and_outcome(name: &str) -> (Vector, Observed) {
+        let vector = groups()
+            .into_iter()
+            .flat_map(|(_, group)| group.vectors)
+            .find(|v| v.name == name)
+            .unwrap();
+        let observed = in_process(&vector);
+        (vector, observed)
+    }
+
+    #[test]
+    fn a_failure_names_the_rule_of_the_fact_that_differs() {
+        // A path vector whose port is wrong breaks REQ-ENV-4, not the vector's REQ-PATH-1.
+        let (vector, mut observed) = vector_and_outcome("encoded_slash");
+        observed.calls[0].0.server_port = 81;
+        let why = vector.judge(&observed, addresses()).unwrap_err();
+        assert!(
+            why.starts_with(
+                "REQ-ENV-4: vector `encoded_slash`: expected the app called with server_port \
+                 \"80\" (seen \"81\")"
+            ),
+            "{why}"
+        );
+        // A wrong peer address breaks REQ-ENV-10.
+        let (vector, mut observed) = vector_and_outcome("encoded_slash");
+        let cgi = &mut observed.calls[0].0.cgi;
+        cgi.insert("REMOTE_ADDR".into(), "192.0.2.1".into());
+        let why = vector.judge(&observed, addresses()).unwrap_err();
+        assert_eq!(
+            why,
+            "REQ-ENV-10: vector `encoded_slash`: expected the app called with CGI REMOTE_ADDR \
+             \"192.0.2.99\" (seen \"192.0.2.1\"); seen no response after 1 call(s) of the app"
+        );
+        // An absent one is left to `connection_addresses`.
+        let (vector, mut observed) = vector_and_outcome("encoded_slash");
+        observed.calls[0].0.cgi.remove("REMOTE_ADDR");
+        assert_eq!(vector.judge(&observed, addresses()), Ok(()));
+        // A refusal where a call was due keeps the vector's first requirement.
+        let refused = Observed {
+            status: Some(400),
+            calls: Vec::new(),
+        };
+        let why = vector.judge(&refused, addresses()).unwrap_err();
+        assert!(
+            why.starts_with("REQ-PATH-1: vector `encoded_slash`: "),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn each_compared_fact_has_a_rule_of_the_spec() {
+        let spec = include_str!("../../../spec/SPEC.md");
+        let facts = [
+            "method",
+            "script_name",
+            "path_info",
+            "path_segments",
+            "query_string",
+            "server_name",
+            "server_port",
+            "version",
+            "url_scheme",
+            "header",
+            "input_length",
+            "input",
+            "CGI REMOTE_ADDR",
+            "CGI CONTENT_TYPE",
+            "CGI HTTP_ACCEPT",
+        ];
+        for fact in facts {
+            for id in rules_of(fact) {
+                assert!(spec.contains(&format!("**{id}**")), "{fact}: {id}");
+            }
+        }
+        let listed = ["REQ-PATH-6".to_owned(), "REQ-PATH-2".to_owned()];
+        assert_eq!(rule("script_name", &listed), "REQ-PATH-6");
+        assert_eq!(rule("server_port", &listed), "REQ-ENV-4");
+        assert_eq!(rule("header", &[]), "REQ-ENV-7");
     }
 
     #[test]
