@@ -123,6 +123,8 @@ mod broken {
         HeadBeforeFirstChunk,
         /// Keeps every response body until the connection closes.
         KeepsBody,
+        /// Stops polling a body once it says it is at its end, and forgets it there.
+        ForgetsEndedBody,
         /// Sends the app's headers as they are, hop-by-hop ones included.
         PassesHopByHop,
         /// Sends whatever the body yields and ends the response normally, whatever its
@@ -423,14 +425,22 @@ mod broken {
                         continue;
                     }
                     let length = prepared.content_length();
-                    let (status, headers, mut body) = prepared.into_parts();
-                    send(
+                    let (status, headers, body) = prepared.into_parts();
+                    let mut body = StopsAtEnd {
+                        body,
+                        at_end: flaw == Flaw::ForgetsEndedBody,
+                    };
+                    let alive = send(
                         &mut stream,
                         head,
                         (status, headers, length),
                         &mut body,
                         flaw,
-                    ) && flaw != Flaw::ClosesAfterEachResponse
+                    );
+                    if body.at_end {
+                        std::mem::forget(body);
+                    }
+                    alive && flaw != Flaw::ClosesAfterEachResponse
                 }
             };
             if !alive || close {
@@ -567,6 +577,33 @@ mod broken {
     }
 
     /// Writes the head, then the body as it comes; `false` when the connection is done for.
+    /// A prepared body that, when `at_end`, ends as soon as it says it is at its end, without
+    /// the poll that would drop the app's body.
+    struct StopsAtEnd<B> {
+        body: rwgi::server::ResponseBody<B>,
+        at_end: bool,
+    }
+
+    impl<B: Body + Unpin> futures_core::Stream for StopsAtEnd<B> {
+        type Item = Result<Bytes, rwgi::Error>;
+
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            if self.at_end && self.body.is_end_stream() {
+                return std::task::Poll::Ready(None);
+            }
+            std::pin::Pin::new(&mut self.body).poll_next(cx)
+        }
+    }
+
+    impl<B: Body + Unpin> Body for StopsAtEnd<B> {
+        fn content_length(&self) -> Option<u64> {
+            self.body.content_length()
+        }
+    }
+
     fn send<B: Body + Unpin>(
         stream: &mut TcpStream,
         head_only: bool,
@@ -935,6 +972,16 @@ fn a_server_that_sends_the_head_early_fails_req_srv_4() {
     assert!(
         detail.ends_with(": the head went out when the app called the callback (REQ-START-4)"),
         "{detail}"
+    );
+}
+
+#[test]
+fn a_server_that_forgets_a_body_it_stopped_polling_fails_req_srv_8() {
+    fails_with(
+        Flaw::ForgetsEndedBody,
+        "body_dropped_after_completion",
+        "REQ-SRV-8: expected the body dropped after a complete response of known length, seen \
+         it still alive after 5s",
     );
 }
 

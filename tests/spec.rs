@@ -181,6 +181,7 @@ const PROOFS: &[(Kind, &str, &str, &[&str])] = &[
     (Kind::Server, "error_before_first_chunk", "a_server_that_sends_the_head_early_for_a_known_length_fails_req_err_2", &["REQ-ERR-2"]),
     (Kind::Server, "nothing_sent_before_first_chunk", "a_server_that_sends_the_head_early_for_a_known_length_fails_req_srv_4", &["REQ-SRV-4"]),
     (Kind::Server, "body_dropped_after_completion", "a_server_that_keeps_bodies_fails_req_srv_8", &["REQ-SRV-8"]),
+    (Kind::Server, "body_dropped_after_completion", "a_server_that_forgets_a_body_it_stopped_polling_fails_req_srv_8", &["REQ-SRV-8"]),
     (Kind::Server, "body_dropped_on_disconnect", "a_proxy_that_hides_a_client_gone_fails_req_srv_8_on_disconnect", &["REQ-SRV-8"]),
     (Kind::Server, "app_dropped_on_disconnect", "a_proxy_that_hides_a_client_gone_fails_req_conc_2", &["REQ-CONC-2"]),
     (Kind::Server, "keep_alive", "a_server_that_closes_every_connection_fails_req_srv_3", &["REQ-SRV-3"]),

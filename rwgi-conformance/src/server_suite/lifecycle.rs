@@ -44,6 +44,13 @@ pub(super) fn body_dropped_after_completion(suite: &mut Suite<'_>) -> Checked {
             Script::new([Step::Data(b"done")]),
         ),
         (
+            // A server may stop polling once the body says it is at its end; it must still
+            // drop it.
+            "a complete response of known length",
+            "GET",
+            Script::new([Step::Data(b"done")]).with_length(4),
+        ),
+        (
             "a body that failed",
             "GET",
             Script::new([Step::Data(b"x"), Step::Fail]),
