@@ -22,6 +22,8 @@ fn main() {
     println!("the process manager's tests run on Linux only: 0 passed, 0 failed");
 }
 
+mod support;
+
 #[cfg(target_os = "linux")]
 mod linux {
     use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +43,8 @@ mod linux {
     use rwgi::http::{HeaderMap, StatusCode};
     use rwgi::{Environ, Response, StartResponse};
     use rwgi_server::Hooks;
+
+    use crate::support::children;
 
     pub(crate) const FIXTURE_ENV: &str = "RWGI_TEST_FIXTURE";
     /// Where the fixture's hooks append their calls.
@@ -476,28 +480,6 @@ mod linux {
     fn kill(pid: u32, signal: Signal) {
         let pid = Pid::from_raw(pid.try_into().unwrap()).unwrap();
         let _ = kill_process(pid, signal);
-    }
-
-    /// The live children of `parent`, read from `/proc/*/stat` (Linux).
-    fn children(parent: u32) -> BTreeSet<u32> {
-        let mut found = BTreeSet::new();
-        for entry in fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            // `pid (name) state ppid …`: the name may hold spaces, so split after its `)`.
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            if fields.len() > 1 && fields[0] != "Z" && fields[1] == parent.to_string() {
-                found.insert(pid);
-            }
-        }
-        found
     }
 
     /// Waits up to `limit` for `done`, which is retried every 20 ms.

@@ -6,6 +6,8 @@
 //! `harness = false`, and `main` runs the tests one after another. Arguments that do not start
 //! with `-` select the tests whose names contain them.
 
+mod support;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -90,12 +92,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    println!("\n{passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    support::summary(passed, failed)
 }
 
 // ---- The program under test: an app author's `main` ----

@@ -15,6 +15,8 @@
 //! is an app author's `main` calling `rwgi_server::run`. Hence `harness = false`; arguments
 //! that do not start with `-` select the tests whose names contain them.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -144,12 +146,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    println!("\n{passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    support::summary(passed, failed)
 }
 
 /// systemd's stand-in for socket activation, when installed.
@@ -486,7 +483,7 @@ impl AppServer {
 
     /// The master's live worker processes, from `/proc` (Linux).
     fn workers(&self) -> BTreeSet<u32> {
-        children(self.master.id())
+        support::children(self.master.id())
     }
 
     /// SIGKILL to the master and its workers at once: a crash, not a stop.
@@ -507,28 +504,6 @@ impl Drop for AppServer {
             self.kill_group();
         }
     }
-}
-
-/// The live children of `parent`, from `/proc/*/stat`.
-fn children(parent: u32) -> BTreeSet<u32> {
-    let mut found = BTreeSet::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (name) state ppid …`: the name may hold spaces, so split after its `)`.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 1 && fields[0] != "Z" && fields[1] == parent.to_string() {
-            found.insert(pid);
-        }
-    }
-    found
 }
 
 /// nginx in the foreground, with the shipped site in front of `upstreams`.

@@ -93,18 +93,8 @@ pub fn serve_rwgi<A: rwgi::App + 'static>(options: &Options, app: A) {
         .threads(options.workers)
         .serve(app)
         .unwrap_or_else(|error| fail(&error.to_string()));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|error| fail(&format!("cannot start the runtime: {error}")));
-    runtime.block_on(async {
-        let mut terminate = signal(SignalKind::terminate())
-            .unwrap_or_else(|error| fail(&format!("cannot watch SIGTERM: {error}")));
-        tokio::select! {
-            _ = terminate.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
-        }
-    });
+    // The server runs on threads of its own; this one only waits for the signal.
+    run(1, std::future::pending());
     handle.shutdown();
 }
 
