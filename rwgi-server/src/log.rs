@@ -401,24 +401,29 @@ impl Record {
         format: Option<&Format>,
         timed: bool,
     ) -> Record {
-        let (referer, user_agent, named) = match format {
-            Some(format) => (
-                format
-                    .referer
-                    .then(|| headers.get(REFERER).cloned())
-                    .flatten(),
-                format
-                    .user_agent
-                    .then(|| headers.get(USER_AGENT).cloned())
-                    .flatten(),
-                format
+        let (mut referer, mut user_agent, mut named) = (None, None, Vec::new());
+        if let Some(format) = format {
+            if format.referer || format.user_agent {
+                // One pass over a few fields costs less than hashing two names to look them up.
+                // The first value of a name is the one `HeaderMap::get` would give.
+                for (name, value) in headers {
+                    if *name == REFERER {
+                        if format.referer && referer.is_none() {
+                            referer = Some(value.clone());
+                        }
+                    } else if *name == USER_AGENT && format.user_agent && user_agent.is_none() {
+                        user_agent = Some(value.clone());
+                    }
+                }
+            }
+            if !format.headers.is_empty() {
+                named = format
                     .headers
                     .iter()
                     .map(|name| headers.get(name).cloned())
-                    .collect(),
-            ),
-            None => (None, None, Vec::new()),
-        };
+                    .collect();
+            }
+        }
         Record {
             peer,
             method: method.clone(),
