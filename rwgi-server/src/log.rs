@@ -3,11 +3,10 @@
 //!
 //! # The access log's path
 //!
-//! A request's line is formatted on the runtime thread that served it, into a buffer that
-//! thread reuses, and then copied under a lock into the log's shared buffer. A dedicated writer
-//! thread takes the whole shared buffer at once and writes it: under load one `write` carries
-//! many lines, and a slow log pipe or disk blocks the writer thread only, never a runtime
-//! thread. The writer waits [`LINGER`] after it is woken before it takes the buffer, so that a
+//! A request's line is formatted on the runtime thread that served it, straight into the log's
+//! shared buffer under its lock. A dedicated writer thread takes the whole shared buffer at once
+//! and writes it: under load one `write` carries many lines, and a slow log pipe or disk blocks
+//! the writer thread only, never a runtime thread. The writer waits [`LINGER`] after it is woken before it takes the buffer, so that a
 //! steady stream of requests costs about one `write` per [`LINGER`], not one per request; lines
 //! reach the log at most that much later.
 //!
@@ -465,10 +464,11 @@ struct State {
 }
 
 thread_local! {
-    /// Each runtime thread's line buffer, reused for every line it formats.
-    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
     /// The formatted `%(t)s` of the last second a line was written in, on this thread.
     static CLOCK: RefCell<(u64, [u8; 28])> = const { RefCell::new((u64::MAX, [0; 28])) };
+    /// The last client address a line was written for on this thread, and its text: a
+    /// keep-alive connection (or a proxy in front) sends many requests from one address.
+    static REMOTE: RefCell<(Option<IpAddr>, Vec<u8>)> = const { RefCell::new((None, Vec::new())) };
 }
 
 impl AccessLog {
@@ -508,22 +508,20 @@ impl AccessLog {
     }
 
     /// Logs the line of a finished request. Never blocks on the log's output.
+    ///
+    /// The line is formatted straight into the shared buffer, under its lock: one copy of
+    /// each piece, and the lock is held for a few hundred instructions (the writer holds it
+    /// only to swap buffers). A line that does not fit is taken back out and counted as
+    /// dropped.
     pub(crate) fn log(&self, record: &Record, duration: Duration) {
-        LINE.with(|line| {
-            let mut line = line.borrow_mut();
-            line.clear();
-            self.format_line(&mut line, record, duration);
-            self.push(&line);
-        });
-    }
-
-    fn push(&self, line: &[u8]) {
         let mut state = lock(&self.shared.state);
-        if state.lines.len() + line.len() > CAPACITY {
+        let start = state.lines.len();
+        self.format_line(&mut state.lines, record, duration);
+        if state.lines.len() > CAPACITY {
+            state.lines.truncate(start);
             state.dropped += 1;
             return;
         }
-        state.lines.extend_from_slice(line);
         if state.writer_waiting {
             state.writer_waiting = false;
             drop(state);
@@ -542,7 +540,7 @@ impl AccessLog {
             match atom {
                 Atom::Text(text) => put(out, text.as_bytes()),
                 Atom::Remote => match record.peer {
-                    Some(peer) => write_ip(out, peer.ip()),
+                    Some(peer) => write_remote(out, peer.ip()),
                     None => out.push(b'-'),
                 },
                 Atom::Dash => out.push(b'-'),
@@ -620,6 +618,19 @@ fn write_number(out: &mut Vec<u8>, number: u64) {
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
+}
+
+/// Writes the client's address, formatted once for a run of lines from the same address.
+fn write_remote(out: &mut Vec<u8>, ip: IpAddr) {
+    REMOTE.with(|remote| {
+        let mut remote = remote.borrow_mut();
+        if remote.0 != Some(ip) {
+            remote.1.clear();
+            write_ip(&mut remote.1, ip);
+            remote.0 = Some(ip);
+        }
+        put(out, &remote.1);
+    });
 }
 
 fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
@@ -926,6 +937,45 @@ mod tests {
         assert!(!is_plain(
             b"Mozilla/5.0 (X11; Linux x86_64) Gecko/2010010\x7f"
         ));
+    }
+
+    #[test]
+    fn the_remembered_address_follows_the_client() {
+        let mut out = Vec::new();
+        for ip in [
+            "10.0.0.1",
+            "::1",
+            "10.0.0.1",
+            "192.168.100.255",
+            "192.168.100.255",
+        ] {
+            out.clear();
+            write_remote(&mut out, ip.parse().unwrap());
+            assert_eq!(out, ip.as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_first_value_of_a_field_is_logged() {
+        let mut headers = HeaderMap::new();
+        headers.append(USER_AGENT, HeaderValue::from_static("first"));
+        headers.append(USER_AGENT, HeaderValue::from_static("second"));
+        headers.append(REFERER, HeaderValue::from_static("r1"));
+        headers.append(REFERER, HeaderValue::from_static("r2"));
+        let format = Format::parse(r#""%(f)s" "%(a)s""#).unwrap();
+        let record = Record::new(
+            None,
+            &Method::GET,
+            &"/".parse().unwrap(),
+            Version::HTTP_11,
+            &headers,
+            Some(&format),
+            false,
+        );
+        assert_eq!(
+            line(r#""%(f)s" "%(a)s" %(h)s"#, &record, Duration::ZERO),
+            "\"r1\" \"first\" -\n"
+        );
     }
 
     #[test]
