@@ -464,8 +464,9 @@ struct State {
 }
 
 thread_local! {
-    /// The formatted `%(t)s` of the last second a line was written in, on this thread.
-    static CLOCK: RefCell<(u64, [u8; 28])> = const { RefCell::new((u64::MAX, [0; 28])) };
+    /// The formatted `%(t)s` of the current second on this thread, and until when (by the
+    /// monotonic clock) it holds.
+    static CLOCK: RefCell<(Option<Instant>, [u8; 28])> = const { RefCell::new((None, [0; 28])) };
     /// The last client address a line was written for on this thread, and its text: a
     /// keep-alive connection (or a proxy in front) sends many requests from one address.
     static REMOTE: RefCell<(Option<IpAddr>, Vec<u8>)> = const { RefCell::new((None, Vec::new())) };
@@ -714,14 +715,21 @@ fn is_plain(bytes: &[u8]) -> bool {
 }
 
 /// Writes `[29/Nov/2026:23:40:00 +0000]` (UTC), formatted once per second per thread.
+///
+/// The text is kept until the monotonic clock reaches the instant the wall clock turns to the
+/// next second: comparing two instants costs less than turning a `SystemTime` into seconds. A
+/// step of the wall clock (not its slewing, which both clocks share) shows at that next
+/// second at the latest.
 fn write_time(out: &mut Vec<u8>) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
+    let now = Instant::now();
     CLOCK.with(|clock| {
         let mut clock = clock.borrow_mut();
-        if clock.0 != now {
-            *clock = (now, format_time(now));
+        if clock.0.map_or(true, |until| now >= until) {
+            let since = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let rest = Duration::from_nanos(1_000_000_000 - u64::from(since.subsec_nanos()));
+            *clock = (Some(now + rest), format_time(since.as_secs()));
         }
         out.extend_from_slice(&clock.1);
     });
@@ -976,6 +984,25 @@ mod tests {
             line(r#""%(f)s" "%(a)s" %(h)s"#, &record, Duration::ZERO),
             "\"r1\" \"first\" -\n"
         );
+    }
+
+    #[test]
+    fn the_remembered_time_is_the_current_second() {
+        for _ in 0..3 {
+            let before = unix_now();
+            let mut out = Vec::new();
+            write_time(&mut out);
+            let after = unix_now();
+            assert!(out == format_time(before) || out == format_time(after));
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    }
+
+    fn unix_now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
     }
 
     #[test]
