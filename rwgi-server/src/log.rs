@@ -663,6 +663,7 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Writes the client's address, formatted once for a run of lines from the same address.
+#[inline(always)]
 fn write_remote(out: &mut Vec<u8>, ip: IpAddr) {
     REMOTE.with(|remote| {
         let mut remote = remote.borrow_mut();
@@ -691,6 +692,7 @@ fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
+#[inline(always)]
 fn write_target(out: &mut Vec<u8>, target: &Uri) {
     match target.path_and_query() {
         // Origin form, the usual case.
@@ -699,6 +701,7 @@ fn write_target(out: &mut Vec<u8>, target: &Uri) {
     }
 }
 
+#[inline(always)]
 fn write_header(out: &mut Vec<u8>, value: Option<&HeaderValue>) {
     match value {
         Some(value) => escape(out, value.as_bytes()),
@@ -775,6 +778,7 @@ fn is_plain(bytes: &[u8]) -> bool {
 /// next second: comparing two instants costs less than turning a `SystemTime` into seconds. A
 /// step of the wall clock (not its slewing, which both clocks share) shows at that next
 /// second at the latest.
+#[inline(always)]
 fn write_time(out: &mut Vec<u8>) {
     let now = Instant::now();
     CLOCK.with(|clock| {
