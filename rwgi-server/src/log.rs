@@ -1112,6 +1112,27 @@ mod tests {
     }
 
     #[test]
+    fn a_line_that_does_not_fit_is_dropped_whole_and_counted() {
+        let log = AccessLog {
+            format: Format::parse("%(m)s %(s)s").unwrap(),
+            shared: Arc::new(Shared {
+                state: Mutex::default(),
+                wake: Condvar::new(),
+            }),
+            writer: None,
+        };
+        let record = record();
+        // "GET 200\n" is 8 bytes: room for one more line, then none.
+        lock(&log.shared.state).lines = vec![b'x'; CAPACITY - 12];
+        log.log(&record, Duration::ZERO);
+        log.log(&record, Duration::ZERO);
+        let state = lock(&log.shared.state);
+        assert_eq!(state.lines.len(), CAPACITY - 4);
+        assert!(state.lines.ends_with(b"xGET 200\n"));
+        assert_eq!(state.dropped, 1);
+    }
+
+    #[test]
     fn time_is_clf() {
         assert_eq!(&format_time(0), b"[01/Jan/1970:00:00:00 +0000]");
         assert_eq!(&format_time(1_795_910_400), b"[29/Nov/2026:00:00:00 +0000]");
