@@ -117,6 +117,11 @@ where
         Arc::new(Observers {
             log: config.access_log.clone(),
             hooks: config.hooks.clone(),
+            timed: config.hooks.is_some()
+                || config
+                    .access_log
+                    .as_deref()
+                    .is_some_and(|log| log.format().timed()),
         })
     });
     let shared = Arc::new(Shared {
@@ -308,6 +313,8 @@ struct Limits {
 struct Observers {
     log: Option<Arc<AccessLog>>,
     hooks: Option<Arc<dyn Hooks>>,
+    /// Whether anyone needs each request's duration: the hooks, or the log's format.
+    timed: bool,
 }
 
 /// One request's record, reported to the observers when it is dropped: when the response body
@@ -330,7 +337,10 @@ impl Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        let duration = self.record.started.elapsed();
+        let duration = self
+            .record
+            .started
+            .map_or(Duration::ZERO, |started| started.elapsed());
         if let Some(log) = &self.observers.log {
             log.log(&self.record, duration);
         }
@@ -694,6 +704,7 @@ fn respond<'a, A: App>(
                 parts.version,
                 &parts.headers,
                 format,
+                observers.timed,
             ),
             observers: Arc::clone(observers),
         })
