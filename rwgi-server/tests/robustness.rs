@@ -1,0 +1,450 @@
+//! Timeouts, connection limits and faults over real sockets.
+//!
+//! Each test starts a server in this process on an ephemeral port, makes one client misbehave
+//! (or the app), checks the server's exact answer or the aborted connection and what the app
+//! saw, and then serves a request on a second connection. Waits poll a condition against a
+//! deadline; every read has a timeout, so a server that hangs fails a test instead of hanging
+//! it.
+
+#[path = "../../tests/support/raw_http.rs"]
+#[allow(dead_code)] // Not every helper of the shared client is used here.
+mod raw_http;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rwgi::body::{BoxBody, Empty, Full, StreamBody};
+use rwgi::http::{HeaderMap, StatusCode};
+use rwgi::{App, Environ, Error, Response, StartResponse};
+use rwgi_server::{Builder, InputError, Server, ServerHandle};
+
+use raw_http::Client;
+
+/// The longest any condition is waited for.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Counts its own drops: put one in an app's future or a body's state to see it go.
+struct DropGuard(Arc<AtomicUsize>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// What the app saw, and the drops it counts.
+#[derive(Default)]
+struct Counters {
+    /// App futures dropped (finished or not).
+    calls_dropped: Arc<AtomicUsize>,
+    /// Response bodies dropped.
+    bodies_dropped: Arc<AtomicUsize>,
+}
+
+/// Answers by path with the behaviours under test.
+struct Faulty {
+    counters: Arc<Counters>,
+    /// What `/upload` saw when reading its body.
+    events: mpsc::Sender<String>,
+}
+
+/// An endless body of 64 KiB chunks that counts its drop.
+fn endless(guard: DropGuard) -> BoxBody {
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let stream = futures_util::stream::unfold(guard, move |guard| {
+        let chunk = chunk.clone();
+        async move { Some((Ok::<_, Error>(chunk), guard)) }
+    });
+    BoxBody::new(StreamBody::new(Box::pin(stream)))
+}
+
+impl App for Faulty {
+    type Body = BoxBody;
+
+    async fn call(
+        &self,
+        mut environ: Environ,
+        start: StartResponse,
+    ) -> Result<Response<BoxBody>, Error> {
+        let _alive = DropGuard(Arc::clone(&self.counters.calls_dropped));
+        let (status, body) = match environ.path_info() {
+            "/hello" => (StatusCode::OK, BoxBody::new(Full::new("hello\n"))),
+            "/upload" => {
+                let input = environ.input_mut();
+                let mut total = 0;
+                let event = loop {
+                    match input.chunk().await {
+                        None => break format!("read {total} bytes"),
+                        Some(Ok(chunk)) => total += chunk.len(),
+                        Some(Err(error)) => {
+                            break match error.downcast_ref::<InputError>() {
+                                Some(error) if error.is_timeout() => {
+                                    format!("timeout after {total} bytes: {error}")
+                                }
+                                Some(error) if error.is_too_large() => {
+                                    format!("too large after {total} bytes: {error}")
+                                }
+                                _ => format!("failed after {total} bytes: {error}"),
+                            }
+                        }
+                    }
+                };
+                let status = if event.starts_with("timeout") {
+                    StatusCode::REQUEST_TIMEOUT
+                } else if event.starts_with("too large") {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::OK
+                };
+                let _ = self.events.send(event.clone());
+                (status, BoxBody::new(Full::new(event)))
+            }
+            "/endless" => (
+                StatusCode::OK,
+                endless(DropGuard(Arc::clone(&self.counters.bodies_dropped))),
+            ),
+            "/never" => std::future::pending().await,
+            "/late" => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                (StatusCode::OK, BoxBody::new(Full::new("late\n")))
+            }
+            "/panic" => panic!("the app panics on purpose"),
+            "/panic-in-body" | "/fail-in-body" => {
+                let panics = environ.path_info() == "/panic-in-body";
+                let guard = DropGuard(Arc::clone(&self.counters.bodies_dropped));
+                let stream = futures_util::stream::unfold(0, move |n| {
+                    let _guard = &guard;
+                    async move {
+                        match n {
+                            0 => Some((Ok(Bytes::from_static(b"first chunk\n")), 1)),
+                            _ if panics => panic!("the body panics on purpose"),
+                            _ => Some((Err(Error::msg("the body fails on purpose")), 2)),
+                        }
+                    }
+                });
+                (
+                    StatusCode::OK,
+                    BoxBody::new(StreamBody::new(Box::pin(stream))),
+                )
+            }
+            _ => (StatusCode::NOT_FOUND, BoxBody::new(Empty)),
+        };
+        Ok(start.start(status, HeaderMap::new()).body(body))
+    }
+}
+
+struct Fixture {
+    handle: Option<ServerHandle>,
+    addr: SocketAddr,
+    counters: Arc<Counters>,
+    events: mpsc::Receiver<String>,
+}
+
+impl Fixture {
+    fn start(config: Builder) -> Fixture {
+        let counters = Arc::new(Counters::default());
+        let (events, received) = mpsc::channel();
+        let app = Faulty {
+            counters: Arc::clone(&counters),
+            events,
+        };
+        let handle = config
+            .bind("127.0.0.1:0")
+            .serve(app)
+            .expect("the test server starts");
+        Fixture {
+            addr: handle.local_addr().unwrap(),
+            handle: Some(handle),
+            counters,
+            events: received,
+        }
+    }
+
+    fn connect(&self) -> Client<TcpStream> {
+        Client::connect(self.addr)
+    }
+
+    /// A raw socket, for clients that misbehave.
+    fn socket(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_write_timeout(Some(DEADLINE)).unwrap();
+        stream
+    }
+
+    /// A request on a connection of its own is answered: the server is still serving.
+    #[track_caller]
+    fn assert_serving(&self) {
+        let mut client = self.connect();
+        let response =
+            client.exchange(b"GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"hello\n");
+    }
+
+    fn event(&self) -> String {
+        self.events
+            .recv_timeout(DEADLINE)
+            .expect("the app reports what it saw")
+    }
+
+    fn calls_dropped(&self) -> usize {
+        self.counters.calls_dropped.load(Ordering::SeqCst)
+    }
+
+    fn bodies_dropped(&self) -> usize {
+        self.counters.bodies_dropped.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            if std::thread::panicking() {
+                handle.abort();
+            } else {
+                handle.shutdown();
+            }
+        }
+    }
+}
+
+fn config() -> Builder {
+    Server::builder()
+        .threads(2)
+        .graceful_timeout(Duration::from_secs(5))
+}
+
+/// Polls `condition` until it holds, failing the test after [`DEADLINE`].
+#[track_caller]
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < DEADLINE, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    started.elapsed()
+}
+
+/// Reads until the server closes the connection (or resets it); the bytes received.
+fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buffer = [0; 64 * 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return received,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => return received,
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) => panic!("the connection did not close: {error}"),
+        }
+    }
+}
+
+// ---- Timeouts ----
+
+#[test]
+fn body_timeout_fails_a_stalled_body_with_a_typed_error() {
+    let server = Fixture::start(config().body_timeout(Duration::from_millis(500)));
+    let mut stream = server.socket();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    let started = Instant::now();
+    let event = server.event();
+    let waited = started.elapsed();
+    assert_eq!(
+        event,
+        "timeout after 3 bytes: no request body bytes arrived for 500ms (body_timeout)"
+    );
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // The app's answer goes out, and the connection closes: its body was left unread.
+    let response = String::from_utf8(read_until_closed(&mut stream)).unwrap();
+    assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
+    server.assert_serving();
+
+    // A body dribbled a byte at a time with pauses shorter than the timeout is read whole.
+    let mut stream = server.socket();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
+        .unwrap();
+    for byte in b"12345" {
+        std::thread::sleep(Duration::from_millis(100));
+        stream.write_all(&[*byte]).unwrap();
+    }
+    assert_eq!(server.event(), "read 5 bytes");
+}
+
+#[test]
+fn body_timeout_zero_waits_as_long_as_the_client_does() {
+    let server = Fixture::start(config().body_timeout(Duration::ZERO));
+    let mut stream = server.socket();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    stream.write_all(b"cd").unwrap();
+    assert_eq!(server.event(), "read 4 bytes");
+}
+
+#[test]
+fn a_chunked_body_over_the_limit_is_a_typed_error_and_a_declared_one_is_413() {
+    let server = Fixture::start(config().limit_request_body(10));
+    let mut client = server.connect();
+    let response = client.exchange(
+        b"POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
+          6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n",
+    );
+    assert_eq!(response.status, 413);
+    assert_eq!(
+        server.event(),
+        "too large after 6 bytes: the request body is over 10 bytes (limit_request_body)"
+    );
+    // A declared length over the limit never reaches the app.
+    let before = server.calls_dropped();
+    let mut client = server.connect();
+    let response =
+        client.exchange(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n");
+    assert_eq!(response.status, 413);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(server.calls_dropped(), before, "the app was not called");
+    server.assert_serving();
+}
+
+#[test]
+fn write_timeout_drops_a_connection_whose_client_stopped_reading() {
+    let server = Fixture::start(config().write_timeout(Duration::from_millis(500)));
+    let mut stream = server.socket();
+    stream
+        .write_all(b"GET /endless HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    // The client reads nothing: the socket buffers fill, writes stall, and the server gives up.
+    let waited = wait_until("the stalled response body is dropped", || {
+        server.bodies_dropped() == 1
+    });
+    assert!(waited < Duration::from_secs(8), "{waited:?}");
+    assert_eq!(server.calls_dropped(), 1);
+    // What was buffered arrives, then the connection ends.
+    let received = read_until_closed(&mut stream);
+    assert!(received.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    server.assert_serving();
+}
+
+#[test]
+fn a_slow_reader_within_write_timeout_gets_everything() {
+    let server = Fixture::start(config().write_timeout(Duration::from_millis(500)));
+    let mut stream = server.socket();
+    stream
+        .write_all(b"GET /endless HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    // Reading 16 MiB with pauses shorter than the timeout keeps the response going.
+    let mut buffer = vec![0; 1 << 20];
+    let mut total = 0;
+    while total < 16 << 20 {
+        total += stream.read(&mut buffer).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.bodies_dropped(), 0, "still streaming");
+    drop(stream);
+    wait_until("the body is dropped once the client leaves", || {
+        server.bodies_dropped() == 1
+    });
+    server.assert_serving();
+}
+
+#[test]
+fn request_timeout_answers_503_and_drops_the_app() {
+    let server = Fixture::start(config().request_timeout(Duration::from_millis(300)));
+    let mut client = server.connect();
+    let started = Instant::now();
+    let response = client.exchange(b"GET /never HTTP/1.1\r\nHost: h\r\n\r\n");
+    let waited = started.elapsed();
+    response.assert_head(
+        503,
+        "Service Unavailable",
+        &[
+            ("content-type", "text/plain; charset=utf-8"),
+            ("content-length", "20"),
+            ("connection", "close"),
+        ],
+    );
+    assert_eq!(response.body, b"Service Unavailable\n");
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert!(client.is_closed());
+    wait_until("the app's future is dropped", || {
+        server.calls_dropped() == 1
+    });
+    // An app that answers in time is not affected.
+    let mut client = server.connect();
+    let response = client.exchange(b"GET /late HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"late\n"[..])
+    );
+    server.assert_serving();
+}
+
+#[test]
+fn worker_connections_stops_accepting_until_one_closes() {
+    let server = Fixture::start(
+        config()
+            .worker_connections(2)
+            .keepalive(Duration::from_secs(30)),
+    );
+    let mut first = server.connect();
+    let mut second = server.connect();
+    for client in [&mut first, &mut second] {
+        let response = client.exchange(b"GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(response.status, 200);
+    }
+    // A third connection is queued by the kernel, not served.
+    let mut third = server.socket();
+    third
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buffer = [0; 1024];
+    let error = third
+        .read(&mut buffer)
+        .expect_err("no answer past the limit");
+    assert!(
+        matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{error}"
+    );
+    // Once one closes, the queued connection is accepted and answered.
+    drop(first);
+    third.set_read_timeout(Some(DEADLINE)).unwrap();
+    let response = String::from_utf8(read_until_closed(&mut third)).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with("hello\n"));
+    // The kept connection still works.
+    let response = second.exchange(b"GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(response.status, 200);
+}
+
+#[test]
+fn zero_worker_connections_is_refused() {
+    let error = config()
+        .worker_connections(0)
+        .bind("127.0.0.1:0")
+        .serve(rwgi::app::app_fn(|_, start: StartResponse| async move {
+            Ok(start.start(StatusCode::OK, HeaderMap::new()).body(Empty))
+        }))
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid value 0 for worker_connections: expected 1 or more"
+    );
+}
