@@ -112,6 +112,11 @@ impl App for Faulty {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 (StatusCode::OK, BoxBody::new(Full::new("late\n")))
             }
+            "/slow" => {
+                let _ = self.events.send("slow started".to_owned());
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                (StatusCode::OK, BoxBody::new(Full::new("slow\n")))
+            }
             "/panic" => panic!("the app panics on purpose"),
             "/panic-in-body" | "/fail-in-body" => {
                 let panics = environ.path_info() == "/panic-in-body";
@@ -119,6 +124,10 @@ impl App for Faulty {
                 let stream = futures_util::stream::unfold(0, move |n| {
                     let _guard = &guard;
                     async move {
+                        if n > 0 {
+                            // Long enough for the head and the first chunk to go out.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
                         match n {
                             0 => Some((Ok(Bytes::from_static(b"first chunk\n")), 1)),
                             _ if panics => panic!("the body panics on purpose"),
@@ -446,5 +455,108 @@ fn zero_worker_connections_is_refused() {
     assert_eq!(
         error.to_string(),
         "invalid value 0 for worker_connections: expected 1 or more"
+    );
+}
+
+// ---- Faults ----
+
+#[test]
+fn an_app_that_panics_before_answering_gets_a_500() {
+    let server = Fixture::start(config());
+    let mut client = server.connect();
+    let response = client.exchange(b"GET /panic HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(response.status, 500);
+    assert!(response.complete);
+    wait_until("the app's future is dropped", || {
+        server.calls_dropped() == 1
+    });
+    // The connection carries on, and so does the server.
+    let response = client.exchange(b"GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(response.status, 200);
+    server.assert_serving();
+}
+
+#[test]
+fn a_body_that_panics_or_fails_after_the_head_aborts_its_connection() {
+    let server = Fixture::start(config());
+    for (dropped, path) in [(1, "/panic-in-body"), (2, "/fail-in-body")] {
+        let mut client = server.connect();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let response = client.exchange(request.as_bytes());
+        assert_eq!(response.status, 200, "{path}: the head went out first");
+        assert_eq!(response.body, b"first chunk\n", "{path}");
+        assert!(!response.complete, "{path}: the chunked body has no end");
+        assert!(client.is_closed(), "{path}");
+        wait_until("the body is dropped", || server.bodies_dropped() == dropped);
+        server.assert_serving();
+    }
+}
+
+#[test]
+fn a_client_gone_mid_upload_ends_the_apps_read_with_an_error() {
+    let server = Fixture::start(config());
+    let mut stream = server.socket();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    stream.write_all(&[b'u'; 1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(stream);
+    let event = server.event();
+    assert!(
+        event.starts_with("failed after 1000 bytes: "),
+        "the app sees an error, not a short body: {event}"
+    );
+    wait_until("the app's future is dropped", || {
+        server.calls_dropped() == 1
+    });
+    server.assert_serving();
+}
+
+#[test]
+fn a_client_gone_mid_download_drops_the_body() {
+    let server = Fixture::start(config());
+    let mut stream = server.socket();
+    stream
+        .write_all(b"GET /endless HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let mut buffer = vec![0; 256 * 1024];
+    let mut total = 0;
+    while total < 1 << 20 {
+        total += stream.read(&mut buffer).unwrap();
+    }
+    drop(stream);
+    let waited = wait_until("the body is dropped", || server.bodies_dropped() == 1);
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(server.calls_dropped(), 1);
+    server.assert_serving();
+}
+
+#[test]
+fn a_graceful_stop_finishes_requests_in_flight_on_every_connection() {
+    let mut server = Fixture::start(config());
+    let mut clients: Vec<Client<TcpStream>> = (0..2).map(|_| server.connect()).collect();
+    for client in &mut clients {
+        client.send(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n");
+    }
+    for _ in &clients {
+        assert_eq!(server.event(), "slow started");
+    }
+    let handle = server.handle.take().unwrap();
+    handle.begin_shutdown();
+    for client in &mut clients {
+        let response = client.read_response(false);
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (200, &b"slow\n"[..])
+        );
+        assert_eq!(response.header("connection"), Some("close"));
+        assert!(client.is_closed());
+    }
+    handle.shutdown();
+    assert_eq!(server.calls_dropped(), 2);
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "the listener is closed"
     );
 }
