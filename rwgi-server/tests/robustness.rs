@@ -560,3 +560,41 @@ fn a_graceful_stop_finishes_requests_in_flight_on_every_connection() {
         "the listener is closed"
     );
 }
+
+// ---- Connection storm ----
+
+#[test]
+fn a_storm_of_connections_is_accepted_and_a_new_one_still_answered() {
+    const STORM: usize = 500;
+    let server = Fixture::start(config().keepalive(Duration::from_secs(30)));
+    let started = Instant::now();
+    let mut storm: Vec<Client<TcpStream>> = (0..STORM).map(|_| server.connect()).collect();
+    let connected = started.elapsed();
+    // A request on a new connection while the storm is accepted and held.
+    let probe = Instant::now();
+    server.assert_serving();
+    let probe = probe.elapsed();
+    assert!(probe < Duration::from_secs(5), "{probe:?}");
+    // Every storm connection is served.
+    for client in &mut storm {
+        client.send(b"GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+    }
+    for client in &mut storm {
+        let response = client.read_response(false);
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (200, &b"hello\n"[..])
+        );
+    }
+    let answered = started.elapsed();
+    assert!(answered < Duration::from_secs(30), "{answered:?}");
+    // With the storm open and idle, a new connection is answered at once.
+    let probe_idle = Instant::now();
+    server.assert_serving();
+    let probe_idle = probe_idle.elapsed();
+    assert!(probe_idle < Duration::from_secs(5), "{probe_idle:?}");
+    eprintln!(
+        "storm of {STORM}: connected in {connected:?}, all answered after {answered:?}; \
+         a new connection answered in {probe:?} during the storm, {probe_idle:?} after"
+    );
+}
