@@ -292,6 +292,31 @@ fn body_timeout_fails_a_stalled_body_with_a_typed_error() {
 }
 
 #[test]
+fn header_timeout_closes_a_connection_that_dribbles_its_head() {
+    let server = Fixture::start(config().header_timeout(Duration::from_millis(500)));
+    let mut stream = server.socket();
+    let started = Instant::now();
+    // A byte every 100 ms: each within any per-read bound, the whole head never done in time.
+    // Writing fails once the server has closed the connection; stop after 2 s at the latest.
+    for byte in b"GET /hello HTTP/1.1\r\nHost: h\r\nX-Slow: ".iter().cycle() {
+        if stream.write_all(&[*byte]).is_err() || started.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let received = read_until_closed(&mut stream);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(
+        received.is_empty() || received.starts_with(b"HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&received)
+    );
+    assert_eq!(server.calls_dropped(), 0, "the app was not called");
+    server.assert_serving();
+}
+
+#[test]
 fn body_timeout_zero_waits_as_long_as_the_client_does() {
     let server = Fixture::start(config().body_timeout(Duration::ZERO));
     let mut stream = server.socket();
