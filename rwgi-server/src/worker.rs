@@ -14,6 +14,12 @@
 //! A body that fails after the head went out makes hyper drop the connection, so the client
 //! never sees a complete-looking response (REQ-ERR-3).
 //!
+//! The deadlines: `header_timeout` is hyper's; `body_timeout` runs inside [`RequestBody`] while
+//! the app waits for a chunk, `write_timeout` inside the connection's I/O while a write waits
+//! (both in the `deadline` module), and `request_timeout` around [`prepare_with`]'s future
+//! ([`answer_within`], chosen per request only when the setting is on). `worker_connections`
+//! is a semaphore the accept loop takes a permit from before each accept.
+//!
 //! The access log and the request hooks share one per-request record, made only when one of
 //! them is on; a server with neither pays nothing for them.
 
