@@ -623,3 +623,22 @@ fn a_storm_of_connections_is_accepted_and_a_new_one_still_answered() {
          a new connection answered in {probe:?} during the storm, {probe_idle:?} after"
     );
 }
+
+#[test]
+fn a_head_over_the_total_bound_gets_431_without_the_app() {
+    // Within the per-field limits (100 fields of 8190 bytes), over hyper's read buffer (about
+    // 400 KiB): the total head is bounded too.
+    let server = Fixture::start(config());
+    let mut stream = server.socket();
+    let mut request = b"GET /hello HTTP/1.1\r\nHost: h\r\n".to_vec();
+    for n in 0..90 {
+        request.extend_from_slice(format!("X-Field-{n:02}: {}\r\n", "v".repeat(8000)).as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    // The server may stop reading once it has seen enough.
+    let _ = stream.write_all(&request);
+    let response = String::from_utf8_lossy(&read_until_closed(&mut stream)).into_owned();
+    assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
+    assert_eq!(server.calls_dropped(), 0, "the app was not called");
+    server.assert_serving();
+}
