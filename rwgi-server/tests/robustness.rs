@@ -642,3 +642,101 @@ fn a_head_over_the_total_bound_gets_431_without_the_app() {
     assert_eq!(server.calls_dropped(), 0, "the app was not called");
     server.assert_serving();
 }
+
+// ---- A short soak (benches/soak.sh is the long one) ----
+
+#[test]
+fn a_short_mixed_soak_leaves_no_app_future_or_body_behind() {
+    let server = Fixture::start(config());
+    let addr = server.addr;
+    let until = Instant::now() + Duration::from_secs(4);
+    let workers: Vec<_> = (0..4u64)
+        .map(|worker| {
+            std::thread::spawn(move || {
+                let (mut calls, mut endless) = (0usize, 0usize);
+                let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ worker;
+                let mut next = move || {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state
+                };
+                while Instant::now() < until {
+                    match next() % 5 {
+                        // Keep-alive: several requests on one connection.
+                        0 => {
+                            let mut client = Client::connect(addr);
+                            for _ in 0..(1 + next() % 5) {
+                                let response = client
+                                    .exchange(b"GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+                                assert_eq!(response.status, 200);
+                                calls += 1;
+                            }
+                        }
+                        // An upload whose length the app reports.
+                        1 => {
+                            let length = next() % (256 * 1024);
+                            let mut client = Client::connect(addr);
+                            let mut request = format!(
+                                "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: {length}\r\n\r\n"
+                            )
+                            .into_bytes();
+                            request.resize(request.len() + length as usize, b'u');
+                            let response = client.exchange(&request);
+                            assert_eq!(response.status, 200);
+                            assert_eq!(response.body, format!("read {length} bytes").as_bytes());
+                            calls += 1;
+                        }
+                        // Vanishing mid-upload.
+                        2 => {
+                            let mut stream = TcpStream::connect(addr).unwrap();
+                            stream
+                                .write_all(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\nabc")
+                                .unwrap();
+                            calls += 1;
+                        }
+                        // Vanishing mid-download.
+                        3 => {
+                            let mut stream = TcpStream::connect(addr).unwrap();
+                            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+                            stream
+                                .write_all(b"GET /endless HTTP/1.1\r\nHost: h\r\n\r\n")
+                                .unwrap();
+                            let mut buffer = vec![0; 64 * 1024];
+                            let mut total = 0;
+                            while total < 256 * 1024 {
+                                total += stream.read(&mut buffer).unwrap();
+                            }
+                            calls += 1;
+                            endless += 1;
+                        }
+                        // A request on a new connection.
+                        _ => {
+                            let mut client = Client::connect(addr);
+                            let response = client.exchange(
+                                b"GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                            );
+                            assert_eq!(response.status, 200);
+                            calls += 1;
+                        }
+                    }
+                }
+                (calls, endless)
+            })
+        })
+        .collect();
+    let (mut calls, mut endless) = (0, 0);
+    for worker in workers {
+        let (c, e) = worker.join().expect("a soak client failed");
+        calls += c;
+        endless += e;
+    }
+    wait_until("every app future is dropped", || {
+        server.calls_dropped() == calls
+    });
+    wait_until("every endless body is dropped", || {
+        server.bodies_dropped() == endless
+    });
+    eprintln!("short soak: {calls} app calls, {endless} downloads abandoned, all dropped");
+    server.assert_serving();
+}
