@@ -40,6 +40,15 @@ pub(crate) struct Settings {
     pub(crate) keepalive: Duration,
     /// How long a connection may take to send a complete request head; zero: no limit.
     pub(crate) header_timeout: Duration,
+    /// How long the app may wait for the next request-body chunk; zero: no limit.
+    pub(crate) body_timeout: Duration,
+    /// How long a response write may make no progress before the connection is dropped;
+    /// zero: no limit.
+    pub(crate) write_timeout: Duration,
+    /// How long the app has to answer (return its response head); zero: no limit.
+    pub(crate) request_timeout: Duration,
+    /// The most connections a worker serves at once; past it, it stops accepting.
+    pub(crate) worker_connections: usize,
     /// Requests a worker serves before it is replaced; zero: no limit.
     pub(crate) max_requests: u64,
     /// The most added at random to `max_requests`, per worker.
@@ -98,6 +107,10 @@ impl Default for Settings {
             graceful_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(5),
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            request_timeout: Duration::ZERO,
+            worker_connections: 1000,
             max_requests: 0,
             max_requests_jitter: 0,
             limit_request_line: 8190,
@@ -206,6 +219,26 @@ struct Options {
     /// Seconds a connection has to send a complete request head; 0: no limit. [default: 10]
     #[arg(long, env = "RWGI_HEADER_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
     header_timeout: Option<Duration>,
+
+    /// Seconds the app may wait for the next chunk of a request body before reading it fails;
+    /// 0: no limit. [default: 30]
+    #[arg(long, env = "RWGI_BODY_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    body_timeout: Option<Duration>,
+
+    /// Seconds a response write may make no progress (a client that stopped reading) before
+    /// the connection is dropped; 0: no limit. [default: 30]
+    #[arg(long, env = "RWGI_WRITE_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    write_timeout: Option<Duration>,
+
+    /// Seconds the app has to answer a request; past it the server answers 503 and drops the
+    /// app's work; 0: no limit. [default: 0]
+    #[arg(long, env = "RWGI_REQUEST_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    request_timeout: Option<Duration>,
+
+    /// The most connections each worker serves at once; past it, a worker stops accepting
+    /// until one closes (the kernel queues the rest, up to backlog). [default: 1000]
+    #[arg(long, env = "RWGI_WORKER_CONNECTIONS", value_name = "N", value_parser = parse_at_least_one)]
+    worker_connections: Option<usize>,
 
     /// Requests a worker serves before it is replaced (bounds slow leaks); 0: no limit.
     /// [default: 0]
@@ -402,6 +435,10 @@ file_table! {
     graceful_timeout: parse_seconds, false;
     keepalive: parse_seconds, false;
     header_timeout: parse_seconds, false;
+    body_timeout: parse_seconds, false;
+    write_timeout: parse_seconds, false;
+    request_timeout: parse_seconds, false;
+    worker_connections: parse_at_least_one, false;
     max_requests: parse_count, false;
     max_requests_jitter: parse_count, false;
     limit_request_line: parse_at_least_one, false;
@@ -466,6 +503,12 @@ impl Settings {
                 .unwrap_or(defaults.graceful_timeout),
             keepalive: options.keepalive.unwrap_or(defaults.keepalive),
             header_timeout: options.header_timeout.unwrap_or(defaults.header_timeout),
+            body_timeout: options.body_timeout.unwrap_or(defaults.body_timeout),
+            write_timeout: options.write_timeout.unwrap_or(defaults.write_timeout),
+            request_timeout: options.request_timeout.unwrap_or(defaults.request_timeout),
+            worker_connections: options
+                .worker_connections
+                .unwrap_or(defaults.worker_connections),
             max_requests: options.max_requests.unwrap_or(defaults.max_requests),
             max_requests_jitter: options
                 .max_requests_jitter
@@ -541,6 +584,14 @@ impl Settings {
             "header_timeout = {}",
             self.header_timeout.as_secs_f64()
         );
+        let _ = writeln!(out, "body_timeout = {}", self.body_timeout.as_secs_f64());
+        let _ = writeln!(out, "write_timeout = {}", self.write_timeout.as_secs_f64());
+        let _ = writeln!(
+            out,
+            "request_timeout = {}",
+            self.request_timeout.as_secs_f64()
+        );
+        let _ = writeln!(out, "worker_connections = {}", self.worker_connections);
         let _ = writeln!(out, "max_requests = {}", self.max_requests);
         let _ = writeln!(out, "max_requests_jitter = {}", self.max_requests_jitter);
         let _ = writeln!(out, "limit_request_line = {}", self.limit_request_line);
@@ -1098,8 +1149,20 @@ mod tests {
             "unix,127.0.0.0/8",
             "--forwarded-headers",
             "forwarded",
+            "--body-timeout",
+            "2.5",
+            "--write-timeout",
+            "7",
+            "--request-timeout",
+            "60",
+            "--worker-connections",
+            "64",
         ])
         .unwrap();
+        assert_eq!(settings.body_timeout, Duration::from_millis(2500));
+        assert_eq!(settings.write_timeout, Duration::from_secs(7));
+        assert_eq!(settings.request_timeout, Duration::from_secs(60));
+        assert_eq!(settings.worker_connections, 64);
         let text = settings.to_toml();
         let options = file(&text.replace("single_process = false\n", "")).unwrap();
         let again = Settings::from_options(options, false);

@@ -41,6 +41,10 @@
 //! | `graceful_timeout` (s) | `--graceful-timeout` | `RWGI_GRACEFUL_TIMEOUT` | 30 | `graceful_timeout` |
 //! | `keepalive` (s; 0 disables keep-alive) | `--keepalive` | `RWGI_KEEPALIVE` | 5 | `keepalive` |
 //! | `header_timeout` (s to send a request head) | `--header-timeout` | `RWGI_HEADER_TIMEOUT` | 10 | — |
+//! | `body_timeout` (s between request-body chunks; 0: none) | `--body-timeout` | `RWGI_BODY_TIMEOUT` | 30 | — |
+//! | `write_timeout` (s a response write may stall; 0: none) | `--write-timeout` | `RWGI_WRITE_TIMEOUT` | 30 | — |
+//! | `request_timeout` (s for the app to answer, else 503; 0: none) | `--request-timeout` | `RWGI_REQUEST_TIMEOUT` | 0 | — |
+//! | `worker_connections` (open at once per worker) | `--worker-connections` | `RWGI_WORKER_CONNECTIONS` | 1000 | `worker_connections` |
 //! | `max_requests` (0: no limit) | `--max-requests` | `RWGI_MAX_REQUESTS` | 0 | `max_requests` |
 //! | `max_requests_jitter` | `--max-requests-jitter` | `RWGI_MAX_REQUESTS_JITTER` | 0 | `max_requests_jitter` |
 //! | `limit_request_line` (bytes; else 414) | `--limit-request-line` | `RWGI_LIMIT_REQUEST_LINE` | 8190 | `limit_request_line` |
@@ -62,6 +66,26 @@
 //!
 //! `--config FILE` (`-c`, `RWGI_CONFIG`) names the file; `--check-config` validates and prints
 //! the effective settings as a file would spell them.
+//!
+//! # Timeouts and connection limits
+//!
+//! - `body_timeout`: while the app waits for the next chunk of a request body, the chunk must
+//!   arrive within this time, or the read fails with an error that wraps [`InputError`]
+//!   ([`InputError::is_timeout`]); the connection closes after the response, since the body was
+//!   left unread. The clock runs only while the app waits, and restarts with each chunk, as
+//!   nginx's `client_body_timeout` does: it cuts off a client that stops sending, not one that
+//!   sends a byte at a time within it.
+//! - `write_timeout`: a response write that makes no progress for this long (a client that
+//!   stopped reading) fails, and the connection is dropped with the response body.
+//! - `request_timeout` (off by default): an app that has not returned its response within this
+//!   time is dropped, with its request body, and the client gets `503 Service Unavailable` with
+//!   `Connection: close`. A response whose head was returned is not limited by it: a stream
+//!   that stops is bounded by `write_timeout` only when the client stops reading.
+//! - `worker_connections`: a worker with this many connections open stops accepting until one
+//!   closes; new connections wait in the kernel's listen queue (`backlog`), and past that the
+//!   kernel refuses them.
+//!
+//! A timer exists only while its operation waits, and only when its setting is on.
 //!
 //! # Behind a proxy
 //!
@@ -110,6 +134,7 @@
 
 mod arbiter;
 mod config;
+mod deadline;
 mod hooks;
 mod listen;
 mod log;
@@ -130,6 +155,7 @@ use rwgi::environ::ServerInfo;
 use rwgi::App;
 use tokio::sync::watch;
 
+pub use deadline::InputError;
 pub use hooks::{Ending, Hooks, Outcome, RequestInfo};
 pub use listen::{Bind, BindParseError};
 
@@ -355,6 +381,10 @@ fn serve_config(settings: &Settings, hooks: Option<Arc<dyn Hooks>>) -> Result<Se
         proxy_headers: settings.proxy_headers(),
         keepalive: settings.keepalive,
         header_timeout: settings.header_timeout,
+        body_timeout: settings.body_timeout,
+        write_timeout: settings.write_timeout,
+        request_timeout: settings.request_timeout,
+        worker_connections: settings.worker_connections,
         graceful_timeout: settings.graceful_timeout,
         limit_request_line: settings.limit_request_line,
         limit_request_fields: settings.limit_request_fields,
@@ -576,6 +606,10 @@ impl Server {
 ///     .root_path("/app")
 ///     .keepalive(Duration::from_secs(2))
 ///     .header_timeout(Duration::from_secs(5))
+///     .body_timeout(Duration::from_secs(10))
+///     .write_timeout(Duration::from_secs(10))
+///     .request_timeout(Duration::from_secs(60))
+///     .worker_connections(500)
 ///     .graceful_timeout(Duration::from_secs(10))
 ///     .max_requests(0)
 ///     .limit_request_line(4094)
@@ -641,6 +675,34 @@ impl Builder {
     /// How long a connection may take to send a request head; zero: no limit (default 10 s).
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.settings.header_timeout = timeout;
+        self
+    }
+
+    /// How long the app may wait for the next request-body chunk before reading fails with an
+    /// [`InputError`]; zero: no limit (default 30 s).
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.body_timeout = timeout;
+        self
+    }
+
+    /// How long a response write may make no progress before the connection is dropped; zero:
+    /// no limit (default 30 s).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.write_timeout = timeout;
+        self
+    }
+
+    /// How long the app has to answer before the server answers `503` and drops the app's
+    /// future; zero: no limit (the default).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.request_timeout = timeout;
+        self
+    }
+
+    /// The most connections served at once (default 1000); past it, the server stops
+    /// accepting until one closes.
+    pub fn worker_connections(mut self, connections: usize) -> Self {
+        self.settings.worker_connections = connections;
         self
     }
 
@@ -740,6 +802,11 @@ impl Builder {
         if settings.threads == 0 {
             return Err(Error::new(
                 "invalid value 0 for threads: expected 1 or more",
+            ));
+        }
+        if settings.worker_connections == 0 {
+            return Err(Error::new(
+                "invalid value 0 for worker_connections: expected 1 or more",
             ));
         }
         if let Some(hooks) = &hooks {

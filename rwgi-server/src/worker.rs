@@ -14,6 +14,12 @@
 //! A body that fails after the head went out makes hyper drop the connection, so the client
 //! never sees a complete-looking response (REQ-ERR-3).
 //!
+//! The deadlines: `header_timeout` is hyper's; `body_timeout` runs inside [`RequestBody`] while
+//! the app waits for a chunk, `write_timeout` inside the connection's I/O while a write waits
+//! (both in the `deadline` module), and `request_timeout` around [`prepare_with`]'s future
+//! ([`answer_within`], chosen per request only when the setting is on). `worker_connections`
+//! is a semaphore the accept loop takes a permit from before each accept.
+//!
 //! The access log and the request hooks share one per-request record, made only when one of
 //! them is on; a server with neither pays nothing for them.
 
@@ -47,8 +53,9 @@ use rwgi::server::{prepare_with, Prepared, ResponseBody};
 use rwgi::{App, Environ, Error, Input};
 use rwgi_middleware::ProxyHeaders;
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
+use crate::deadline::{InputError, Stall, WriteDeadline};
 use crate::hooks::{Ending, Hooks, Outcome, RequestInfo};
 use crate::listen::{Listener, SocketFile};
 use crate::log::{AccessLog, Record};
@@ -83,6 +90,14 @@ pub(crate) struct ServeConfig {
     pub(crate) proxy_headers: Option<ProxyHeaders>,
     pub(crate) keepalive: Duration,
     pub(crate) header_timeout: Duration,
+    /// Zero: off.
+    pub(crate) body_timeout: Duration,
+    /// Zero: off.
+    pub(crate) write_timeout: Duration,
+    /// Zero: off.
+    pub(crate) request_timeout: Duration,
+    /// The most connections open at once.
+    pub(crate) worker_connections: usize,
     pub(crate) graceful_timeout: Duration,
     pub(crate) limit_request_line: usize,
     pub(crate) limit_request_fields: usize,
@@ -151,6 +166,12 @@ where
         tls: config.tls.clone(),
         #[cfg(feature = "tls")]
         header_timeout: config.header_timeout,
+        body_timeout: config.body_timeout,
+        write_timeout: config.write_timeout,
+        request_timeout: config.request_timeout,
+        slots: Arc::new(Semaphore::new(
+            config.worker_connections.min(Semaphore::MAX_PERMITS),
+        )),
     });
     // The keep-alive ticker: advances the clock and wakes every connection once a second, so
     // that idle ones notice they have been idle for `keepalive`.
@@ -249,6 +270,14 @@ struct Shared<A> {
     /// Bounds a TLS handshake too.
     #[cfg(feature = "tls")]
     header_timeout: Duration,
+    /// `body_timeout`; zero: off.
+    body_timeout: Duration,
+    /// `write_timeout`; zero: off.
+    write_timeout: Duration,
+    /// `request_timeout`; zero: off.
+    request_timeout: Duration,
+    /// One permit per connection a worker may have open (`worker_connections`).
+    slots: Arc<Semaphore>,
 }
 
 thread_local! {
@@ -542,6 +571,13 @@ where
     A: App + 'static,
 {
     loop {
+        // A free connection slot first: past `worker_connections`, new connections wait in the
+        // kernel's listen queue until one closes.
+        let permit = tokio::select! {
+            _ = stop.wait_for(|stop| *stop != Stop::Running) => return,
+            permit = Arc::clone(&shared.slots).acquire_owned() => permit,
+        };
+        let Ok(permit) = permit else { return };
         let accepted = tokio::select! {
             _ = stop.wait_for(|stop| *stop != Stop::Running) => return,
             accepted = listener.accept() => accepted,
@@ -568,6 +604,7 @@ where
                     peer,
                     Arc::clone(&shared),
                     stopping,
+                    permit,
                 ));
             }
             // The client gave up before we accepted: nothing to do.
@@ -596,6 +633,7 @@ async fn serve_connection<A>(
     peer: Option<SocketAddr>,
     shared: Arc<Shared<A>>,
     mut stopping: Stopping,
+    _permit: OwnedSemaphorePermit,
 ) where
     A: App + 'static,
 {
@@ -623,6 +661,7 @@ async fn serve_connection<A>(
     else {
         return;
     };
+    let io = WriteDeadline::new(io, shared.write_timeout);
     let mut http = pin!(shared.http.serve_connection(TokioIo::new(io), service));
     let mut stop = false;
     let mut draining = false;
@@ -719,6 +758,8 @@ fn respond<'a, A: App>(
         Input::from_body(RequestBody {
             incoming,
             left: shared.limits.body,
+            limit: shared.limits.body,
+            stall: Stall::new(shared.body_timeout),
         })
     };
     let mut environ = match Environ::from_parts(parts, input, connection) {
@@ -757,16 +798,61 @@ fn respond<'a, A: App>(
         }
     }
     let head = environ.method() == Method::HEAD;
-    EitherFuture::Right(prepare_with(&shared.app, environ, move |prepared| {
-        if let Some(failure) = prepared.failure() {
+    if !shared.request_timeout.is_zero() {
+        return EitherFuture::Right(EitherFuture::Right(Box::pin(answer_within(
+            shared, environ, head, peer, tracked,
+        ))));
+    }
+    EitherFuture::Right(EitherFuture::Left(prepare_with(
+        &shared.app,
+        environ,
+        move |prepared| {
+            if let Some(failure) = prepared.failure() {
+                report(
+                    peer,
+                    tracked.as_deref(),
+                    format_args!("answered 500: {failure}"),
+                );
+            }
+            Ok(send_prepared(prepared, head, peer, tracked))
+        },
+    )))
+}
+
+/// [`respond`]'s future under `request_timeout`: an app that has not answered in time is
+/// dropped (with its request body) and the client gets `503`.
+#[cold]
+async fn answer_within<A: App>(
+    shared: &Shared<A>,
+    environ: Environ,
+    head: bool,
+    peer: Option<SocketAddr>,
+    tracked: Option<Box<Tracked>>,
+) -> Result<Response<WireBody<A::Body>>, Infallible> {
+    let limit = shared.request_timeout;
+    let answer = prepare_with(&shared.app, environ, |prepared| prepared);
+    match tokio::time::timeout(limit, answer).await {
+        Ok(prepared) => {
+            if let Some(failure) = prepared.failure() {
+                report(
+                    peer,
+                    tracked.as_deref(),
+                    format_args!("answered 500: {failure}"),
+                );
+            }
+            Ok(send_prepared(prepared, head, peer, tracked))
+        }
+        Err(_) => {
             report(
                 peer,
                 tracked.as_deref(),
-                format_args!("answered 500: {failure}"),
+                format_args!(
+                    "answered 503: the app did not answer within {limit:?} (request_timeout)"
+                ),
             );
+            Ok(plain(StatusCode::SERVICE_UNAVAILABLE, peer, tracked))
         }
-        Ok(send_prepared(prepared, head, peer, tracked))
-    }))
+    }
 }
 
 /// Counts a request toward `max_requests`, and says when the last one arrived.
@@ -823,6 +909,7 @@ fn plain<B: Body + Unpin>(
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "Request Header Fields Too Large\n",
         StatusCode::PAYLOAD_TOO_LARGE => "Content Too Large\n",
         StatusCode::NOT_IMPLEMENTED => "Not Implemented\n",
+        StatusCode::SERVICE_UNAVAILABLE => "Service Unavailable\n",
         _ => "Not Found\n",
     };
     let mut response = send_prepared(Prepared::plain(status, text), false, peer, tracked);
@@ -879,6 +966,10 @@ struct RequestBody {
     incoming: Incoming,
     /// Bytes the body may still carry.
     left: u64,
+    /// `limit_request_body` (`u64::MAX` for none).
+    limit: u64,
+    /// `body_timeout`: runs while the app waits for the next chunk.
+    stall: Stall,
 }
 
 impl Stream for RequestBody {
@@ -886,15 +977,25 @@ impl Stream for RequestBody {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            match ready!(Pin::new(&mut self.incoming).poll_frame(cx)) {
+            let poll = Pin::new(&mut self.incoming).poll_frame(cx);
+            if poll.is_pending() {
+                if self.stall.expired(cx) {
+                    let limit = self.stall.limit();
+                    return Poll::Ready(Some(Err(Error::new(InputError::timed_out(limit)))));
+                }
+                return Poll::Pending;
+            }
+            self.stall.progress();
+            match ready!(poll) {
                 Some(Ok(frame)) => {
                     // Trailers carry no body bytes, and the contract has no place for them.
                     if let Ok(data) = frame.into_data() {
                         let Some(left) = self.left.checked_sub(data.len() as u64) else {
+                            let limit = self.limit;
                             self.left = 0;
-                            return Poll::Ready(Some(Err(Error::msg(
-                                "the request body is over limit_request_body",
-                            ))));
+                            return Poll::Ready(Some(Err(Error::new(InputError::too_large(
+                                limit,
+                            )))));
                         };
                         self.left = left;
                         return Poll::Ready(Some(Ok(data)));

@@ -190,3 +190,9 @@ pub async fn upload(request: Request<Incoming>) -> Result<Response<String>, hype
     );
     Ok(response)
 }
+
+/// The soak benchmark's body bytes: byte `index` of the stream from `seed` (catches lost,
+/// repeated and reordered bytes, and bodies mixed up between requests).
+pub fn pattern(seed: u64, index: u64) -> u8 {
+    (index.wrapping_mul(31).wrapping_add(seed.wrapping_mul(7)) % 251) as u8
+}
