@@ -701,7 +701,14 @@ impl Environ {
         };
         let mut parts = self.uri.clone().into_parts();
         parts.path_and_query = Some(target.try_into().map_err(|_| MountError::InvalidPrefix)?);
-        self.uri = Uri::from_parts(parts).map_err(|_| MountError::InvalidPrefix)?;
+        let uri = Uri::from_parts(parts).map_err(|_| MountError::InvalidPrefix)?;
+        // A `?` or `#` in the prefix would end the path inside it: the prefix must come out
+        // as exactly the path's first bytes, the old path right after it.
+        let expected = prefix.len() + self.path().len();
+        if uri.path().len() != expected || !uri.path().starts_with(prefix) {
+            return Err(MountError::InvalidPrefix);
+        }
+        self.uri = uri;
         self.mount += prefix.len();
         Ok(())
     }
@@ -1287,6 +1294,24 @@ pub(crate) mod tests {
             environ.path()
         );
         assert_eq!(environ.path_info(), "/x%2Fy/");
+    }
+
+    #[test]
+    fn a_restored_prefix_must_be_path_only() {
+        // Found by fuzzing the proxy headers: a `?` in the prefix moved the rest into the query.
+        for bad in ["/a?b=cdefghijklmnop", "/a#frag", "/a/?x"] {
+            let mut environ = environ_of(http::Request::get("/x?q=1"));
+            assert!(environ.restore_prefix(bad).is_err(), "{bad}");
+            assert_eq!((environ.script_name(), environ.path_info()), ("", "/x"));
+            assert_eq!(environ.query_string(), "q=1");
+        }
+        let mut environ = environ_of(http::Request::get("/x?q=1"));
+        environ.restore_prefix("/app%20one").unwrap();
+        assert_eq!(
+            (environ.script_name(), environ.path_info()),
+            ("/app%20one", "/x")
+        );
+        assert_eq!(environ.query_string(), "q=1");
     }
 
     #[test]

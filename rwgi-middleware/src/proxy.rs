@@ -509,6 +509,13 @@ mod tests {
         assert_eq!(environ.remote_addr(), Some("127.0.0.1:1".parse().unwrap()));
         assert_eq!(environ.url_scheme(), &Scheme::HTTP);
         assert_eq!(environ.script_name(), "");
+        // Found by fuzzing: a prefix with a `?` would have cut the path inside it.
+        let mut environ = self::environ(
+            Some("127.0.0.1:1"),
+            &[("x-forwarded-prefix", "/a?b=cdefghijklmnop")],
+        );
+        assert!(proxy("127.0.0.1").apply(&mut environ));
+        assert_eq!((environ.script_name(), environ.path_info()), ("", "/x"));
         let mut environ = self::environ(
             Some("127.0.0.1:1"),
             &[("x-forwarded-host", "evil@example.com")],
