@@ -128,30 +128,26 @@ async fn a_failing_app_gets_a_500_that_says_why_in_an_extension() {
             .start(StatusCode::OK, HeaderMap::new())
             .body(rwgi::body::Empty))
     });
-    let answer = AppService::new(failing)
-        .oneshot(request("GET", "/", &[], ""))
-        .await
-        .unwrap_or_else(|error| match error {});
-    assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(
-        answer
-            .extensions()
-            .get::<rwgi_tower::AppFailure>()
-            .map(|f| f.message()),
-        Some("app error: no database")
-    );
-    let answer = AppService::new(panicking)
-        .oneshot(request("GET", "/", &[], ""))
-        .await
-        .unwrap_or_else(|error| match error {});
-    assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(
-        answer
-            .extensions()
-            .get::<rwgi_tower::AppFailure>()
-            .map(|f| f.message()),
-        Some("app panicked: app exploded")
-    );
+    for (app, reason) in [
+        (rwgi::app::BoxApp::new(failing), "app error: no database"),
+        (
+            rwgi::app::BoxApp::new(panicking),
+            "app panicked: app exploded",
+        ),
+    ] {
+        let answer = AppService::new(app)
+            .oneshot(request("GET", "/", &[], ""))
+            .await
+            .unwrap_or_else(|error| match error {});
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            answer
+                .extensions()
+                .get::<rwgi_tower::AppFailure>()
+                .map(|f| f.message()),
+            Some(reason)
+        );
+    }
     // A request that cannot become an environ: no Host on HTTP/1.1.
     let no_host = rwgi::http::Request::get("/")
         .body(http_body_util::Empty::<bytes::Bytes>::new())
