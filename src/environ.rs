@@ -361,11 +361,15 @@ impl Environ {
         connection: &ConnectionInfo,
     ) -> Result<Self, TargetError> {
         check_target(&parts)?;
+        let mut headers = parts.headers;
+        if let Some(authority) = parts.uri.authority() {
+            take_host_from(authority, &mut headers);
+        }
         Ok(Environ {
             method: parts.method,
             uri: parts.uri,
             version: parts.version,
-            headers: parts.headers,
+            headers,
             extensions: parts.extensions,
             input,
             connection: connection.clone(),
@@ -892,6 +896,20 @@ fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Ta
     }
 }
 
+/// REQ-ENV-14: an absolute-form target's authority replaces the `Host` header (RFC 9112
+/// §3.2.2 has a server ignore the received one), so every place an app reads the host names
+/// the same one. Out of line: absolute-form requests are rare.
+#[cold]
+fn take_host_from(authority: &http::uri::Authority, headers: &mut HeaderMap) {
+    let host = match authority.port() {
+        Some(port) => format!("{}:{}", authority.host(), port.as_str()),
+        None => authority.host().to_owned(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&host) {
+        headers.insert(HOST, value);
+    }
+}
+
 /// Checks the body's framing (RFC 9112 §6.1, §6.3; REQ-ENV-13): `chunked` is the only transfer
 /// coding, applied once and as the last one, and never together with `Content-Length`. Each
 /// of these is a way to make a proxy and a server disagree about where a request ends.
@@ -1226,6 +1244,22 @@ pub(crate) mod tests {
                 http::StatusCode::BAD_REQUEST
             ))
         );
+    }
+
+    #[test]
+    fn an_absolute_form_target_names_the_host_everywhere() {
+        let environ = environ_of(
+            http::Request::get("http://user@target.example:8080/a").header("host", "other.example"),
+        );
+        assert_eq!(environ.headers()["host"], "target.example:8080");
+        assert_eq!(environ.headers().get_all(HOST).iter().count(), 1);
+        assert_eq!(
+            environ.cgi_variables().get("HTTP_HOST"),
+            Some("target.example:8080")
+        );
+        assert_eq!(environ.server_name(), "target.example");
+        let origin = environ_of(http::Request::get("/a").header("host", "other.example"));
+        assert_eq!(origin.headers()["host"], "other.example");
     }
 
     #[test]

@@ -134,6 +134,9 @@ mod broken {
         ClosesAfterEachResponse,
         /// Fills in `Host: localhost` when an HTTP/1.1 request has none.
         InventsHost,
+        /// Gives the app the `Host` header it received even when an absolute-form target names
+        /// another host.
+        KeepsReceivedHost,
         /// Puts the reason for a `500` in its body.
         LeaksErrorDetails,
         /// Ends a chunked body normally when the app's body fails after its first chunk.
@@ -309,10 +312,16 @@ mod broken {
                 .headers()
                 .get(CONNECTION)
                 .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
+            let received_host = (flaw == Flaw::KeepsReceivedHost)
+                .then(|| request.headers().get(HOST).cloned())
+                .flatten();
             let Ok(mut environ) = Environ::from_request(request, &connection) else {
                 let _ = plain(&mut stream, refused);
                 return;
             };
+            if let Some(host) = received_host {
+                environ.headers_mut().insert(HOST, host);
+            }
             if environ.method() == Method::CONNECT && flaw != Flaw::CallsAppForConnect {
                 // No tunnel to offer (REQ-SRV-12); the connection cannot carry on.
                 let _ = plain(&mut stream, StatusCode::NOT_IMPLEMENTED);
@@ -1024,6 +1033,16 @@ fn a_server_that_closes_every_connection_fails_req_srv_3() {
         // Closed cleanly or reset, depending on whether the second request arrived first.
         "REQ-SRV-3: expected the answer \"GET /two \" to a request on a kept-alive connection, \
          seen the connection ",
+    );
+}
+
+#[test]
+fn a_server_that_keeps_the_received_host_fails_req_env_14() {
+    fails_with(
+        Flaw::KeepsReceivedHost,
+        "vectors_targets",
+        "REQ-ENV-14: vector `absolute_form_overrides_host`: expected the app called with header \
+         host",
     );
 }
 

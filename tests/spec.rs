@@ -138,6 +138,7 @@ const PROOFS: &[(Kind, &str, &str, &[&str])] = &[
     (Kind::Server, "vectors_targets", "a_server_that_refuses_unknown_methods_fails_req_env_1", &["REQ-ENV-1"]),
     (Kind::Server, "vectors_targets", "a_server_that_calls_the_app_for_connect_fails_req_srv_12", &["REQ-SRV-12"]),
     (Kind::Server, "vectors_hosts", "a_server_that_invents_a_host_fails_req_env_3", &["REQ-ENV-3"]),
+    (Kind::Server, "vectors_targets", "a_server_that_keeps_the_received_host_fails_req_env_14", &["REQ-ENV-14"]),
     (Kind::Server, "vectors_hosts", "a_server_that_calls_every_request_http_1_1_fails_req_env_11", &["REQ-ENV-11"]),
     (Kind::Server, "vectors_headers", "a_server_that_drops_repeated_request_headers_fails_req_env_7", &["REQ-ENV-7"]),
     (Kind::Server, "vectors_headers", "a_server_that_adds_a_header_fails_req_env_12", &["REQ-ENV-12"]),

@@ -264,13 +264,13 @@ checks! {
         "The vectors of `spec/vectors/paths.json`: paths and queries reach the app raw, split \
          losslessly and decoded per segment.";
     requests::vectors_targets: [
-        "REQ-ENV-6", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-5", "REQ-ENV-8", "REQ-PATH-1",
+        "REQ-ENV-6", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-5", "REQ-ENV-8", "REQ-ENV-14", "REQ-PATH-1",
         "REQ-PATH-5", "REQ-CGI-1", "REQ-APP-3", "REQ-SRV-12",
     ]
         "The vectors of `targets.json`: absolute, authority (`CONNECT`, refused with `501`) and \
          asterisk targets.";
     requests::vectors_hosts: [
-        "REQ-ENV-3", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-11", "REQ-CGI-1", "REQ-APP-3",
+        "REQ-ENV-3", "REQ-ENV-1", "REQ-ENV-2", "REQ-ENV-4", "REQ-ENV-11", "REQ-ENV-14", "REQ-CGI-1", "REQ-APP-3",
     ]
         "The vectors of `hosts.json`: the `Host` rules, the server name and port, the HTTP \
          version.";

@@ -251,11 +251,12 @@ fn rules_of(field: &str) -> &'static [&'static str] {
         "server_name" | "server_port" | "CGI SERVER_NAME" | "CGI SERVER_PORT" => &["REQ-ENV-4"],
         "version" | "CGI SERVER_PROTOCOL" => &["REQ-ENV-11"],
         "url_scheme" => &["REQ-ENV-8"],
-        "header" => &["REQ-ENV-7", "REQ-ENV-12"],
+        "header" => &["REQ-ENV-7", "REQ-ENV-12", "REQ-ENV-14"],
         "input_length" => &["REQ-INPUT-3"],
         "input" => &["REQ-INPUT-1"],
         "CGI REMOTE_ADDR" => &["REQ-ENV-10"],
         "CGI CONTENT_TYPE" | "CGI CONTENT_LENGTH" => &["REQ-CGI-2"],
+        "CGI HTTP_HOST" => &["REQ-CGI-3", "REQ-ENV-14"],
         _ => &["REQ-CGI-3", "REQ-CGI-4", "REQ-CGI-1"],
     }
 }
