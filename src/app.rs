@@ -282,3 +282,20 @@ where
         (self.f)(environ, start)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::Empty;
+
+    #[test]
+    fn boxed_and_closure_apps_say_what_they_are() {
+        let app = app_fn(|_, start: StartResponse| async move {
+            Ok(start
+                .start(Default::default(), Default::default())
+                .body(Empty))
+        });
+        assert!(format!("{app:?}").starts_with("AppFn"));
+        assert!(format!("{:?}", BoxApp::new(app)).starts_with("BoxApp"));
+    }
+}

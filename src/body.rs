@@ -693,6 +693,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn lengths_hints_and_debug_forms_are_forwarded() {
+        let boxed: Box<Full> = Box::new(Full::new("abc"));
+        assert_eq!(Body::content_length(&boxed), Some(3));
+        assert_eq!(BoxBody::new(Full::new("abcd")).content_length(), Some(4));
+        assert_eq!(Full::new("x").size_hint(), (1, Some(1)));
+        assert_eq!(Full::new("").size_hint(), (0, Some(0)));
+        assert_eq!(Empty.size_hint(), (0, Some(0)));
+        assert_eq!(format!("{:?}", Full::new("abc")), "Full { len: 3 }");
+        let boxed = format!("{:?}", BoxBody::new(Full::new("ab")));
+        assert!(boxed.contains("content_length: Some(2)"), "{boxed}");
+        let mut body = Full::new("a");
+        assert!(format!("{:?}", body.chunk()).starts_with("Chunk"));
+    }
+
+    #[test]
     fn bodies_are_send_and_sync_where_it_matters() {
         fn send<T: Send>() {}
         send::<Full>();

@@ -1247,6 +1247,67 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn connection_facts_can_be_replaced_and_read_back() {
+        let local: SocketAddr = "192.0.2.1:8443".parse().unwrap();
+        let connection = ConnectionInfo::new(Scheme::HTTP).local_addr(local);
+        let mut environ = try_environ_on(http::Request::get("/x"), &connection).unwrap();
+        assert_eq!(environ.local_addr(), Some(local));
+        assert_eq!(environ.connection().scheme(), &Scheme::HTTP);
+        assert_eq!(environ.uri().path(), "/x");
+        let https = environ.connection().clone().with_scheme(Scheme::HTTPS);
+        environ.set_connection(https);
+        assert_eq!(environ.url_scheme(), &Scheme::HTTPS);
+        assert_eq!(environ.connection().scheme(), &Scheme::HTTPS);
+        environ.extensions_mut().insert(7u8);
+        assert_eq!(environ.extensions().get::<u8>(), Some(&7));
+        let shown = format!("{environ:?}");
+        assert!(
+            shown.starts_with("Environ {") && shown.contains("/x"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_https_host_without_a_port_is_on_443() {
+        let connection = ConnectionInfo::new(Scheme::HTTPS);
+        let environ = try_environ_on(
+            http::Request::get("/").header("host", "example.com"),
+            &connection,
+        )
+        .unwrap();
+        assert_eq!(environ.server_port(), 443);
+    }
+
+    #[test]
+    fn set_input_frames_an_unknown_length_by_version() {
+        let unknown = || Input::from("abc").map(Ok);
+        let mut http11 = environ_of(http::Request::post("/").header("content-length", "3"));
+        http11.set_input(unknown());
+        assert_eq!(http11.headers()["transfer-encoding"], "chunked");
+        assert!(http11.headers().get("content-length").is_none());
+        let mut http2 = environ_of(
+            http::Request::post("/")
+                .version(Version::HTTP_2)
+                .header("content-length", "3"),
+        );
+        http2.set_input(unknown());
+        assert!(
+            http2.headers().get("transfer-encoding").is_none(),
+            "no TE in HTTP/2"
+        );
+        assert!(http2.headers().get("content-length").is_none());
+        // The same length changes no header.
+        let mut same = environ_of(http::Request::post("/").header("content-length", "3"));
+        same.set_input(Input::from("xyz"));
+        assert_eq!(same.headers()["content-length"], "3");
+        assert!(same.headers().get("transfer-encoding").is_none());
+        // No framing headers at all means no body: a body of one byte gets its length.
+        let mut bodiless = environ_of(http::Request::post("/"));
+        bodiless.set_input(Input::from("z"));
+        assert_eq!(bodiless.headers()["content-length"], "1");
+    }
+
+    #[test]
     fn an_absolute_form_target_names_the_host_everywhere() {
         let environ = environ_of(
             http::Request::get("http://user@target.example:8080/a").header("host", "other.example"),
