@@ -1268,6 +1268,14 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn server_info_names_itself_and_its_spec_version() {
+        let info = ServerInfo::named(String::from("built/2"));
+        assert_eq!(info.software(), "built/2");
+        assert_eq!(info.spec_version(), crate::SPEC_VERSION);
+        assert_ne!(info.spec_version(), (0, 0));
+    }
+
+    #[test]
     fn an_https_host_without_a_port_is_on_443() {
         let connection = ConnectionInfo::new(Scheme::HTTPS);
         let environ = try_environ_on(
