@@ -806,17 +806,26 @@ fn respond<'a, A: App>(
     EitherFuture::Right(EitherFuture::Left(prepare_with(
         &shared.app,
         environ,
-        move |prepared| {
-            if let Some(failure) = prepared.failure() {
-                report(
-                    peer,
-                    tracked.as_deref(),
-                    format_args!("answered 500: {failure}"),
-                );
-            }
-            Ok(send_prepared(prepared, head, peer, tracked))
-        },
+        move |prepared| Ok(send_answer(prepared, head, peer, tracked)),
     )))
+}
+
+/// Sends the prepared answer, logging first why it became a `500` if it did (REQ-SRV-10).
+#[inline(always)]
+fn send_answer<B: Body + Unpin>(
+    prepared: Prepared<B>,
+    head: bool,
+    peer: Option<SocketAddr>,
+    tracked: Option<Box<Tracked>>,
+) -> Response<WireBody<B>> {
+    if let Some(failure) = prepared.failure() {
+        report(
+            peer,
+            tracked.as_deref(),
+            format_args!("answered 500: {failure}"),
+        );
+    }
+    send_prepared(prepared, head, peer, tracked)
 }
 
 /// [`respond`]'s future under `request_timeout`: an app that has not answered in time is
@@ -832,16 +841,7 @@ async fn answer_within<A: App>(
     let limit = shared.request_timeout;
     let answer = prepare_with(&shared.app, environ, |prepared| prepared);
     match tokio::time::timeout(limit, answer).await {
-        Ok(prepared) => {
-            if let Some(failure) = prepared.failure() {
-                report(
-                    peer,
-                    tracked.as_deref(),
-                    format_args!("answered 500: {failure}"),
-                );
-            }
-            Ok(send_prepared(prepared, head, peer, tracked))
-        }
+        Ok(prepared) => Ok(send_answer(prepared, head, peer, tracked)),
         Err(_) => {
             report(
                 peer,

@@ -900,8 +900,9 @@ impl Load {
     }
 }
 
-/// The failures among `answers`, and the requests each pid answered.
-fn tally(answers: &[Vec<Result<u32, String>>]) -> (Vec<String>, BTreeMap<u32, usize>) {
+/// The requests each pid answered, once every one of `answers` is shown to have succeeded and
+/// the load to have run at least 500 requests.
+fn tally_clean(answers: &[Vec<Result<u32, String>>]) -> BTreeMap<u32, usize> {
     let mut failures = Vec::new();
     let mut by_pid = BTreeMap::new();
     for answer in answers.iter().flatten() {
@@ -910,7 +911,11 @@ fn tally(answers: &[Vec<Result<u32, String>>]) -> (Vec<String>, BTreeMap<u32, us
             Err(error) => failures.push(error.clone()),
         }
     }
-    (failures, by_pid)
+    assert_eq!(failures, Vec::<String>::new());
+    let total: usize = answers.iter().map(Vec::len).sum();
+    assert_eq!(by_pid.values().sum::<usize>(), total);
+    assert!(total >= 500, "{total}");
+    by_pid
 }
 
 // ---- The tests ----
@@ -1167,11 +1172,7 @@ fn reload_under_load_fails_nothing(nginx: &Path, transport: Transport) {
     });
     load.wait_done(load.done() + 400);
     let answers = load.finish();
-    let (failures, by_pid) = tally(&answers);
-    assert_eq!(failures, Vec::<String>::new());
-    let total: usize = answers.iter().map(Vec::len).sum();
-    assert_eq!(by_pid.values().sum::<usize>(), total);
-    assert!(total >= 500, "{total}");
+    let by_pid = tally_clean(&answers);
     assert!(
         by_pid.keys().any(|pid| old.contains(pid)) && by_pid.keys().any(|pid| new.contains(pid)),
         "both the old and the new workers answered during the load: {by_pid:?}, old {old:?}, new {new:?}"
@@ -1197,11 +1198,7 @@ fn one_of_two_killed_under_load_fails_nothing(nginx: &Path, transport: Transport
     first.kill();
     load.wait_done(load.done() + 400);
     let answers = load.finish();
-    let (failures, by_pid) = tally(&answers);
-    assert_eq!(failures, Vec::<String>::new());
-    let total: usize = answers.iter().map(Vec::len).sum();
-    assert_eq!(by_pid.values().sum::<usize>(), total);
-    assert!(total >= 500, "{total}");
+    let by_pid = tally_clean(&answers);
     assert!(
         by_pid.keys().any(|pid| killed.contains(pid)),
         "the killed server answered before it died: {by_pid:?}"
