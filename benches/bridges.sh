@@ -31,20 +31,9 @@ BIN="$PEERS/target/release"
 WORK=$(mktemp -d /tmp/rwgi-bridges.XXXXXX)
 read -r -a SERVERS <<<"${SERVERS:-axum axum-bridge rwgi-hello rwgi-hyper-bridge tower-bridge}"
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "bridges.sh: $*"; exit 1; }
-
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    timeout 30 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+SCRIPT=bridges.sh
+# shellcheck source=benches/common.sh
+source "$ROOT/benches/common.sh"
 
 binary() {
   case $1 in

@@ -42,46 +42,43 @@ WORK=$(mktemp -d /tmp/rwgi-load.XXXXXX)
 SERVER_BIN="$ROOT/target/release/examples/server"
 PEER_BIN="$PEERS/target/release"
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "load.sh: $*"; exit 1; }
-
-# --- servers: start, wait, stop; every pid started here is stopped on exit -----------------
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    timeout 30 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+SCRIPT=load.sh
+# shellcheck source=benches/common.sh
+source "$ROOT/benches/common.sh"
 
 # The command line of each server; $1 = name, $2 = port.
 server_cmd() {
   local bind="$HOST:$2"
   case $1 in
     raw-hyper) echo "$PEER_BIN/raw-hyper --bind $bind --workers $WORKERS" ;;
-    rwgi-hello) echo "env EXAMPLE_APP=hello $SERVER_BIN --bind $bind --threads $WORKERS --single-process --accesslog off" ;;
-    rwgi-hello-stack) echo "env EXAMPLE_APP=hello-stack $SERVER_BIN --bind $bind --threads $WORKERS --single-process --accesslog off" ;;
+    rwgi-hello) echo "$SERVER_BIN --bind $bind --threads $WORKERS --single-process --accesslog off" ;;
+    rwgi-hello-stack) echo "$SERVER_BIN --bind $bind --threads $WORKERS --single-process --accesslog off" ;;
     axum) echo "$PEER_BIN/axum-hello --bind $bind --workers $WORKERS" ;;
     raw-hyper-stream) echo "$PEER_BIN/raw-hyper --bind $bind --workers $WORKERS --app stream" ;;
-    rwgi-echo) echo "env EXAMPLE_APP=echo $SERVER_BIN --bind $bind --threads $WORKERS --single-process --accesslog off" ;;
+    rwgi-echo) echo "$SERVER_BIN --bind $bind --threads $WORKERS --single-process --accesslog off" ;;
     rwgi-download) echo "$PEER_BIN/rwgi-download --bind $bind --workers $WORKERS" ;;
     *) die "no server named $1" ;;
   esac
 }
 SERVERS=(raw-hyper rwgi-hello rwgi-hello-stack axum)
 
+# The environment a server needs: which example app the rwgi server hosts. Set outside any
+# wrapper, since valgrind follows the program it starts, not a program `env` starts.
+server_env() {
+  case $1 in
+    rwgi-hello) echo "EXAMPLE_APP=hello" ;;
+    rwgi-hello-stack) echo "EXAMPLE_APP=hello-stack" ;;
+    rwgi-echo) echo "EXAMPLE_APP=echo" ;;
+  esac
+}
+
 # start NAME PORT [WRAPPER...]: starts a server pinned to the server CPU; sets STARTED_PID.
 start() {
   local name=$1 port=$2
   shift 2
   # shellcheck disable=SC2046
-  taskset -c "$SERVER_CPU" "$@" $(server_cmd "$name" "$port") >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  env $(server_env "$name") taskset -c "$SERVER_CPU" "$@" $(server_cmd "$name" "$port") \
+    >"$WORK/$name.out" 2>"$WORK/$name.err" &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
   local waited=0

@@ -26,27 +26,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS="$ROOT/benches/peers"
 SERVER_BIN="$ROOT/target/release/examples/server"
 
-log() { printf '%s\n' "$*" >&2; }
-
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    timeout 30 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-
-wait_port() {
-  local deadline=$((SECONDS + 30))
-  until (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; do
-    ((SECONDS < deadline)) || { log "storm.sh: nothing listens on port $1"; exit 1; }
-    sleep 0.1
-  done
-}
+SCRIPT=storm.sh
+# shellcheck source=benches/common.sh
+source "$ROOT/benches/common.sh"
 
 log "building (release)..."
 (cd "$ROOT" && timeout 1800 cargo build --release --example server -q)
