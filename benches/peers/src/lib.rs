@@ -98,6 +98,25 @@ pub fn serve_rwgi<A: rwgi::App + 'static>(options: &Options, app: A) {
     handle.shutdown();
 }
 
+/// The axum router `--app` names, shared by `axum-hello` (on `axum::serve`) and `axum-bridge`
+/// (through `rwgi_tower::ServiceApp` on `rwgi-server`): `hello`, axum's hello world on `GET /`,
+/// or `json`, the realistic app: `GET /hello/{name}` answering `{"greeting":"Hello, NAME!"}`
+/// as JSON, the route the example framework (`examples/apps/framework.rs`) serves the same way.
+pub fn axum_router(app: &str) -> axum::Router {
+    use axum::extract::Path;
+    use axum::routing::get;
+    match app {
+        "hello" => axum::Router::new().route("/", get(|| async { "Hello, World!\n" })),
+        "json" => axum::Router::new().route(
+            "/hello/{name}",
+            get(|Path(name): Path<String>| async move {
+                axum::Json(serde_json::json!({ "greeting": format!("Hello, {name}!") }))
+            }),
+        ),
+        other => usage(&format!("no axum app named {other:?} (hello, json)")),
+    }
+}
+
 fn fail(message: &str) -> ! {
     eprintln!("{message}");
     std::process::exit(1);
