@@ -22,7 +22,8 @@ fn reference(bind: impl Fn() -> Bind) -> impl FnMut(Hosting) -> ServerHandle {
         let mut builder = Server::builder()
             .bind(bind.to_string())
             .threads(2)
-            .graceful_timeout(Duration::from_millis(500));
+            .graceful_timeout(Duration::from_millis(500))
+            .response_outcome();
         if let Some(root_path) = root_path {
             builder = builder.root_path(&root_path);
         }
@@ -103,6 +104,7 @@ mod broken {
     use rwgi::http::{
         HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version,
     };
+    use rwgi::outcome::{Ending, Finisher};
     use rwgi::path::percent_decode;
     use rwgi::response::{check_head, content_length, is_bodiless};
     use rwgi::server::prepare;
@@ -215,6 +217,11 @@ mod broken {
         /// Ends the response once `Content-Length` bytes are out, without polling the body
         /// again.
         StopsAtLength,
+        /// Offers the response outcome, and reports every response completed, however it
+        /// ended.
+        ReportsEveryOutcomeCompleted,
+        /// Offers the response outcome, and never reports one.
+        ForgetsOutcome,
     }
 
     /// The closure the suite starts the server with.
@@ -423,6 +430,9 @@ mod broken {
                     alive
                 }
                 _ => {
+                    // This server offers the response outcome (spec §14.4).
+                    let (finisher, finished) = Finisher::pair();
+                    environ.extensions_mut().insert(finished);
                     let prepared = block_on(prepare(app, environ));
                     if let (Flaw::LeaksErrorDetails, Some(failure)) = (flaw, prepared.failure()) {
                         let text = failure.to_string();
@@ -438,6 +448,8 @@ mod broken {
                     let mut body = StopsAtEnd {
                         body,
                         at_end: flaw == Flaw::ForgetsEndedBody,
+                        sent: 0,
+                        failed: false,
                     };
                     let alive = send(
                         &mut stream,
@@ -446,6 +458,18 @@ mod broken {
                         &mut body,
                         flaw,
                     );
+                    let ending = match (body.failed, alive) {
+                        _ if flaw == Flaw::ReportsEveryOutcomeCompleted => Ending::Completed,
+                        (true, _) => Ending::Failed,
+                        (false, true) => Ending::Completed,
+                        (false, false) => Ending::ClientGone,
+                    };
+                    let outcome = rwgi::outcome::Outcome::new(ending, Some(status), body.sent);
+                    if flaw == Flaw::ForgetsOutcome {
+                        std::mem::forget(finisher);
+                    } else {
+                        finisher.finish(outcome);
+                    }
                     if body.at_end {
                         std::mem::forget(body);
                     }
@@ -591,6 +615,9 @@ mod broken {
     struct StopsAtEnd<B> {
         body: rwgi::server::ResponseBody<B>,
         at_end: bool,
+        /// The body bytes yielded, and whether the body failed: what the outcome reports.
+        sent: u64,
+        failed: bool,
     }
 
     impl<B: Body + Unpin> futures_core::Stream for StopsAtEnd<B> {
@@ -603,7 +630,13 @@ mod broken {
             if self.at_end && self.body.is_end_stream() {
                 return std::task::Poll::Ready(None);
             }
-            std::pin::Pin::new(&mut self.body).poll_next(cx)
+            let polled = std::pin::Pin::new(&mut self.body).poll_next(cx);
+            match &polled {
+                std::task::Poll::Ready(Some(Ok(chunk))) => self.sent += chunk.len() as u64,
+                std::task::Poll::Ready(Some(Err(_))) => self.failed = true,
+                _ => {}
+            }
+            polled
         }
     }
 
@@ -1661,5 +1694,44 @@ fn a_server_that_calls_the_app_for_connect_fails_req_srv_12() {
         "vectors_targets",
         "REQ-SRV-12: vector `authority_form_connect`: expected status 501 without calling the \
          app; seen status 501 after 1 call(s) of the app",
+    );
+}
+
+#[test]
+fn a_server_that_reports_every_outcome_completed_fails_req_outcome_2() {
+    fails_with(
+        Flaw::ReportsEveryOutcomeCompleted,
+        "response_outcome",
+        "REQ-OUTCOME-2: after a client gone in the middle of the body, expected the outcome \
+         client-gone with status Some(200) after ",
+    );
+}
+
+#[test]
+fn a_server_without_the_outcome_passes_the_outcome_check_without_claiming_it() {
+    // Not asked for the outcome, the reference server offers no handle: nothing is claimed.
+    let report = server_suite::run_checks(
+        |hosting: Hosting| {
+            let (app, _) = hosting.into_parts();
+            let server = Server::builder()
+                .bind("127.0.0.1:0")
+                .threads(1)
+                .serve(app)
+                .expect("the reference server binds");
+            let address = server.local_addr().expect("a TCP address");
+            ServerHandle::new(address).on_stop(move || server.shutdown())
+        },
+        &["response_outcome"],
+    );
+    report.assert_ok_strict();
+}
+
+#[test]
+fn a_server_that_never_reports_the_outcome_fails_req_outcome_1() {
+    fails_with(
+        Flaw::ForgetsOutcome,
+        "response_outcome",
+        "REQ-OUTCOME-1: after a complete response, expected the outcome callback to run once, \
+         seen it not run within 5s",
     );
 }

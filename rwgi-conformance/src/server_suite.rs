@@ -53,6 +53,7 @@ use crate::{Check, Report};
 use rwgi::app::BoxApp;
 
 mod client;
+mod extensions;
 mod lifecycle;
 mod probe;
 mod requests;
@@ -362,6 +363,10 @@ checks! {
     lifecycle::multithread_consistent: ["REQ-CONC-1", "REQ-ENV-9"]
         "When two calls run at once on different threads, the environ says `multithread`; every \
          call gets the same `ServerInfo`.";
+    extensions::response_outcome: ["REQ-OUTCOME-1", "REQ-OUTCOME-2"]
+        "When the environ carries a `ResponseFinished` handle, its callback runs once per \
+         response, told truly how it ended: completed, client gone, body failed. Nothing to \
+         judge, and a pass, when the server offers no handle (spec §14.4).";
 }
 
 /// Runs every check against the server that `start` starts.

@@ -23,6 +23,7 @@ use rwgi::app::{app_fn, BoxApp};
 use rwgi::body::{Body, BoxBody, Full};
 use rwgi::cgi::server_protocol;
 use rwgi::environ::ServerInfo;
+use rwgi::outcome::{Outcome, ResponseFinished};
 use rwgi::path::latin1;
 use rwgi::{App, Environ, Error, Input, Response, StartResponse};
 
@@ -307,6 +308,9 @@ pub(super) struct Call {
     pub(super) body_dropped: bool,
     /// The response body was polled after it ended or failed.
     pub(super) polled_after_end: bool,
+    /// The outcomes the server reported through the response outcome extension, in order;
+    /// `None` when the environ carried no handle (spec §14.4).
+    pub(super) outcomes: Option<Vec<Outcome>>,
 }
 
 impl Call {
@@ -437,6 +441,10 @@ impl Probe {
             abandoned: false,
             body_dropped: false,
             polled_after_end: false,
+            outcomes: environ
+                .extensions()
+                .get::<ResponseFinished>()
+                .map(|_| Vec::new()),
         });
         let app = state.app.clone();
         drop(state);
@@ -455,6 +463,15 @@ impl App for Probe {
     ) -> Result<Response<BoxBody>, Error> {
         let (id, app) = self.begin(&environ);
         environ.extensions_mut().insert(id);
+        if let Some(finished) = environ.extensions().get::<ResponseFinished>() {
+            let probe = self.clone();
+            finished.on_finish(move |outcome| {
+                let outcome = *outcome;
+                probe.update(id, |call| {
+                    call.outcomes.get_or_insert_with(Vec::new).push(outcome)
+                });
+            });
+        }
         let mut running = Running {
             probe: self.clone(),
             id,
