@@ -59,7 +59,7 @@
 //! let mut environ = TestRequest::get("/").into_environ();
 //! running.provide(&mut environ);
 //! let response = block_on(handler(environ, StartResponse::new())).unwrap();
-//! assert_eq!(response.body().content_length(), Some(26)); // "using postgres://db/app\n"
+//! assert_eq!(response.body().content_length(), Some(24)); // "using postgres://db/app\n"
 //! let fallback = block_on(handler(TestRequest::get("/").into_environ(), StartResponse::new()));
 //! assert_eq!(fallback.unwrap().body().content_length(), Some(8)); // "no pool\n"
 //! block_on(running.shutdown()).expect("shutdown succeeds");

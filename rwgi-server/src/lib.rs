@@ -112,6 +112,25 @@
 //! in batches; when the log cannot keep up, lines are dropped and counted in the error log
 //! rather than slowing requests down (the details are in the `log` module's source).
 //!
+//! # Lifespan, response outcome, limits
+//!
+//! [`Program::lifespan`] (or [`Builder::lifespan`]) hands the server the app's
+//! [`Lifespan`](rwgi::lifespan::Lifespan): each worker process runs its startup before it
+//! accepts (so the startup must finish within `timeout`, after which the master takes the
+//! worker for stuck), puts a clone of its state in every request's environ, and runs its
+//! shutdown after the last request in flight. A startup that fails stops the server: the worker
+//! exits with status 3, and the master stops with it (spec §14.3).
+//!
+//! [`Program::response_outcome`] (or [`Builder::response_outcome`]) puts a
+//! [`ResponseFinished`](rwgi::outcome::ResponseFinished) handle in every request's environ;
+//! each callback registered on it runs once the response ended, told how (spec §14.4). Off by
+//! default: the handle costs an allocation per request.
+//!
+//! The limits above, where set, are stated in every environ's
+//! [`ServerInfo::limits`](rwgi::environ::ServerInfo::limits) (spec §14.5). An app that answers
+//! without reading the body gets no `100 Continue` sent for it, and the connection closes after
+//! the answer rather than wait for a body the client may never send.
+//!
 //! # Features
 //!
 //! - `tls`: HTTPS with rustls on the TCP listeners, from the `certfile` and `keyfile` settings

@@ -994,8 +994,9 @@ mod linux {
         let mut server = Server::start_with("workers = 2\n", &[(LIFESPAN_ENV, "fail")]);
         let status = server.wait_exit(Duration::from_secs(10));
         assert_eq!(status.code(), Some(3));
+        // No worker was started again; the second may have been stopped before its startup ran.
         assert_eq!(server.hook_count("worker_spawned"), 2);
-        assert_eq!(server.hook_count("startup"), 2);
+        assert!((1..=2).contains(&server.hook_count("startup")));
         assert_eq!(server.hook_count("worker_started"), 0);
         assert_eq!(server.hook_count("shutdown"), 0);
         let errors = fs::read_to_string(server.folder.join("stderr.log")).unwrap();

@@ -127,7 +127,6 @@ async fn the_round_trip_reports_like_the_original_in_the_app_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_round_trip_answers_like_the_original() {
     use rwgi_conformance::test_client::TestRequest;
-    use std::sync::{Arc, Mutex};
 
     for (target, mount) in [
         ("/", ""),
