@@ -308,49 +308,52 @@ fn the_outcome_runs_once_when_the_response_completes_or_the_app_fails() {
     );
 }
 
-#[test]
-fn the_outcome_runs_once_when_the_client_vanishes_mid_download() {
+/// The one outcome reported for the request `client` makes: after the server stopped, so that
+/// a second report would show.
+fn the_one_outcome(client: impl FnOnce(SocketAddr)) -> String {
     let events = Events::default();
     let server = outcome_server(&events);
-    let mut client = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
-    std::io::Write::write_all(&mut client, &get("/download")).unwrap();
-    // Read the head and some of the body, then go away.
-    let mut some = [0u8; 1024];
-    std::io::Read::read_exact(&mut client, &mut some).unwrap();
-    drop(client);
-    let seen = outcomes(&events, 1);
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert!(
-        seen[0].starts_with("/download: client-gone Some(200) "),
-        "{seen:?}"
-    );
+    client(server.local_addr().unwrap());
+    outcomes(&events, 1);
     server.shutdown();
-    assert_eq!(outcomes(&events, 1).len(), 1);
+    let outcomes = outcomes(&events, 1);
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    outcomes.into_iter().next().unwrap_or_default()
+}
+
+#[test]
+fn the_outcome_runs_once_when_the_client_vanishes_mid_download() {
+    let outcome = the_one_outcome(|address| {
+        let mut client = std::net::TcpStream::connect(address).unwrap();
+        std::io::Write::write_all(&mut client, &get("/download")).unwrap();
+        // Read the head and some of the body, then go away.
+        let mut some = [0u8; 1024];
+        std::io::Read::read_exact(&mut client, &mut some).unwrap();
+    });
+    assert!(
+        outcome.starts_with("/download: client-gone Some(200) "),
+        "{outcome}"
+    );
 }
 
 #[test]
 fn the_outcome_runs_once_when_the_body_fails_midway() {
-    let events = Events::default();
-    let server = outcome_server(&events);
-    // The connection is aborted (REQ-ERR-3), perhaps before the head went out.
-    let mut client = Client::connect(server.local_addr().unwrap());
-    client.send(&get("/fail"));
-    let received = String::from_utf8_lossy(&client.read_to_end()).into_owned();
-    assert!(!received.contains("0\r\n\r\n"), "{received}");
-    assert_eq!(outcomes(&events, 1), ["/fail: failed Some(200) 5"]);
-    server.shutdown();
-    assert_eq!(outcomes(&events, 1).len(), 1);
+    let outcome = the_one_outcome(|address| {
+        // The connection is aborted (REQ-ERR-3), perhaps before the head went out.
+        let mut client = Client::connect(address);
+        client.send(&get("/fail"));
+        let received = String::from_utf8_lossy(&client.read_to_end()).into_owned();
+        assert!(!received.contains("0\r\n\r\n"), "{received}");
+    });
+    assert_eq!(outcome, "/fail: failed Some(200) 5");
 }
 
 #[test]
 fn the_outcome_runs_once_when_the_request_times_out() {
-    let events = Events::default();
-    let server = outcome_server(&events);
-    let response = exchange(server.local_addr().unwrap(), "/never");
-    assert_eq!(response.status, 503);
-    assert_eq!(outcomes(&events, 1), ["/never: timed-out Some(503) 20"]);
-    server.shutdown();
-    assert_eq!(outcomes(&events, 1).len(), 1);
+    let outcome = the_one_outcome(|address| {
+        assert_eq!(exchange(address, "/never").status, 503);
+    });
+    assert_eq!(outcome, "/never: timed-out Some(503) 20");
 }
 
 #[test]
