@@ -115,7 +115,7 @@
 //! # Lifespan, response outcome, limits
 //!
 //! [`Program::lifespan`] (or [`Builder::lifespan`]) hands the server the app's
-//! [`Lifespan`](rwgi::lifespan::Lifespan): each worker process runs its startup before it
+//! [`Lifespan`]: each worker process runs its startup before it
 //! accepts (so the startup must finish within `timeout`, after which the master takes the
 //! worker for stuck), puts a clone of its state in every request's environ, and runs its
 //! shutdown after the last request in flight. A startup that fails stops the server: the worker
