@@ -203,6 +203,12 @@ impl BoxLifespan {
     }
 }
 
+impl<L: Lifespan> From<L> for BoxLifespan {
+    fn from(lifespan: L) -> Self {
+        BoxLifespan::new(lifespan)
+    }
+}
+
 impl fmt::Debug for BoxLifespan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BoxLifespan").finish_non_exhaustive()

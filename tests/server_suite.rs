@@ -18,11 +18,13 @@ use serve::{Bind, Server};
 fn reference(bind: impl Fn() -> Bind) -> impl FnMut(Hosting) -> ServerHandle {
     move |hosting| {
         let bind = bind();
+        let lifespan = hosting.lifespan().clone();
         let (app, root_path) = hosting.into_parts();
         let mut builder = Server::builder()
             .bind(bind.to_string())
             .threads(2)
             .graceful_timeout(Duration::from_millis(500))
+            .lifespan(lifespan)
             .response_outcome();
         if let Some(root_path) = root_path {
             builder = builder.root_path(&root_path);
@@ -104,6 +106,7 @@ mod broken {
     use rwgi::http::{
         HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version,
     };
+    use rwgi::lifespan::Running;
     use rwgi::outcome::{Ending, Finisher};
     use rwgi::path::percent_decode;
     use rwgi::response::{check_head, content_length, is_bodiless};
@@ -222,11 +225,18 @@ mod broken {
         ReportsEveryOutcomeCompleted,
         /// Offers the response outcome, and never reports one.
         ForgetsOutcome,
+        /// Runs the app's startup once per connection.
+        StartsAppPerConnection,
+        /// Gives the lifespan's state to the first request of each connection only.
+        ForgetsStateAfterFirstRequest,
     }
 
     /// The closure the suite starts the server with.
     pub fn start(flaw: Flaw) -> impl FnMut(Hosting) -> ServerHandle {
         move |hosting| {
+            // This server runs the app's lifespan (spec §14.3): its startup once, here.
+            let lifespan = hosting.lifespan().clone();
+            let running = Arc::new(block_on(lifespan.startup()).expect("the probe's startup"));
             let (app, root_path) = hosting.into_parts();
             let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
             let address = listener.local_addr().expect("a bound socket");
@@ -247,8 +257,13 @@ mod broken {
                         continue;
                     }
                     let (app, root_path) = (app.clone(), root_path.clone());
+                    let running = if flaw == Flaw::StartsAppPerConnection {
+                        Arc::new(block_on(lifespan.startup()).expect("the probe's startup"))
+                    } else {
+                        Arc::clone(&running)
+                    };
                     thread::spawn(move || {
-                        serve_connection(stream, &app, root_path.as_deref(), flaw);
+                        serve_connection(stream, &app, root_path.as_deref(), &running, flaw);
                     });
                 }
             });
@@ -271,7 +286,13 @@ mod broken {
         }
     }
 
-    fn serve_connection(mut stream: TcpStream, app: &BoxApp, root_path: Option<&str>, flaw: Flaw) {
+    fn serve_connection(
+        mut stream: TcpStream,
+        app: &BoxApp,
+        root_path: Option<&str>,
+        running: &Running,
+        flaw: Flaw,
+    ) {
         let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
             return;
         };
@@ -290,6 +311,7 @@ mod broken {
         let mut buffer = Vec::new();
         // The bodies a `KeepsBody` server holds on to.
         let mut kept = Vec::new();
+        let mut first = true;
         while let Some(parsed) = read_request(&mut stream, &mut buffer, flaw) {
             let refused = if flaw == Flaw::AnswersBadRequestsWith200 {
                 StatusCode::OK
@@ -329,6 +351,10 @@ mod broken {
             if let Some(host) = received_host {
                 environ.headers_mut().insert(HOST, host);
             }
+            if first || flaw != Flaw::ForgetsStateAfterFirstRequest {
+                running.provide(&mut environ);
+            }
+            first = false;
             if environ.method() == Method::CONNECT && flaw != Flaw::CallsAppForConnect {
                 // No tunnel to offer (REQ-SRV-12); the connection cannot carry on.
                 let _ = plain(&mut stream, StatusCode::NOT_IMPLEMENTED);
@@ -1733,5 +1759,24 @@ fn a_server_that_never_reports_the_outcome_fails_req_outcome_1() {
         "response_outcome",
         "REQ-OUTCOME-1: after a complete response, expected the outcome callback to run once, \
          seen it not run within 5s",
+    );
+}
+
+#[test]
+fn a_server_that_starts_the_app_per_connection_fails_req_life_1() {
+    fails_with(
+        Flaw::StartsAppPerConnection,
+        "lifespan_state",
+        "REQ-LIFE-1: expected one startup per process, seen requests of process ",
+    );
+}
+
+#[test]
+fn a_server_that_forgets_the_lifespan_state_fails_req_life_2() {
+    fails_with(
+        Flaw::ForgetsStateAfterFirstRequest,
+        "lifespan_state",
+        "REQ-LIFE-2: expected every request to carry the lifespan's state, seen request 2 of 3 \
+         without it",
     );
 }

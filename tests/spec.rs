@@ -219,6 +219,8 @@ const PROOFS: &[(Kind, &str, &str, &[&str])] = &[
     (Kind::App, "middleware_passes_inner_head", "a_middleware_that_keeps_only_the_last_of_repeated_headers_fails_srv_2", &["REQ-SRV-2", "REQ-MW-1"]),
     (Kind::Server, "response_outcome", "a_server_that_reports_every_outcome_completed_fails_req_outcome_2", &["REQ-OUTCOME-2"]),
     (Kind::Server, "response_outcome", "a_server_that_never_reports_the_outcome_fails_req_outcome_1", &["REQ-OUTCOME-1"]),
+    (Kind::Server, "lifespan_state", "a_server_that_starts_the_app_per_connection_fails_req_life_1", &["REQ-LIFE-1"]),
+    (Kind::Server, "lifespan_state", "a_server_that_forgets_the_lifespan_state_fails_req_life_2", &["REQ-LIFE-2"]),
     (Kind::Lint, "REQ-CAP-2", "a_middleware_between_two_lints_that_replaces_the_extensions_is_cap_2", &["REQ-CAP-2"]),
     (Kind::Lint, "REQ-ENV-7", "cgi_style_header_names_and_padded_values_are_env_7", &["REQ-ENV-7"]),
     (Kind::Lint, "REQ-INPUT-1", "request_body_longer_than_declared_is_input_1", &["REQ-INPUT-1"]),

@@ -302,8 +302,8 @@ impl<A: App + 'static> Program<A> {
     /// it serves, and its state reaches every request in the environ's extensions; shutdown
     /// runs after the last request in flight. A failed startup stops the server with exit
     /// status 3.
-    pub fn lifespan(mut self, lifespan: impl Lifespan) -> Self {
-        self.extras.lifespan = Some(BoxLifespan::new(lifespan));
+    pub fn lifespan(mut self, lifespan: impl Into<BoxLifespan>) -> Self {
+        self.extras.lifespan = Some(lifespan.into());
         self
     }
 
@@ -890,8 +890,8 @@ impl Builder {
     /// The app's startup and shutdown (spec §14.3), as [`Program::lifespan`]: startup runs in
     /// [`Builder::serve`], which returns its error; shutdown runs once the server stopped and
     /// the last request in flight finished.
-    pub fn lifespan(mut self, lifespan: impl Lifespan) -> Self {
-        self.extras.lifespan = Some(BoxLifespan::new(lifespan));
+    pub fn lifespan(mut self, lifespan: impl Into<BoxLifespan>) -> Self {
+        self.extras.lifespan = Some(lifespan.into());
         self
     }
 

@@ -122,3 +122,57 @@ pub(super) fn response_outcome(suite: &mut Suite<'_>) -> Checked {
     }
     Ok(())
 }
+
+/// The lifespan (spec §14.3): every request carries the state of the startup its process ran
+/// (REQ-LIFE-2), and a process runs one startup, not one per connection (REQ-LIFE-1).
+pub(super) fn lifespan_state(suite: &mut Suite<'_>) -> Checked {
+    suite.probe.set(probe::record(&suite.probe));
+    // Two requests on one connection, one on another.
+    for requests in [2, 1] {
+        let mut connection = suite.connect().map_err(|e| fail("REQ-LIFE-2", e))?;
+        for _ in 0..requests {
+            connection
+                .send(&get("/lifespan"))
+                .map_err(|e| fail("REQ-LIFE-2", format!("the request could not be sent: {e}")))?;
+            connection
+                .response("GET")
+                .map_err(|e| fail("REQ-LIFE-2", format!("no answer to a request: {e}")))?;
+        }
+    }
+    let calls = suite.probe.calls();
+    if calls.iter().all(|call| call.lifespan.is_none()) {
+        // No request carries a state: the server runs no lifespan.
+        return Ok(());
+    }
+    let states: Vec<_> = calls.iter().map(|call| call.lifespan).collect();
+    if let Some(at) = states.iter().position(Option::is_none) {
+        return Err(fail(
+            "REQ-LIFE-2",
+            format!(
+                "expected every request to carry the lifespan's state, seen request {} of {} \
+                 without it",
+                at + 1,
+                states.len()
+            ),
+        ));
+    }
+    let states: Vec<_> = states.into_iter().flatten().collect();
+    for (i, a) in states.iter().enumerate() {
+        if let Some(b) = states[i + 1..]
+            .iter()
+            .find(|b| b.process == a.process && b.startup != a.startup)
+        {
+            return Err(fail(
+                "REQ-LIFE-1",
+                format!(
+                    "expected one startup per process, seen requests of process {} carry the \
+                     states of startups {} and {}",
+                    a.process,
+                    a.startup + 1,
+                    b.startup + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

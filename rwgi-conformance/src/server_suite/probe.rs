@@ -284,6 +284,34 @@ impl Body for Script {
     }
 }
 
+/// The state the suite's lifespan hands to every request: which startup made it, in which
+/// process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct LifespanState {
+    pub(super) process: u32,
+    pub(super) startup: usize,
+}
+
+/// The lifespan the suite hands to each server it starts: it counts its startups.
+#[derive(Debug, Default)]
+pub(super) struct ProbeLifespan {
+    startups: std::sync::atomic::AtomicUsize,
+}
+
+impl rwgi::lifespan::Lifespan for ProbeLifespan {
+    type State = LifespanState;
+
+    async fn startup(&self) -> Result<LifespanState, Error> {
+        let startup = self
+            .startups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(LifespanState {
+            process: std::process::id(),
+            startup,
+        })
+    }
+}
+
 /// Which call of the probe a request is: put in the environ's extensions so the app can
 /// report on its own call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,6 +339,8 @@ pub(super) struct Call {
     /// The outcomes the server reported through the response outcome extension, in order;
     /// `None` when the environ carried no handle (spec §14.4).
     pub(super) outcomes: Option<Vec<Outcome>>,
+    /// The state of the suite's lifespan the environ carried (spec §14.3).
+    pub(super) lifespan: Option<LifespanState>,
 }
 
 impl Call {
@@ -445,6 +475,7 @@ impl Probe {
                 .extensions()
                 .get::<ResponseFinished>()
                 .map(|_| Vec::new()),
+            lifespan: environ.extensions().get::<LifespanState>().copied(),
         });
         let app = state.app.clone();
         drop(state);
