@@ -20,7 +20,10 @@
 //! server declared: `connection_addresses` for an [`Address::Unix`], which has no peer
 //! address ([`Address::has_socket_addresses`]). Anything the suite could not observe on a TCP
 //! server is a failure. [`Report::assert_ok_strict`](crate::Report::assert_ok_strict) refuses
-//! that skip too.
+//! that skip too. The checks of optional extensions (spec §14: `lifespan_state`,
+//! `response_outcome`) judge a server that offers the extension and pass one that does not:
+//! offering none claims nothing (REQ-CAP-1). To have the lifespan checked, hand the server the
+//! lifespan [`Hosting::lifespan`] gives.
 //!
 //! ```no_run
 //! # use rwgi::app::BoxApp;
