@@ -115,7 +115,7 @@
 //! # Lifespan, response outcome, limits
 //!
 //! [`Program::lifespan`] (or [`Builder::lifespan`]) hands the server the app's
-//! [`Lifespan`]: each worker process runs its startup before it
+//! [`Lifespan`](rwgi::lifespan::Lifespan): each worker process runs its startup before it
 //! accepts (so the startup must finish within `timeout`, after which the master takes the
 //! worker for stuck), puts a clone of its state in every request's environ, and runs its
 //! shutdown after the last request in flight. A startup that fails stops the server: the worker
@@ -172,7 +172,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rwgi::environ::ServerInfo;
-use rwgi::lifespan::{BoxLifespan, Lifespan};
+use rwgi::lifespan::BoxLifespan;
 use rwgi::App;
 use tokio::sync::watch;
 
@@ -248,7 +248,8 @@ pub fn run_with<A: App + 'static>(app: A, hooks: Arc<dyn Hooks>) -> ExitCode {
     Program::new(app).hooks(hooks).run()
 }
 
-/// [`run`] with more than the app: [`Hooks`], the app's [`Lifespan`], the response outcome.
+/// [`run`] with more than the app: [`Hooks`], the app's
+/// [`Lifespan`](rwgi::lifespan::Lifespan), the response outcome.
 ///
 /// ```no_run
 /// use rwgi::lifespan::Lifespan;
