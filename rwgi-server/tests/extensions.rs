@@ -21,7 +21,7 @@ use rwgi::lint::Lint;
 use rwgi::outcome::{Outcome, ResponseFinished};
 use rwgi::{App, Environ, Error, Response, StartResponse};
 use rwgi_middleware::{AccessLog, ProxyHeaders, UrlMap};
-use rwgi_server::Server;
+use rwgi_server::{Builder, Server};
 
 use raw_http::Client;
 
@@ -189,6 +189,11 @@ impl App for Probe {
     }
 }
 
+/// A server on a free port of loopback, with one runtime thread.
+fn builder() -> Builder {
+    Server::builder().bind("127.0.0.1:0").threads(1)
+}
+
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes()
 }
@@ -203,9 +208,7 @@ fn the_lifespan_starts_before_serving_and_shuts_down_after_the_last_request() {
     let probe = Probe {
         events: events.clone(),
     };
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
-        .threads(1)
+    let server = builder()
         .lifespan(Recorded {
             events: events.clone(),
             fails: None,
@@ -247,9 +250,7 @@ fn a_failing_startup_is_what_serve_returns_and_nothing_is_served() {
         ),
     ] {
         let events = Events::default();
-        let error = Server::builder()
-            .bind("127.0.0.1:0")
-            .threads(1)
+        let error = builder()
             .lifespan(Recorded {
                 events: events.clone(),
                 fails: Some(fails),
@@ -265,9 +266,7 @@ fn a_failing_startup_is_what_serve_returns_and_nothing_is_served() {
 
 /// A server offering the response outcome, with a short `request_timeout`.
 fn outcome_server(events: &Events) -> rwgi_server::ServerHandle {
-    Server::builder()
-        .bind("127.0.0.1:0")
-        .threads(1)
+    builder()
         .request_timeout(Duration::from_millis(300))
         .response_outcome()
         .serve(Probe {
@@ -359,9 +358,7 @@ fn the_outcome_runs_once_when_the_request_times_out() {
 #[test]
 fn without_the_outcome_asked_for_no_handle_is_offered() {
     let events = Events::default();
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
-        .threads(1)
+    let server = builder()
         .serve(Probe {
             events: events.clone(),
         })
@@ -379,9 +376,7 @@ fn without_the_outcome_asked_for_no_handle_is_offered() {
 #[test]
 fn the_app_reads_the_limits_the_server_enforces() {
     let events = Events::default();
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
-        .threads(1)
+    let server = builder()
         .limit_request_body(1000)
         .limit_request_line(4094)
         .limit_request_fields(50)
@@ -408,9 +403,7 @@ fn the_app_reads_the_limits_the_server_enforces() {
 #[test]
 fn an_upload_refused_before_it_is_sent_gets_its_final_status_without_100_continue() {
     let events = Events::default();
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
-        .threads(1)
+    let server = builder()
         .limit_request_body(1000)
         .serve(Probe { events })
         .unwrap();
@@ -461,9 +454,7 @@ fn the_servers_capabilities_reach_an_app_behind_every_middleware_of_the_workspac
         .with(ProxyHeaders::new("*".parse().unwrap()))
         .with(AccessLog::with_sink(|_| {}))
         .with(Lint::new());
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
-        .threads(1)
+    let server = builder()
         .lifespan(Recorded {
             events,
             fails: None,
