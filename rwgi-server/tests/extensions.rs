@@ -137,7 +137,10 @@ impl App for Probe {
                     first, never,
                 )))
             }
-            "/never" => std::future::pending().await,
+            "/never" => {
+                self.events.push("never started");
+                std::future::pending().await
+            }
             "/handle" => {
                 let offered = environ.extensions().get::<ResponseFinished>().is_some();
                 BoxBody::new(Full::new(if offered { "offered" } else { "absent" }))
@@ -267,7 +270,7 @@ fn a_failing_startup_is_what_serve_returns_and_nothing_is_served() {
 /// A server offering the response outcome, with a short `request_timeout`.
 fn outcome_server(events: &Events) -> rwgi_server::ServerHandle {
     builder()
-        .request_timeout(Duration::from_millis(300))
+        .request_timeout(Duration::from_secs(1))
         .response_outcome()
         .serve(Probe {
             events: events.clone(),
@@ -277,10 +280,11 @@ fn outcome_server(events: &Events) -> rwgi_server::ServerHandle {
 
 /// The outcome events, waited for until `count` arrived, sorted.
 fn outcomes(events: &Events, count: usize) -> Vec<String> {
+    let is_outcome = |event: &String| event.contains(": ");
     let mut outcomes: Vec<String> = events
-        .wait_until(|events| events.len() >= count)
+        .wait_until(|events| events.iter().filter(|e| is_outcome(e)).count() >= count)
         .into_iter()
-        .filter(|event| event.contains(": "))
+        .filter(is_outcome)
         .collect();
     outcomes.sort();
     outcomes
@@ -309,10 +313,10 @@ fn the_outcome_runs_once_when_the_response_completes_or_the_app_fails() {
 
 /// The one outcome reported for the request `client` makes: after the server stopped, so that
 /// a second report would show.
-fn the_one_outcome(client: impl FnOnce(SocketAddr)) -> String {
+fn the_one_outcome(client: impl FnOnce(SocketAddr, &Events)) -> String {
     let events = Events::default();
     let server = outcome_server(&events);
-    client(server.local_addr().unwrap());
+    client(server.local_addr().unwrap(), &events);
     outcomes(&events, 1);
     server.shutdown();
     let outcomes = outcomes(&events, 1);
@@ -322,7 +326,7 @@ fn the_one_outcome(client: impl FnOnce(SocketAddr)) -> String {
 
 #[test]
 fn the_outcome_runs_once_when_the_client_vanishes_mid_download() {
-    let outcome = the_one_outcome(|address| {
+    let outcome = the_one_outcome(|address, _| {
         let mut client = std::net::TcpStream::connect(address).unwrap();
         std::io::Write::write_all(&mut client, &get("/download")).unwrap();
         // Read the head and some of the body, then go away.
@@ -337,7 +341,7 @@ fn the_outcome_runs_once_when_the_client_vanishes_mid_download() {
 
 #[test]
 fn the_outcome_runs_once_when_the_body_fails_midway() {
-    let outcome = the_one_outcome(|address| {
+    let outcome = the_one_outcome(|address, _| {
         // The connection is aborted (REQ-ERR-3), perhaps before the head went out.
         let mut client = Client::connect(address);
         client.send(&get("/fail"));
@@ -348,8 +352,19 @@ fn the_outcome_runs_once_when_the_body_fails_midway() {
 }
 
 #[test]
+fn the_outcome_runs_once_when_the_client_leaves_before_the_answer() {
+    let outcome = the_one_outcome(|address, events| {
+        let mut client = Client::connect(address);
+        client.send(&get("/never"));
+        events.wait_until(|events| events.iter().any(|event| event == "never started"));
+        // The app's future is dropped (REQ-CONC-2); nothing was sent.
+    });
+    assert_eq!(outcome, "/never: client-gone None 0");
+}
+
+#[test]
 fn the_outcome_runs_once_when_the_request_times_out() {
-    let outcome = the_one_outcome(|address| {
+    let outcome = the_one_outcome(|address, _| {
         assert_eq!(exchange(address, "/never").status, 503);
     });
     assert_eq!(outcome, "/never: timed-out Some(503) 20");
