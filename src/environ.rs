@@ -34,6 +34,7 @@ use http::uri::Scheme;
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
 use crate::cgi::CgiVariables;
+use crate::limits::Limits;
 use crate::path::Segments;
 use crate::Input;
 
@@ -54,6 +55,8 @@ pub struct ServerInfo {
     pub(crate) multithread: bool,
     pub(crate) multiprocess: bool,
     pub(crate) run_once: bool,
+    /// Shared: every connection of a server carries the same limits (REQ-LIMIT-1).
+    pub(crate) limits: Option<Arc<Limits>>,
 }
 
 impl ServerInfo {
@@ -67,6 +70,7 @@ impl ServerInfo {
             multithread: false,
             multiprocess: false,
             run_once: false,
+            limits: None,
         }
     }
 
@@ -108,6 +112,28 @@ impl ServerInfo {
     pub const fn run_once(mut self, yes: bool) -> Self {
         self.run_once = yes;
         self
+    }
+
+    /// The limits the server holds requests to (REQ-LIMIT-1); see [`limits`](crate::limits).
+    ///
+    /// ```
+    /// use rwgi::environ::ServerInfo;
+    /// use rwgi::limits::Limits;
+    ///
+    /// let info = ServerInfo::new("my-server/1.0").with_limits(Limits::new().with_body(1 << 20));
+    /// assert_eq!(info.limits().and_then(Limits::body), Some(1 << 20));
+    /// assert!(ServerInfo::new("quiet/1.0").limits().is_none(), "a server that does not say");
+    /// ```
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(Arc::new(limits));
+        self
+    }
+
+    /// The limits the server states, or `None` when it states none: the app then knows
+    /// nothing about them (REQ-EXT-1).
+    pub fn limits(&self) -> Option<&Limits> {
+        self.limits.as_deref()
     }
 
     /// The server's name and version.

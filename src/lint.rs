@@ -61,6 +61,11 @@ use crate::{App, Environ, Error, Input, Response, StartResponse};
 /// short one ends with an error), REQ-INPUT-3 (the declared length matches the headers) and
 /// REQ-BODY-2 (the response body is not polled again after it ended or failed).
 ///
+/// Toward the middleware in front, when another lint is in front of that: REQ-CAP-2 (the
+/// environ's extensions reach this lint as the outer lint passed them on, not replaced or
+/// cleared on the way). Put a middleware between two lints to check that it passes the
+/// server's capabilities on.
+///
 /// Toward the app: REQ-INPUT-6 (the request body is not polled after it ended or failed),
 /// REQ-START-1 (the response comes from the callback the app received), REQ-RESP-1 to
 /// REQ-RESP-6 (the response head, and the body bytes against `Content-Length` and bodiless
@@ -86,6 +91,7 @@ pub const RULES: &[&str] = &[
     "REQ-RESP-6",
     "REQ-BODY-2",
     "REQ-BODY-4",
+    "REQ-CAP-2",
 ];
 
 /// What the lint does with a violation.
@@ -215,6 +221,20 @@ impl<A: App> App for LintApp<A> {
         // call's mark in its extensions; an outer lint's mark is put back afterwards.
         let mark = Mark::next();
         let outer = start.extensions_mut().insert(mark);
+        // REQ-CAP-2: behind another lint (whose mark came in with the callback), the environ
+        // must bring that lint's mark too; a middleware in between that replaced or cleared the
+        // environ's extensions lost it, and every capability the server offered with it.
+        let passed = environ.extensions_mut().insert(EnvironMark(mark));
+        if let Some(outer) = outer {
+            if passed != Some(EnvironMark(outer)) {
+                self.reaction.raise(Violation::new(
+                    "REQ-CAP-2",
+                    "the environ's extensions were replaced or cleared on the way in, losing the \
+                     capabilities the server offered (a middleware removes one only on purpose, \
+                     by its type)",
+                ));
+            }
+        }
         let mut response = self.inner.call(environ, start).await?;
         if response.extensions_mut().remove::<Mark>() != Some(mark) {
             self.reaction.raise(Violation::new(
@@ -269,6 +289,11 @@ impl Mark {
         Mark(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
+
+/// The mark a lint puts in the environ it hands inward, the same as its callback's, so that a
+/// lint further in can tell that the extensions came through (REQ-CAP-2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct EnvironMark(Mark);
 
 /// The environ-side rules, checked when the server hands the request over.
 fn check_environ(environ: &Environ) -> impl Iterator<Item = Violation> {

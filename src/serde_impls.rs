@@ -49,6 +49,8 @@ impl<'de> Deserialize<'de> for ServerInfo {
             multithread: repr.multithread,
             multiprocess: repr.multiprocess,
             run_once: repr.run_once,
+            // Not serialized: the limits are the running server's, not a fact of the request.
+            limits: None,
         })
     }
 }

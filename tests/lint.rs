@@ -641,3 +641,46 @@ fn nested_lints_do_not_blame_each_other() {
     assert_eq!(*inner_seen.lock().unwrap(), []);
     assert_eq!(*outer_seen.lock().unwrap(), []);
 }
+
+/// A middleware that edits the environ's extensions on the way in with `edit`.
+struct EditsExtensions<A, F>(A, F);
+
+impl<A: App, F: Fn(&mut rwgi::http::Extensions) + Send + Sync> App for EditsExtensions<A, F> {
+    type Body = A::Body;
+
+    fn call(
+        &self,
+        mut environ: Environ,
+        start: StartResponse,
+    ) -> impl std::future::Future<Output = Result<Response<A::Body>, Error>> + Send {
+        (self.1)(environ.extensions_mut());
+        self.0.call(environ, start)
+    }
+}
+
+#[test]
+fn a_middleware_between_two_lints_that_replaces_the_extensions_is_cap_2() {
+    let run = |edit: fn(&mut rwgi::http::Extensions)| {
+        let (inner, inner_seen) = collecting();
+        let (outer, outer_seen) = collecting();
+        let app =
+            app_fn(|_, start: StartResponse| async move { ok(start, HeaderMap::new(), Empty) })
+                .with(inner);
+        let sandwiched = EditsExtensions(app, edit).with(outer);
+        block_on(TestRequest::get("/").send(&sandwiched));
+        assert_eq!(*outer_seen.lock().unwrap(), []);
+        let seen = inner_seen.lock().unwrap();
+        seen.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        run(|extensions| *extensions = rwgi::http::Extensions::new()),
+        ["REQ-CAP-2: the environ's extensions were replaced or cleared on the way in, losing the capabilities the server offered (a middleware removes one only on purpose, by its type)"]
+    );
+    assert_eq!(run(rwgi::http::Extensions::clear).len(), 1);
+    // Adding one, or removing one by its type, is passing the rest on.
+    assert!(run(|extensions| {
+        extensions.insert(7u8);
+        extensions.remove::<u16>();
+    })
+    .is_empty());
+}

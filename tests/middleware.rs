@@ -267,6 +267,56 @@ fn access_log_records_failures() {
     );
 }
 
+/// With a server's response outcome in the environ (spec §14.4), the access log records what
+/// the server reports, once: here a request the server gave up waiting for, and one whose
+/// client left before the app answered.
+#[test]
+fn access_log_records_the_servers_outcome_when_offered() {
+    use rwgi::outcome::{Ending, Finisher, Outcome as ServerOutcome};
+
+    let (log, records) = recording();
+    let app = app_fn(|_: Environ, start: StartResponse| async move {
+        Ok(start
+            .start(StatusCode::OK, HeaderMap::new())
+            .body(Full::new("hello")))
+    })
+    .with(log);
+    let (finisher, finished) = Finisher::pair();
+    let mut environ = TestRequest::get("/slow").into_environ();
+    environ.extensions_mut().insert(finished);
+    let response = block_on(app.call(environ, StartResponse::new())).unwrap();
+    // The body ends and is dropped: the server's word is still to come.
+    drop(response);
+    assert!(records.lock().unwrap().is_empty());
+    finisher.finish(ServerOutcome::new(
+        Ending::TimedOut,
+        Some(StatusCode::SERVICE_UNAVAILABLE),
+        20,
+    ));
+
+    // The app is still waiting when the client leaves: its future is dropped.
+    let waiting = app_fn(|_: Environ, _: StartResponse| async {
+        std::future::pending::<Result<rwgi::Response<Full>, Error>>().await
+    })
+    .with(recording_into(&records));
+    let (finisher, finished) = Finisher::pair();
+    let mut environ = TestRequest::get("/gone").into_environ();
+    environ.extensions_mut().insert(finished);
+    let mut call = Box::pin(waiting.call(environ, StartResponse::new()));
+    let mut cx = Context::from_waker(noop_waker_ref());
+    assert!(std::future::Future::poll(call.as_mut(), &mut cx).is_pending());
+    drop(call);
+    finisher.finish(ServerOutcome::new(Ending::ClientGone, None, 0));
+
+    assert_eq!(
+        *records.lock().unwrap(),
+        [
+            record(Method::GET, "/slow", 503, 20, Outcome::Failed),
+            record(Method::GET, "/gone", 499, 0, Outcome::Dropped),
+        ]
+    );
+}
+
 /// A second access log writing into the same list as one from [`recording`].
 fn recording_into(records: &Arc<Mutex<Vec<Record>>>) -> AccessLog {
     let sink = Arc::clone(records);

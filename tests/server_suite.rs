@@ -18,11 +18,14 @@ use serve::{Bind, Server};
 fn reference(bind: impl Fn() -> Bind) -> impl FnMut(Hosting) -> ServerHandle {
     move |hosting| {
         let bind = bind();
+        let lifespan = hosting.lifespan().clone();
         let (app, root_path) = hosting.into_parts();
         let mut builder = Server::builder()
             .bind(bind.to_string())
             .threads(2)
-            .graceful_timeout(Duration::from_millis(500));
+            .graceful_timeout(Duration::from_millis(500))
+            .lifespan(lifespan)
+            .response_outcome();
         if let Some(root_path) = root_path {
             builder = builder.root_path(&root_path);
         }
@@ -103,6 +106,8 @@ mod broken {
     use rwgi::http::{
         HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version,
     };
+    use rwgi::lifespan::Running;
+    use rwgi::outcome::{Ending, Finisher};
     use rwgi::path::percent_decode;
     use rwgi::response::{check_head, content_length, is_bodiless};
     use rwgi::server::prepare;
@@ -215,11 +220,23 @@ mod broken {
         /// Ends the response once `Content-Length` bytes are out, without polling the body
         /// again.
         StopsAtLength,
+        /// Offers the response outcome, and reports every response completed, however it
+        /// ended.
+        ReportsEveryOutcomeCompleted,
+        /// Offers the response outcome, and never reports one.
+        ForgetsOutcome,
+        /// Runs the app's startup once per connection.
+        StartsAppPerConnection,
+        /// Gives the lifespan's state to the first request of each connection only.
+        ForgetsStateAfterFirstRequest,
     }
 
     /// The closure the suite starts the server with.
     pub fn start(flaw: Flaw) -> impl FnMut(Hosting) -> ServerHandle {
         move |hosting| {
+            // This server runs the app's lifespan (spec §14.3): its startup once, here.
+            let lifespan = hosting.lifespan().clone();
+            let running = Arc::new(block_on(lifespan.startup()).expect("the probe's startup"));
             let (app, root_path) = hosting.into_parts();
             let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
             let address = listener.local_addr().expect("a bound socket");
@@ -240,8 +257,13 @@ mod broken {
                         continue;
                     }
                     let (app, root_path) = (app.clone(), root_path.clone());
+                    let running = if flaw == Flaw::StartsAppPerConnection {
+                        Arc::new(block_on(lifespan.startup()).expect("the probe's startup"))
+                    } else {
+                        Arc::clone(&running)
+                    };
                     thread::spawn(move || {
-                        serve_connection(stream, &app, root_path.as_deref(), flaw);
+                        serve_connection(stream, &app, root_path.as_deref(), &running, flaw);
                     });
                 }
             });
@@ -264,7 +286,13 @@ mod broken {
         }
     }
 
-    fn serve_connection(mut stream: TcpStream, app: &BoxApp, root_path: Option<&str>, flaw: Flaw) {
+    fn serve_connection(
+        mut stream: TcpStream,
+        app: &BoxApp,
+        root_path: Option<&str>,
+        running: &Running,
+        flaw: Flaw,
+    ) {
         let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
             return;
         };
@@ -283,6 +311,7 @@ mod broken {
         let mut buffer = Vec::new();
         // The bodies a `KeepsBody` server holds on to.
         let mut kept = Vec::new();
+        let mut first = true;
         while let Some(parsed) = read_request(&mut stream, &mut buffer, flaw) {
             let refused = if flaw == Flaw::AnswersBadRequestsWith200 {
                 StatusCode::OK
@@ -322,6 +351,10 @@ mod broken {
             if let Some(host) = received_host {
                 environ.headers_mut().insert(HOST, host);
             }
+            if first || flaw != Flaw::ForgetsStateAfterFirstRequest {
+                running.provide(&mut environ);
+            }
+            first = false;
             if environ.method() == Method::CONNECT && flaw != Flaw::CallsAppForConnect {
                 // No tunnel to offer (REQ-SRV-12); the connection cannot carry on.
                 let _ = plain(&mut stream, StatusCode::NOT_IMPLEMENTED);
@@ -423,6 +456,9 @@ mod broken {
                     alive
                 }
                 _ => {
+                    // This server offers the response outcome (spec §14.4).
+                    let (finisher, finished) = Finisher::pair();
+                    environ.extensions_mut().insert(finished);
                     let prepared = block_on(prepare(app, environ));
                     if let (Flaw::LeaksErrorDetails, Some(failure)) = (flaw, prepared.failure()) {
                         let text = failure.to_string();
@@ -438,6 +474,8 @@ mod broken {
                     let mut body = StopsAtEnd {
                         body,
                         at_end: flaw == Flaw::ForgetsEndedBody,
+                        sent: 0,
+                        failed: false,
                     };
                     let alive = send(
                         &mut stream,
@@ -446,6 +484,18 @@ mod broken {
                         &mut body,
                         flaw,
                     );
+                    let ending = match (body.failed, alive) {
+                        _ if flaw == Flaw::ReportsEveryOutcomeCompleted => Ending::Completed,
+                        (true, _) => Ending::Failed,
+                        (false, true) => Ending::Completed,
+                        (false, false) => Ending::ClientGone,
+                    };
+                    let outcome = rwgi::outcome::Outcome::new(ending, Some(status), body.sent);
+                    if flaw == Flaw::ForgetsOutcome {
+                        std::mem::forget(finisher);
+                    } else {
+                        finisher.finish(outcome);
+                    }
                     if body.at_end {
                         std::mem::forget(body);
                     }
@@ -591,6 +641,9 @@ mod broken {
     struct StopsAtEnd<B> {
         body: rwgi::server::ResponseBody<B>,
         at_end: bool,
+        /// The body bytes yielded, and whether the body failed: what the outcome reports.
+        sent: u64,
+        failed: bool,
     }
 
     impl<B: Body + Unpin> futures_core::Stream for StopsAtEnd<B> {
@@ -603,7 +656,13 @@ mod broken {
             if self.at_end && self.body.is_end_stream() {
                 return std::task::Poll::Ready(None);
             }
-            std::pin::Pin::new(&mut self.body).poll_next(cx)
+            let polled = std::pin::Pin::new(&mut self.body).poll_next(cx);
+            match &polled {
+                std::task::Poll::Ready(Some(Ok(chunk))) => self.sent += chunk.len() as u64,
+                std::task::Poll::Ready(Some(Err(_))) => self.failed = true,
+                _ => {}
+            }
+            polled
         }
     }
 
@@ -1661,5 +1720,63 @@ fn a_server_that_calls_the_app_for_connect_fails_req_srv_12() {
         "vectors_targets",
         "REQ-SRV-12: vector `authority_form_connect`: expected status 501 without calling the \
          app; seen status 501 after 1 call(s) of the app",
+    );
+}
+
+#[test]
+fn a_server_that_reports_every_outcome_completed_fails_req_outcome_2() {
+    fails_with(
+        Flaw::ReportsEveryOutcomeCompleted,
+        "response_outcome",
+        "REQ-OUTCOME-2: after a client gone in the middle of the body, expected the outcome \
+         client-gone with status Some(200) after ",
+    );
+}
+
+#[test]
+fn a_server_without_the_outcome_passes_the_outcome_check_without_claiming_it() {
+    // Not asked for the outcome, the reference server offers no handle: nothing is claimed.
+    let report = server_suite::run_checks(
+        |hosting: Hosting| {
+            let (app, _) = hosting.into_parts();
+            let server = Server::builder()
+                .bind("127.0.0.1:0")
+                .threads(1)
+                .serve(app)
+                .expect("the reference server binds");
+            let address = server.local_addr().expect("a TCP address");
+            ServerHandle::new(address).on_stop(move || server.shutdown())
+        },
+        &["response_outcome"],
+    );
+    report.assert_ok_strict();
+}
+
+#[test]
+fn a_server_that_never_reports_the_outcome_fails_req_outcome_1() {
+    fails_with(
+        Flaw::ForgetsOutcome,
+        "response_outcome",
+        "REQ-OUTCOME-1: after a complete response, expected the outcome callback to run once, \
+         seen it not run within 5s",
+    );
+}
+
+#[test]
+fn a_server_that_starts_the_app_per_connection_fails_req_life_1() {
+    fails_with(
+        Flaw::StartsAppPerConnection,
+        "lifespan_state",
+        "REQ-LIFE-1: expected one startup per process, seen requests of process ",
+    );
+}
+
+#[test]
+fn a_server_that_forgets_the_lifespan_state_fails_req_life_2() {
+    fails_with(
+        Flaw::ForgetsStateAfterFirstRequest,
+        "lifespan_state",
+        "REQ-LIFE-2: expected every request to carry the lifespan's state, seen request 2 of 3 \
+         without it",
     );
 }

@@ -20,7 +20,10 @@
 //! server declared: `connection_addresses` for an [`Address::Unix`], which has no peer
 //! address ([`Address::has_socket_addresses`]). Anything the suite could not observe on a TCP
 //! server is a failure. [`Report::assert_ok_strict`](crate::Report::assert_ok_strict) refuses
-//! that skip too.
+//! that skip too. The checks of optional extensions (spec §14: `lifespan_state`,
+//! `response_outcome`) judge a server that offers the extension and pass one that does not:
+//! offering none claims nothing (REQ-CAP-1). To have the lifespan checked, hand the server the
+//! lifespan [`Hosting::lifespan`] gives.
 //!
 //! ```no_run
 //! # use rwgi::app::BoxApp;
@@ -51,8 +54,10 @@ use std::time::Duration;
 
 use crate::{Check, Report};
 use rwgi::app::BoxApp;
+use rwgi::lifespan::BoxLifespan;
 
 mod client;
+mod extensions;
 mod lifecycle;
 mod probe;
 mod requests;
@@ -62,8 +67,9 @@ mod vectors;
 use client::{Connection, Response};
 use probe::Probe;
 
-/// What the suite asks a server to host: the probe app and, when set, the root path to mount
-/// it at (requests outside it get `404` without calling the app, REQ-PATH-6).
+/// What the suite asks a server to host: the probe app, when set the root path to mount it at
+/// (requests outside it get `404` without calling the app, REQ-PATH-6), and the probe's
+/// lifespan, for a server that runs lifespans (spec §14.3; a server that does not ignores it).
 ///
 /// ```
 /// use rwgi_conformance::server_suite::{Hosting, ServerHandle};
@@ -84,6 +90,7 @@ use probe::Probe;
 pub struct Hosting {
     app: BoxApp,
     root_path: Option<String>,
+    lifespan: BoxLifespan,
 }
 
 impl Hosting {
@@ -95,6 +102,23 @@ impl Hosting {
     /// The root path to mount the app at, like `/app`.
     pub fn root_path(&self) -> Option<&str> {
         self.root_path.as_deref()
+    }
+
+    /// The app's lifespan, to hand to a server that runs lifespans: the check
+    /// `lifespan_state` then holds the server to REQ-LIFE-1 and REQ-LIFE-2.
+    ///
+    /// ```
+    /// use rwgi_conformance::server_suite::Hosting;
+    ///
+    /// fn start(hosting: Hosting) {
+    ///     let lifespan = hosting.lifespan().clone(); // run its startup before serving
+    ///     let (app, root_path) = hosting.into_parts();
+    ///     # let _ = (lifespan, app, root_path);
+    /// }
+    /// # let _ = start;
+    /// ```
+    pub fn lifespan(&self) -> &BoxLifespan {
+        &self.lifespan
     }
 
     /// The app and the root path.
@@ -362,6 +386,14 @@ checks! {
     lifecycle::multithread_consistent: ["REQ-CONC-1", "REQ-ENV-9"]
         "When two calls run at once on different threads, the environ says `multithread`; every \
          call gets the same `ServerInfo`.";
+    extensions::lifespan_state: ["REQ-LIFE-1", "REQ-LIFE-2"]
+        "When the server runs the lifespan the suite hands it (`Hosting::lifespan`), every \
+         request carries the state of the one startup its process ran, which completed before \
+         the request. A pass when no request carries a state (spec §14.3).";
+    extensions::response_outcome: ["REQ-OUTCOME-1", "REQ-OUTCOME-2"]
+        "When the environ carries a `ResponseFinished` handle, its callback runs once per \
+         response, told truly how it ended: completed, client gone, body failed. Nothing to \
+         judge, and a pass, when the server offers no handle (spec §14.4).";
 }
 
 /// Runs every check against the server that `start` starts.
@@ -434,6 +466,7 @@ impl Suite<'_> {
         let server = (self.start)(Hosting {
             app: BoxApp::new(self.probe.clone()),
             root_path: root_path.map(str::to_owned),
+            lifespan: BoxLifespan::new(probe::ProbeLifespan::default()),
         });
         let address = server.address.clone();
         self.servers.push((root_path.map(str::to_owned), server));

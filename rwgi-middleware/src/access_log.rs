@@ -4,6 +4,11 @@
 //! returned, fail halfway, or be dropped because the client went away. So the middleware wraps
 //! the body, counts the bytes it yields, and emits the record when the body ends, fails or is
 //! dropped, whichever comes first (WSGI's `close()` is `Drop` here, REQ-BODY-5).
+//!
+//! A server that offers the response outcome (spec §14.4) knows more: what it really handed
+//! to the connection, its own answers in the app's place (a `503` after its request timeout),
+//! and requests whose client left before the app answered. When the environ carries a
+//! [`ResponseFinished`] handle, the record comes from the server's outcome instead, once.
 
 use std::fmt;
 use std::pin::Pin;
@@ -15,6 +20,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use rwgi::body::Body;
 use rwgi::http::{Method, StatusCode};
+use rwgi::outcome::{Ending, ResponseFinished};
 use rwgi::{App, Environ, Error, Middleware, Response, StartResponse};
 
 /// How a response ended.
@@ -35,15 +41,25 @@ pub struct Record {
     pub method: Method,
     /// The request target as sent, path and query.
     pub target: String,
-    /// The status the app answered with; `500` when it returned an error.
+    /// The status the app answered with; `500` when it returned an error. With the server's
+    /// outcome, the status the server sent, and `499` (nginx's "client closed request") when
+    /// the client left before any was.
     pub status: StatusCode,
-    /// The body bytes the app's body yielded.
+    /// The body bytes the app's body yielded; with the server's outcome, the bytes the server
+    /// handed to the connection.
     pub bytes_sent: u64,
     /// From the call of the app to the end of the response.
     pub duration: Duration,
-    /// How the response ended.
+    /// How the response ended. With the server's outcome, a request the server gave up
+    /// waiting for (its `503`) is [`Outcome::Failed`].
     pub outcome: Outcome,
 }
+
+/// The status logged for a request whose client left before any status was sent.
+const CLIENT_CLOSED: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
 
 impl fmt::Display for Record {
     /// `GET /hello?x=1 200 13 1.250ms`, plus `failed` or `dropped` when it did not complete.
@@ -163,6 +179,30 @@ impl<A: App> App for AccessLogApp<A> {
         let started = Instant::now();
         let method = environ.method().clone();
         let target = environ.request_target().into_owned();
+        if let Some(finished) = environ.extensions().get::<ResponseFinished>() {
+            let sink = Arc::clone(&self.sink);
+            finished.on_finish(move |outcome| {
+                let record = Record {
+                    method,
+                    target,
+                    status: outcome.status().unwrap_or(CLIENT_CLOSED),
+                    bytes_sent: outcome.bytes_sent(),
+                    duration: started.elapsed(),
+                    outcome: match outcome.ending() {
+                        Ending::Completed => Outcome::Complete,
+                        Ending::ClientGone => Outcome::Dropped,
+                        _ => Outcome::Failed,
+                    },
+                };
+                sink(&record);
+            });
+            // The server reports the end: the body only passes through.
+            let response = self.inner.call(environ, start).await?;
+            return Ok(response.map_body(|inner| LoggedBody {
+                inner,
+                pending: None,
+            }));
+        }
         let response = match self.inner.call(environ, start).await {
             Ok(response) => response,
             Err(error) => {

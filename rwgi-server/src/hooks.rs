@@ -226,14 +226,6 @@ impl Outcome {
     }
 }
 
-/// How a response ended (see [`Outcome`] for an example).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Ending {
-    /// The whole response was handed to the connection.
-    Completed,
-    /// The client went away (or the connection failed) before the response was complete.
-    ClientGone,
-    /// The response body failed after its head was sent; the connection was aborted.
-    Failed,
-}
+/// How a response ended (see [`Outcome`] for an example): the same [`Ending`](rwgi::outcome::Ending)
+/// that apps receive through the response outcome extension (spec §14.4).
+pub use rwgi::outcome::Ending;

@@ -107,10 +107,29 @@
 //! address, `l` and `u` `-`, `t` time (UTC), `r` request line, `m` method, `U` path, `q` query,
 //! `H` protocol, `s` status, `b` body bytes (`-` for none), `B` body bytes, `f` Referer, `a`
 //! User-Agent, `T` seconds, `M` milliseconds, `D` microseconds, `L` seconds with decimals, `p`
-//! process id, `e` how the response ended (`-`, `client-gone`, `failed`), `{name}i` a request
+//! process id, `e` how the response ended (`-`, `client-gone`, `failed`, `timed-out`), `{name}i` a request
 //! header; `%%` is a percent sign. Lines are written off the request path by a writer thread,
 //! in batches; when the log cannot keep up, lines are dropped and counted in the error log
 //! rather than slowing requests down (the details are in the `log` module's source).
+//!
+//! # Lifespan, response outcome, limits
+//!
+//! [`Program::lifespan`] (or [`Builder::lifespan`]) hands the server the app's
+//! [`Lifespan`](rwgi::lifespan::Lifespan): each worker process runs its startup before it
+//! accepts (so the startup must finish within `timeout`, after which the master takes the
+//! worker for stuck), puts a clone of its state in every request's environ, and runs its
+//! shutdown after the last request in flight. A startup that fails stops the server: the worker
+//! exits with status 3, and the master stops with it (spec §14.3).
+//!
+//! [`Program::response_outcome`] (or [`Builder::response_outcome`]) puts a
+//! [`ResponseFinished`](rwgi::outcome::ResponseFinished) handle in every request's environ;
+//! each callback registered on it runs once the response ended, told how (spec §14.4). Off by
+//! default: the handle costs an allocation per request.
+//!
+//! The limits above, where set, are stated in every environ's
+//! [`ServerInfo::limits`](rwgi::environ::ServerInfo::limits) (spec §14.5). An app that answers
+//! without reading the body gets no `100 Continue` sent for it, and the connection closes after
+//! the answer rather than wait for a body the client may never send.
 //!
 //! # Features
 //!
@@ -136,6 +155,7 @@ mod arbiter;
 mod config;
 mod deadline;
 mod hooks;
+mod lifespan;
 mod listen;
 mod log;
 mod tls;
@@ -152,6 +172,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rwgi::environ::ServerInfo;
+use rwgi::lifespan::BoxLifespan;
 use rwgi::App;
 use tokio::sync::watch;
 
@@ -196,7 +217,7 @@ pub const SERVER_INFO: ServerInfo = ServerInfo::new("rwgi-server/0.1").multithre
 /// master and runs the workers as new processes of the same program: `main` must call `run`
 /// the same way each time, before doing anything else with side effects.
 pub fn run<A: App + 'static>(app: A) -> ExitCode {
-    run_process(app, None)
+    Program::new(app).run()
 }
 
 /// As [`run`], with server [`Hooks`].
@@ -224,13 +245,97 @@ pub fn run<A: App + 'static>(app: A) -> ExitCode {
 /// }
 /// ```
 pub fn run_with<A: App + 'static>(app: A, hooks: Arc<dyn Hooks>) -> ExitCode {
-    run_process(app, Some(hooks))
+    Program::new(app).hooks(hooks).run()
+}
+
+/// [`run`] with more than the app: [`Hooks`], the app's
+/// [`Lifespan`](rwgi::lifespan::Lifespan), the response outcome.
+///
+/// ```no_run
+/// use rwgi::lifespan::Lifespan;
+///
+/// #[derive(Clone, Debug)]
+/// struct Cache(std::sync::Arc<Vec<u8>>);
+///
+/// #[derive(Debug)]
+/// struct Warm;
+///
+/// impl Lifespan for Warm {
+///     type State = Cache;
+///     async fn startup(&self) -> Result<Cache, rwgi::Error> {
+///         Ok(Cache(std::sync::Arc::new(vec![0; 1024])))
+///     }
+/// }
+///
+/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// # });
+/// fn main() -> std::process::ExitCode {
+/// #   let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
+/// #       Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
+/// #   });
+///     rwgi_server::Program::new(app).lifespan(Warm).response_outcome().run()
+/// }
+/// ```
+#[derive(Debug)]
+#[must_use = "a program does nothing until `run` is called"]
+pub struct Program<A> {
+    app: A,
+    extras: Extras,
+}
+
+impl<A: App + 'static> Program<A> {
+    /// The program that serves `app`.
+    pub fn new(app: A) -> Self {
+        Program {
+            app,
+            extras: Extras::default(),
+        }
+    }
+
+    /// The server's [`Hooks`].
+    pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.extras.hooks = Some(hooks);
+        self
+    }
+
+    /// The app's startup and shutdown (spec §14.3): startup runs in each worker process before
+    /// it serves, and its state reaches every request in the environ's extensions; shutdown
+    /// runs after the last request in flight. A failed startup stops the server with exit
+    /// status 3.
+    pub fn lifespan(mut self, lifespan: impl Into<BoxLifespan>) -> Self {
+        self.extras.lifespan = Some(lifespan.into());
+        self
+    }
+
+    /// Offers the response outcome (spec §14.4): every request's environ carries a
+    /// [`ResponseFinished`](rwgi::outcome::ResponseFinished) handle. Off unless asked for, so
+    /// that apps that do not use it pay nothing per request.
+    pub fn response_outcome(mut self) -> Self {
+        self.extras.outcome = true;
+        self
+    }
+
+    /// Runs the program as [`run`] does.
+    pub fn run(self) -> ExitCode {
+        run_process(self.app, self.extras)
+    }
+}
+
+/// What a program hands the server beside the app and its settings.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Extras {
+    pub(crate) hooks: Option<Arc<dyn Hooks>>,
+    pub(crate) lifespan: Option<BoxLifespan>,
+    /// Whether to offer the response outcome.
+    pub(crate) outcome: bool,
 }
 
 /// The exit status for settings that cannot be used.
 const USAGE: u8 = 2;
 
-fn run_process<A: App + 'static>(app: A, hooks: Option<Arc<dyn Hooks>>) -> ExitCode {
+fn run_process<A: App + 'static>(app: A, extras: Extras) -> ExitCode {
+    let hooks = extras.hooks.clone();
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(ConfigError::Print(text)) => {
@@ -268,7 +373,7 @@ fn run_process<A: App + 'static>(app: A, hooks: Option<Arc<dyn Hooks>>) -> ExitC
                 }
             };
             let id = context.worker_id();
-            match serve_here(app, &settings, listeners, hooks, Some(context), id) {
+            match serve_here(app, &settings, listeners, extras, Some(context), id) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(message) => {
                     // The runtime, the access log or the sockets: every worker would fail alike.
@@ -313,7 +418,7 @@ fn run_process<A: App + 'static>(app: A, hooks: Option<Arc<dyn Hooks>>) -> ExitC
                 let hooks = hooks.unwrap_or_else(|| Arc::new(hooks::NoHooks));
                 return arbiter::master(settings, listeners, hooks);
             }
-            single_process(app, &settings, listeners, hooks)
+            single_process(app, &settings, listeners, extras)
         }
     }
 }
@@ -323,8 +428,9 @@ fn single_process<A: App + 'static>(
     app: A,
     settings: &Settings,
     listeners: Vec<Listener>,
-    hooks: Option<Arc<dyn Hooks>>,
+    extras: Extras,
 ) -> ExitCode {
+    let hooks = extras.hooks.clone();
     if let Some(path) = &settings.pidfile {
         if let Err(error) = std::fs::write(path, format!("{}\n", std::process::id())) {
             eprintln!(
@@ -345,11 +451,16 @@ fn single_process<A: App + 'static>(
     if let Some(hooks) = &hooks {
         hooks.when_ready(&addresses);
     }
-    let status = match serve_here(app, settings, listeners, hooks.clone(), None, 0) {
+    let status = match serve_here(app, settings, listeners, extras, None, 0) {
         Ok(_) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
-            ExitCode::FAILURE
+            // The app's startup failed: exit as a worker that cannot boot does (REQ-LIFE-3).
+            if message.starts_with(lifespan::STARTUP_FAILED) {
+                ExitCode::from(arbiter::EXIT_BOOT_FAILED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     };
     if let Some(hooks) = &hooks {
@@ -363,7 +474,7 @@ fn single_process<A: App + 'static>(
 }
 
 /// The serve loop's configuration from the settings.
-fn serve_config(settings: &Settings, hooks: Option<Arc<dyn Hooks>>) -> Result<ServeConfig, String> {
+fn serve_config(settings: &Settings, extras: &Extras) -> Result<ServeConfig, String> {
     let access_log = match &settings.accesslog {
         Some(target) => {
             let format = Format::parse(&settings.access_log_format)
@@ -395,7 +506,9 @@ fn serve_config(settings: &Settings, hooks: Option<Arc<dyn Hooks>>) -> Result<Se
             max => max.saturating_add(jitter),
         },
         access_log,
-        hooks,
+        hooks: extras.hooks.clone(),
+        lifespan: None,
+        outcome: extras.outcome,
         tls: tls::acceptor(settings.certfile.as_deref(), settings.keyfile.as_deref())?,
     })
 }
@@ -422,14 +535,20 @@ fn serve_here<A: App + 'static>(
     app: A,
     settings: &Settings,
     listeners: Vec<Listener>,
-    hooks: Option<Arc<dyn Hooks>>,
+    extras: Extras,
     context: Option<arbiter::WorkerContext>,
     id: u32,
 ) -> Result<Stopped, String> {
     let runtime = runtime(settings.threads)?;
-    let config = serve_config(settings, hooks.clone())?;
+    let mut config = serve_config(settings, &extras)?;
+    let hooks = extras.hooks;
     let access_log = config.access_log.clone();
     let (stop, stopping) = watch::channel(Stop::Running);
+    // Before the first heartbeat: a worker whose app cannot start exits as one that cannot
+    // boot, and the master stops rather than start it again (REQ-LIFE-3).
+    if let Some(lifespan) = &extras.lifespan {
+        config.lifespan = Some(runtime.block_on(lifespan::startup(lifespan))?);
+    }
     let result = runtime.block_on(async move {
         tokio::spawn(watch_signals(stop, access_log));
         if let Some(context) = &context {
@@ -581,7 +700,7 @@ impl Server {
             settings,
             binds: Vec::new(),
             accesslog: None,
-            hooks: None,
+            extras: Extras::default(),
         }
     }
 }
@@ -628,7 +747,7 @@ pub struct Builder {
     settings: Settings,
     binds: Vec<String>,
     accesslog: Option<String>,
-    hooks: Option<Arc<dyn Hooks>>,
+    extras: Extras,
 }
 
 impl Builder {
@@ -765,7 +884,21 @@ impl Builder {
 
     /// The server's [`Hooks`]. Called in this process, with worker id `0`.
     pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
-        self.hooks = Some(hooks);
+        self.extras.hooks = Some(hooks);
+        self
+    }
+
+    /// The app's startup and shutdown (spec §14.3), as [`Program::lifespan`]: startup runs in
+    /// [`Builder::serve`], which returns its error; shutdown runs once the server stopped and
+    /// the last request in flight finished.
+    pub fn lifespan(mut self, lifespan: impl Into<BoxLifespan>) -> Self {
+        self.extras.lifespan = Some(lifespan.into());
+        self
+    }
+
+    /// Offers the response outcome (spec §14.4), as [`Program::response_outcome`].
+    pub fn response_outcome(mut self) -> Self {
+        self.extras.outcome = true;
         self
     }
 
@@ -774,14 +907,16 @@ impl Builder {
     /// # Errors
     ///
     /// A setting that is not valid, or an address that cannot be bound, with a one-line
-    /// message naming the setting.
+    /// message naming the setting; or the error of the app's startup ([`Builder::lifespan`]),
+    /// after which nothing was served.
     pub fn serve<A: App + 'static>(self, app: A) -> Result<ServerHandle, Error> {
         let Builder {
             mut settings,
             binds,
             accesslog,
-            hooks,
+            extras,
         } = self;
+        let hooks = extras.hooks.clone();
         if !binds.is_empty() {
             settings.bind = binds
                 .iter()
@@ -817,8 +952,15 @@ impl Builder {
         let addresses: Vec<String> = listeners.iter().map(Listener::describe).collect();
         let local_addrs: Vec<SocketAddr> =
             listeners.iter().filter_map(Listener::local_addr).collect();
-        let config = serve_config(&settings, hooks.clone()).map_err(Error::new)?;
+        let mut config = serve_config(&settings, &extras).map_err(Error::new)?;
         let runtime = runtime(settings.threads).map_err(Error::new)?;
+        if let Some(lifespan) = &extras.lifespan {
+            config.lifespan = Some(
+                runtime
+                    .block_on(lifespan::startup(lifespan))
+                    .map_err(Error::new)?,
+            );
+        }
         let (stop, stopping) = watch::channel(Stop::Running);
         if let Some(hooks) = &hooks {
             hooks.when_ready(&addresses);

@@ -244,7 +244,7 @@ enum Atom {
     Pid,
     /// `{name}i`: a request header, by its index in the format's list.
     Header(usize),
-    /// `e`: how the response ended (`-`, `client-gone`, `failed`).
+    /// `e`: how the response ended (`-`, `client-gone`, `failed`, `timed-out`).
     Ending,
 }
 
@@ -592,6 +592,9 @@ impl AccessLog {
                     Ending::Completed => b"-",
                     Ending::ClientGone => b"client-gone",
                     Ending::Failed => b"failed",
+                    Ending::TimedOut => b"timed-out",
+                    // An ending added in a later version of rwgi.
+                    _ => b"other",
                 }),
             }
         }

@@ -45,10 +45,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rwgi::body::Body;
-use rwgi::environ::ConnectionInfo;
+use rwgi::environ::{ConnectionInfo, ServerInfo};
 use rwgi::http::header::CONTENT_LENGTH;
 use rwgi::http::uri::Scheme;
 use rwgi::http::{HeaderValue, Method, Request, Response, StatusCode};
+use rwgi::lifespan::Running;
+use rwgi::limits::Limits as StatedLimits;
+use rwgi::outcome::{Finisher, Outcome as ResponseOutcome};
 use rwgi::server::{prepare_with, Prepared, ResponseBody};
 use rwgi::{App, Environ, Error, Input};
 use rwgi_middleware::ProxyHeaders;
@@ -107,6 +110,11 @@ pub(crate) struct ServeConfig {
     pub(crate) max_requests: u64,
     pub(crate) access_log: Option<Arc<AccessLog>>,
     pub(crate) hooks: Option<Arc<dyn Hooks>>,
+    /// The app's lifespan, started: its state goes into every environ, and it shuts down once
+    /// the connections are closed (spec §14.3).
+    pub(crate) lifespan: Option<Arc<Running>>,
+    /// Whether every environ carries a response outcome handle (spec §14.4).
+    pub(crate) outcome: bool,
     /// HTTPS on the TCP listeners.
     pub(crate) tls: Option<Acceptor>,
 }
@@ -128,10 +136,12 @@ where
     A: App + 'static,
 {
     let http = http_builder(&config);
-    let observers = (config.access_log.is_some() || config.hooks.is_some()).then(|| {
+    let observed = config.access_log.is_some() || config.hooks.is_some() || config.outcome;
+    let observers = observed.then(|| {
         Arc::new(Observers {
             log: config.access_log.clone(),
             hooks: config.hooks.clone(),
+            outcome: config.outcome,
             timed: config.hooks.is_some()
                 || config
                     .access_log
@@ -141,6 +151,8 @@ where
     });
     let shared = Arc::new(Shared {
         app,
+        server_info: SERVER_INFO.with_limits(stated_limits(&config)),
+        lifespan: config.lifespan.clone(),
         root_path: config.root_path.clone().map(String::into_boxed_str),
         proxy_headers: config.proxy_headers.clone(),
         observers,
@@ -247,12 +259,46 @@ where
             _ = stop.wait_for(|stop| *stop == Stop::Immediate) => {}
         }
     }
+    // After the last request in flight (REQ-LIFE-4).
+    if let Some(running) = &config.lifespan {
+        crate::lifespan::shutdown(running).await;
+    }
     Ok(stopped)
+}
+
+/// The limits the server enforces, as apps read them in its `ServerInfo` (REQ-LIMIT-1): built
+/// once, shared by every connection.
+fn stated_limits(config: &ServeConfig) -> StatedLimits {
+    let mut limits = StatedLimits::new()
+        .with_request_line(config.limit_request_line)
+        .with_header_fields(config.limit_request_fields)
+        .with_header_field(config.limit_request_field_size);
+    if config.limit_request_body != 0 {
+        limits = limits.with_body(config.limit_request_body);
+    }
+    let on = |timeout: Duration| (!timeout.is_zero()).then_some(timeout);
+    if let Some(timeout) = on(config.header_timeout) {
+        limits = limits.with_header_timeout(timeout);
+    }
+    if let Some(timeout) = on(config.body_timeout) {
+        limits = limits.with_body_timeout(timeout);
+    }
+    if let Some(timeout) = on(config.write_timeout) {
+        limits = limits.with_write_timeout(timeout);
+    }
+    if let Some(timeout) = on(config.request_timeout) {
+        limits = limits.with_request_timeout(timeout);
+    }
+    limits
 }
 
 /// The state every connection of one server shares.
 struct Shared<A> {
     app: A,
+    /// What every connection tells the app about the server, its limits included.
+    server_info: ServerInfo,
+    /// The app's lifespan state, handed to every request.
+    lifespan: Option<Arc<Running>>,
     root_path: Option<Box<str>>,
     proxy_headers: Option<ProxyHeaders>,
     observers: Option<Arc<Observers>>,
@@ -342,6 +388,8 @@ struct Limits {
 struct Observers {
     log: Option<Arc<AccessLog>>,
     hooks: Option<Arc<dyn Hooks>>,
+    /// Whether each request's environ gets a response outcome handle.
+    outcome: bool,
     /// Whether anyone needs each request's duration: the hooks, or the log's format.
     timed: bool,
 }
@@ -351,6 +399,8 @@ struct Observers {
 struct Tracked {
     record: Record,
     observers: Arc<Observers>,
+    /// Reports the outcome to the app's callbacks, when the app was offered the handle.
+    finisher: Option<Finisher>,
 }
 
 impl Tracked {
@@ -366,6 +416,14 @@ impl Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
+        if let Some(finisher) = self.finisher.take() {
+            let record = &self.record;
+            finisher.finish(ResponseOutcome::new(
+                record.ending,
+                record.status,
+                record.sent,
+            ));
+        }
         let duration = self
             .record
             .started
@@ -590,7 +648,7 @@ where
                 } else {
                     Scheme::HTTP
                 };
-                let mut connection = ConnectionInfo::new(scheme).server(SERVER_INFO);
+                let mut connection = ConnectionInfo::new(scheme).server(shared.server_info.clone());
                 if let Some(local) = local {
                     connection = connection.local_addr(local);
                 }
@@ -733,7 +791,7 @@ fn respond<'a, A: App>(
         count_request(shared);
     }
     let (parts, incoming) = request.into_parts();
-    let tracked = shared.observers.as_ref().map(|observers| {
+    let mut tracked = shared.observers.as_ref().map(|observers| {
         let format = observers.log.as_deref().map(AccessLog::format);
         Box::new(Tracked {
             record: Record::new(
@@ -746,6 +804,7 @@ fn respond<'a, A: App>(
                 observers.timed,
             ),
             observers: Arc::clone(observers),
+            finisher: None,
         })
     });
     if let Some(status) = over_limits(&shared.limits, &parts, &incoming) {
@@ -792,7 +851,13 @@ fn respond<'a, A: App>(
             return EitherFuture::Left(ready(Ok(plain(StatusCode::NOT_FOUND, peer, tracked))));
         }
     }
-    if let Some(tracked) = &tracked {
+    if let Some(running) = &shared.lifespan {
+        running.provide(&mut environ);
+    }
+    if let Some(tracked) = &mut tracked {
+        if tracked.observers.outcome {
+            offer_outcome(tracked, &mut environ);
+        }
         if let Some(hooks) = &tracked.observers.hooks {
             hooks.before_request(&tracked.info());
         }
@@ -808,6 +873,15 @@ fn respond<'a, A: App>(
         environ,
         move |prepared| Ok(send_answer(prepared, head, peer, tracked)),
     )))
+}
+
+/// Puts a response outcome handle in the environ, whose callbacks run when `tracked` is
+/// reported (REQ-OUTCOME-1).
+#[cold]
+fn offer_outcome(tracked: &mut Tracked, environ: &mut Environ) {
+    let (finisher, finished) = Finisher::pair();
+    environ.extensions_mut().insert(finished);
+    tracked.finisher = Some(finisher);
 }
 
 /// Sends the prepared answer, logging first why it became a `500` if it did (REQ-SRV-10).
@@ -850,7 +924,11 @@ async fn answer_within<A: App>(
                     "answered 503: the app did not answer within {limit:?} (request_timeout)"
                 ),
             );
-            Ok(plain(StatusCode::SERVICE_UNAVAILABLE, peer, tracked))
+            let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, peer, tracked);
+            if let Some(tracked) = &mut response.body_mut().tracked {
+                tracked.record.ending = Ending::TimedOut;
+            }
+            Ok(response)
         }
     }
 }

@@ -52,6 +52,9 @@ mod linux {
     /// `fail`: every worker exits at start with the boot-failure status; `crash`: aborts;
     /// `fail-if:PATH`: exits with the boot-failure status while `PATH` exists.
     const BOOT_ENV: &str = "RWGI_TEST_WORKER_BOOT";
+    /// `log`: the app has a lifespan that logs its startup and shutdown to the hook log, and
+    /// answers `/state` with the pid its startup ran in; `fail`: one whose startup fails.
+    const LIFESPAN_ENV: &str = "RWGI_TEST_LIFESPAN";
     /// The variable the master sets in its workers (see `arbiter.rs`).
     const WORKER_ID_ENV: &str = "RWGI_WORKER_ID";
 
@@ -75,7 +78,46 @@ mod linux {
             }
         }
         let log = std::env::var_os(HOOK_LOG_ENV).map(PathBuf::from);
-        rwgi_server::run_with(app_fn(answer), Arc::new(HookLog(log)))
+        let program =
+            rwgi_server::Program::new(app_fn(answer)).hooks(Arc::new(HookLog(log.clone())));
+        match std::env::var(LIFESPAN_ENV).as_deref() {
+            Ok(kind) => program
+                .lifespan(Logged {
+                    log: HookLog(log),
+                    fails: kind == "fail",
+                })
+                .run(),
+            Err(_) => program.run(),
+        }
+    }
+
+    /// The state of the fixture's lifespan: the pid its startup ran in.
+    #[derive(Clone, Debug)]
+    struct StartedIn(u32);
+
+    /// A lifespan that logs its startup and shutdown like a hook, and fails at startup when
+    /// told to.
+    #[derive(Debug)]
+    struct Logged {
+        log: HookLog,
+        fails: bool,
+    }
+
+    impl rwgi::lifespan::Lifespan for Logged {
+        type State = StartedIn;
+
+        async fn startup(&self) -> Result<StartedIn, rwgi::Error> {
+            self.log.record("startup", "");
+            if self.fails {
+                return Err(rwgi::Error::msg("the database is unreachable"));
+            }
+            Ok(StartedIn(std::process::id()))
+        }
+
+        async fn shutdown(&self, state: StartedIn) -> Result<(), rwgi::Error> {
+            self.log.record("shutdown", &state.0.to_string());
+            Ok(())
+        }
     }
 
     /// `/sleep?ms=N` waits N ms; `/block` blocks its runtime thread for good; `/crash` aborts;
@@ -96,6 +138,13 @@ mod linux {
             "/crash" => std::process::abort(),
             "/overflow" => {
                 std::hint::black_box(recurse(0));
+            }
+            "/state" => {
+                let state = environ.extensions().get::<StartedIn>().map(|state| state.0);
+                let text = state.map_or_else(|| "none".to_owned(), |pid| pid.to_string());
+                return Ok(start
+                    .start(StatusCode::OK, HeaderMap::new())
+                    .body(Full::new(text)));
             }
             _ => {}
         }
@@ -200,6 +249,14 @@ mod linux {
         (
             "a_worker_that_cannot_boot_stops_the_server_with_its_status",
             boot_failure,
+        ),
+        (
+            "an_app_whose_startup_fails_stops_every_worker_and_the_server_with_status_3",
+            lifespan_startup_failure,
+        ),
+        (
+            "each_worker_starts_the_app_before_serving_and_shuts_it_down_after",
+            lifespan_per_worker,
         ),
         (
             "workers_crashing_at_start_are_restarted_with_back_off",
@@ -928,6 +985,73 @@ mod linux {
         assert_eq!(status.code(), Some(3));
         assert_eq!(server.hook_count("worker_spawned"), 2);
         assert_eq!(server.hook_count("when_ready"), 0);
+    }
+
+    /// The app's startup fails in every worker (REQ-LIFE-3): each worker exits with the
+    /// boot-failure status without serving, and the master stops with it rather than start
+    /// new workers in a loop, saying why in its log.
+    fn lifespan_startup_failure() {
+        let mut server = Server::start_with("workers = 2\n", &[(LIFESPAN_ENV, "fail")]);
+        let status = server.wait_exit(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(3));
+        // No worker was started again; the second may have been stopped before its startup ran.
+        assert_eq!(server.hook_count("worker_spawned"), 2);
+        assert!((1..=2).contains(&server.hook_count("startup")));
+        assert_eq!(server.hook_count("worker_started"), 0);
+        assert_eq!(server.hook_count("shutdown"), 0);
+        let errors = fs::read_to_string(server.folder.join("stderr.log")).unwrap();
+        assert!(
+            errors.contains("the app's startup failed: the database is unreachable"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("failed to boot: stopping the server"),
+            "{errors}"
+        );
+    }
+
+    /// Each worker process runs the app's startup once before it serves, hands the state to
+    /// its requests, and runs the shutdown once after a graceful stop (REQ-LIFE-1, REQ-LIFE-2,
+    /// REQ-LIFE-4).
+    fn lifespan_per_worker() {
+        let mut server = Server::start_with("workers = 2\n", &[(LIFESPAN_ENV, "log")]);
+        server.wait_ready();
+        let workers = server.wait_serving(2);
+        for _ in 0..4 {
+            let (status, started_in) = get(server.address, "/state", IO_TIMEOUT).unwrap();
+            assert_eq!(status, 200);
+            let started_in: u32 = started_in.parse().unwrap();
+            assert!(
+                workers.contains(&started_in),
+                "{started_in} is not a worker"
+            );
+        }
+        server.signal(Signal::TERM);
+        assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(0));
+        let hooks = server.hooks();
+        let callers = |name: &str| -> BTreeSet<u32> {
+            hooks
+                .iter()
+                .filter(|(hook, ..)| hook == name)
+                .map(|(_, caller, _)| *caller)
+                .collect()
+        };
+        assert_eq!(callers("startup"), workers);
+        assert_eq!(callers("shutdown"), workers);
+        assert_eq!(server.hook_count("startup"), 2);
+        assert_eq!(server.hook_count("shutdown"), 2);
+        // In each worker: startup before it serves, shutdown after it stopped serving.
+        for worker in workers {
+            let order: Vec<&str> = hooks
+                .iter()
+                .filter(|(_, caller, _)| *caller == worker)
+                .map(|(hook, ..)| hook.as_str())
+                .collect();
+            assert_eq!(
+                order,
+                ["startup", "worker_started", "shutdown", "worker_exiting"]
+            );
+        }
     }
 
     /// Workers that crash before their first heartbeat are restarted with growing delays,

@@ -152,3 +152,48 @@ async fn the_round_trip_answers_like_the_original() {
         );
     }
 }
+
+/// The capabilities a server offers in the environ (spec §14.2) reach an app behind the
+/// round trip, with a lint on each side checking that the extensions came through whole
+/// (REQ-CAP-2, REQ-BRIDGE-6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_capabilities_cross_the_round_trip() {
+    use rwgi::app::AppExt;
+    use rwgi::lint::Lint;
+    use rwgi::outcome::{Ending, Finisher, Outcome as ServerOutcome, ResponseFinished};
+    use rwgi_conformance::test_client::TestRequest;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct PoolState(&'static str);
+
+    let told: Arc<Mutex<Option<Ending>>> = Arc::default();
+    let heard = Arc::clone(&told);
+    let inner = app_fn(move |environ: Environ, start: StartResponse| {
+        let heard = Arc::clone(&heard);
+        async move {
+            let state = environ.extensions().get::<PoolState>().cloned();
+            assert_eq!(state, Some(PoolState("pool")));
+            let finished = environ.extensions().get::<ResponseFinished>();
+            let finished = finished.expect("the outcome handle crossed");
+            finished.on_finish(move |outcome| *heard.lock().unwrap() = Some(outcome.ending()));
+            Ok(start
+                .start(StatusCode::OK, HeaderMap::new())
+                .body(rwgi::body::Full::new("through")))
+        }
+    });
+    let app = round_trip(inner.with(Lint::new())).with(Lint::new());
+    let (finisher, finished) = Finisher::pair();
+    let mut environ = TestRequest::get("/").into_environ();
+    environ.extensions_mut().insert(PoolState("pool"));
+    environ.extensions_mut().insert(finished);
+    let response = app.call(environ, StartResponse::new()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    finisher.finish(ServerOutcome::new(
+        Ending::Completed,
+        Some(StatusCode::OK),
+        7,
+    ));
+    // The app's callback, registered behind the round trip, heard the server.
+    assert_eq!(*told.lock().unwrap(), Some(Ending::Completed));
+}

@@ -23,6 +23,7 @@ use rwgi::app::{app_fn, BoxApp};
 use rwgi::body::{Body, BoxBody, Full};
 use rwgi::cgi::server_protocol;
 use rwgi::environ::ServerInfo;
+use rwgi::outcome::{Outcome, ResponseFinished};
 use rwgi::path::latin1;
 use rwgi::{App, Environ, Error, Input, Response, StartResponse};
 
@@ -283,6 +284,34 @@ impl Body for Script {
     }
 }
 
+/// The state the suite's lifespan hands to every request: which startup made it, in which
+/// process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct LifespanState {
+    pub(super) process: u32,
+    pub(super) startup: usize,
+}
+
+/// The lifespan the suite hands to each server it starts: it counts its startups.
+#[derive(Debug, Default)]
+pub(super) struct ProbeLifespan {
+    startups: std::sync::atomic::AtomicUsize,
+}
+
+impl rwgi::lifespan::Lifespan for ProbeLifespan {
+    type State = LifespanState;
+
+    async fn startup(&self) -> Result<LifespanState, Error> {
+        let startup = self
+            .startups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(LifespanState {
+            process: std::process::id(),
+            startup,
+        })
+    }
+}
+
 /// Which call of the probe a request is: put in the environ's extensions so the app can
 /// report on its own call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,6 +336,11 @@ pub(super) struct Call {
     pub(super) body_dropped: bool,
     /// The response body was polled after it ended or failed.
     pub(super) polled_after_end: bool,
+    /// The outcomes the server reported through the response outcome extension, in order;
+    /// `None` when the environ carried no handle (spec §14.4).
+    pub(super) outcomes: Option<Vec<Outcome>>,
+    /// The state of the suite's lifespan the environ carried (spec §14.3).
+    pub(super) lifespan: Option<LifespanState>,
 }
 
 impl Call {
@@ -437,6 +471,11 @@ impl Probe {
             abandoned: false,
             body_dropped: false,
             polled_after_end: false,
+            outcomes: environ
+                .extensions()
+                .get::<ResponseFinished>()
+                .map(|_| Vec::new()),
+            lifespan: environ.extensions().get::<LifespanState>().copied(),
         });
         let app = state.app.clone();
         drop(state);
@@ -455,6 +494,15 @@ impl App for Probe {
     ) -> Result<Response<BoxBody>, Error> {
         let (id, app) = self.begin(&environ);
         environ.extensions_mut().insert(id);
+        if let Some(finished) = environ.extensions().get::<ResponseFinished>() {
+            let probe = self.clone();
+            finished.on_finish(move |outcome| {
+                let outcome = *outcome;
+                probe.update(id, |call| {
+                    call.outcomes.get_or_insert_with(Vec::new).push(outcome)
+                });
+            });
+        }
         let mut running = Running {
             probe: self.clone(),
             id,
