@@ -924,14 +924,19 @@ fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Ta
 
 /// REQ-ENV-14: an absolute-form target's authority replaces the `Host` header (RFC 9112
 /// §3.2.2 has a server ignore the received one), so every place an app reads the host names
-/// the same one. Out of line: absolute-form requests are rare.
-#[cold]
+/// the same one. Rare over HTTP/1.1, but HTTP/2 gives every request an authority: the text is
+/// taken as it is (without user information, which RFC 9113 §8.3.1 forbids anyway), and a
+/// `Host` that already says the same is left alone.
 fn take_host_from(authority: &http::uri::Authority, headers: &mut HeaderMap) {
-    let host = match authority.port() {
-        Some(port) => format!("{}:{}", authority.host(), port.as_str()),
-        None => authority.host().to_owned(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&host) {
+    let text = authority.as_str();
+    let host = text.rsplit_once('@').map_or(text, |(_, host)| host);
+    if headers
+        .get(HOST)
+        .is_some_and(|value| value.as_bytes() == host.as_bytes())
+    {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_str(host) {
         headers.insert(HOST, value);
     }
 }
@@ -1355,6 +1360,12 @@ pub(crate) mod tests {
         assert_eq!(environ.server_name(), "target.example");
         let origin = environ_of(http::Request::get("/a").header("host", "other.example"));
         assert_eq!(origin.headers()["host"], "other.example");
+        // HTTP/2 names the authority on every request, usually with no `Host` field.
+        let h2 = environ_of(http::Request::get("http://[::1]:8443/a").version(Version::HTTP_2));
+        assert_eq!(h2.headers()["host"], "[::1]:8443");
+        let same = environ_of(http::Request::get("http://h.example/a").header("host", "h.example"));
+        assert_eq!(same.headers().get_all(HOST).iter().count(), 1);
+        assert_eq!(same.headers()["host"], "h.example");
     }
 
     #[test]
