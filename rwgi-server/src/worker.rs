@@ -45,7 +45,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rwgi::body::Body;
-use rwgi::environ::ConnectionInfo;
+use rwgi::environ::{ConnectionInfo, ServerInfo};
 use rwgi::http::header::CONTENT_LENGTH;
 use rwgi::http::uri::Scheme;
 use rwgi::http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -60,7 +60,6 @@ use crate::hooks::{Ending, Hooks, Outcome, RequestInfo};
 use crate::listen::{Listener, SocketFile};
 use crate::log::{AccessLog, Record};
 use crate::tls::Acceptor;
-use crate::SERVER_INFO;
 
 /// How a server stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -109,6 +108,8 @@ pub(crate) struct ServeConfig {
     pub(crate) hooks: Option<Arc<dyn Hooks>>,
     /// HTTPS on the TCP listeners.
     pub(crate) tls: Option<Acceptor>,
+    /// What the app is told about the server (REQ-ENV-9).
+    pub(crate) server: ServerInfo,
 }
 
 /// Serves `app` on `listeners` until `stop` says so (or `max_requests` were served).
@@ -172,6 +173,7 @@ where
         slots: Arc::new(Semaphore::new(
             config.worker_connections.min(Semaphore::MAX_PERMITS),
         )),
+        server: config.server.clone(),
     });
     // The keep-alive ticker: advances the clock and wakes every connection once a second, so
     // that idle ones notice they have been idle for `keepalive`.
@@ -278,6 +280,8 @@ struct Shared<A> {
     request_timeout: Duration,
     /// One permit per connection a worker may have open (`worker_connections`).
     slots: Arc<Semaphore>,
+    /// Given to each connection's environs.
+    server: ServerInfo,
 }
 
 thread_local! {
@@ -590,7 +594,7 @@ where
                 } else {
                     Scheme::HTTP
                 };
-                let mut connection = ConnectionInfo::new(scheme).server(SERVER_INFO);
+                let mut connection = ConnectionInfo::new(scheme).server(shared.server.clone());
                 if let Some(local) = local {
                     connection = connection.local_addr(local);
                 }
