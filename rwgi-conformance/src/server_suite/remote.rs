@@ -180,10 +180,12 @@ impl Channel {
 impl Drop for Channel {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accepting thread, which then sees the flag.
-        let _ = TcpStream::connect_timeout(&self.address, Duration::from_secs(1));
-        if let Some(accepter) = self.accepter.take() {
-            let _ = accepter.join();
+        // Wakes the accepting thread, which then sees the flag and closes the listener. It is
+        // joined only once woken, so that a suite never waits on it.
+        if TcpStream::connect_timeout(&self.address, Duration::from_secs(1)).is_ok() {
+            if let Some(accepter) = self.accepter.take() {
+                let _ = accepter.join();
+            }
         }
     }
 }
