@@ -4,12 +4,16 @@
 # N2 requests from `h2load --h1 -c 16 -t 1` on loopback, is stopped with SIGTERM each time,
 # and the figure is (I(N2) - I(N1)) / (N2 - N1), so start-up and shutdown cancel out.
 #
+# HTTP/2: H2LOAD_PROTOCOL=h2c (h2load without --h1: prior-knowledge HTTP/2 on cleartext).
+#
 # Usage: bash benches/icount.sh PORT N1 N2 -- SERVER-COMMAND...
 # (URL_PATH=/hello/world requests that path instead of /.)
 #   bash benches/icount.sh 19000 2000 12000 -- \
 #     benches/peers/target/release/hyper-minimal --bind 127.0.0.1:19000 --workers 1 --app bare
 set -euo pipefail
 port=$1 n1=$2 n2=$3
+protocol=(--h1)
+[[ ${H2LOAD_PROTOCOL:-h1} == h2c ]] && protocol=()
 shift 4
 command=("$@")
 
@@ -25,7 +29,7 @@ run() {
     sleep 0.2
   done
   local out
-  out=$(timeout 300 h2load --h1 -n "$n" -c 16 -t 1 "http://127.0.0.1:$port${URL_PATH:-/}" 2>&1)
+  out=$(timeout 300 h2load "${protocol[@]}" -n "$n" -c 16 -t 1 "http://127.0.0.1:$port${URL_PATH:-/}" 2>&1)
   grep -q "$n succeeded" <<<"$out" || { echo "h2load: not every request succeeded" >&2; exit 1; }
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true

@@ -19,6 +19,7 @@
 # Usage: bash benches/load.sh            (as root, installs wrk, h2load and valgrind if missing)
 # Knobs (environment): REPEATS=9 DURATION=3 CONNECTIONS=16 WORKERS=1 CPU_REQUESTS=100000
 #                      ICOUNT_REQUESTS="2000 12000" STREAM_REPEATS=5 SKIP_STREAM=0
+#                      STREAM_KINDS="download upload"
 #                      SKIP_REQUESTS=0 PORT=18400
 set -euo pipefail
 
@@ -30,6 +31,7 @@ CPU_REQUESTS=${CPU_REQUESTS:-100000}
 read -r ICOUNT_N1 ICOUNT_N2 <<<"${ICOUNT_REQUESTS:-2000 12000}"
 STREAM_REPEATS=${STREAM_REPEATS:-5}
 SKIP_STREAM=${SKIP_STREAM:-0}
+read -r -a STREAM_KINDS <<<"${STREAM_KINDS:-download upload}"
 SKIP_REQUESTS=${SKIP_REQUESTS:-0}
 PORT=${PORT:-18400}
 HOST=127.0.0.1
@@ -90,12 +92,6 @@ start() {
   done
 }
 
-# stop PID: SIGTERM, then wait (bounded) for it to exit.
-stop() {
-  kill -TERM "$1" 2>/dev/null || true
-  timeout 60 tail --pid="$1" -f /dev/null || { kill -KILL "$1" 2>/dev/null || true; }
-}
-
 # --- measurements ---------------------------------------------------------------------------
 # h2load over HTTP/1.1 with a fixed request count; fails unless every request succeeded.
 drive() {
@@ -137,16 +133,6 @@ instructions() {
   ICOUNT=$(awk '/I *refs:/ { gsub(",", "", $NF); print $NF }' "$vglog")
   [[ -n $ICOUNT ]] || die "no instruction count in $vglog"
 }
-
-# median and min-max of the numbers on stdin: prints "median min max".
-stats() {
-  sort -g | awk '{ v[NR] = $1 } END {
-    if (NR == 0) { print "nan nan nan"; exit }
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "%.6g %.6g %.6g\n", m, v[1], v[NR] }'
-}
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.3f", a / b }'; }
 
 # paired NAME METRIC: the ratio of NAME's METRIC to raw hyper's in each round (line by line),
 # printed as "median (min-max)".
@@ -245,12 +231,16 @@ if [[ $SKIP_STREAM == 1 ]]; then exit 0; fi
 UPLOAD="$WORK/upload.bin"
 truncate -s 1G "$UPLOAD" # sparse: reading it costs no disk
 # stream_once NAME PATH KIND: one transfer (KIND is download or upload) on a freshly started
-# server; appends "MB/s peak_rss_kib server_cpu_ms" to $WORK/NAME.KIND.
+# server; appends "MB/s peak_rss_kib server_cpu_ms user_ticks system_ticks writes" to
+# $WORK/NAME.KIND (the server's utime and stime from /proc/PID/stat, its write calls from
+# /proc/PID/io, over the transfer).
 stream_once() {
   local name=$1 path=$2 kind=$3 port=$((PORT + 10)) out
   start "$name" "$port"
-  local pid=$STARTED_PID before
+  local pid=$STARTED_PID before ticks_before writes_before
   before=$(cpu_ns "$pid")
+  ticks_before=$(ticks "$pid")
+  writes_before=$(awk '/^syscw:/ { print $2 }' /proc/"$pid"/io)
   if [[ $kind == download ]]; then
     out=$(timeout 300 taskset -c "$CLIENT_CPU" curl -sS -o /dev/null \
       -w '%{http_code} %{size_download} %{speed_download}' "http://$HOST:$port$path")
@@ -261,20 +251,32 @@ stream_once() {
     [[ $out == "200 1073741824 "* ]] || die "$name upload: $out"
     grep -q '"body_length":1073741824' "$WORK/reply" || die "$name upload reply: $(cat "$WORK/reply")"
   fi
-  local rss cpu
+  local rss cpu ticks_after writes
   cpu=$(($(cpu_ns "$pid") - before))
+  ticks_after=$(ticks "$pid")
+  writes=$(($(awk '/^syscw:/ { print $2 }' /proc/"$pid"/io) - writes_before))
   rss=$(awk '/VmHWM/ { print $2 }' /proc/"$pid"/status)
   stop "$pid"
-  awk -v s="${out##* }" -v r="$rss" -v c="$cpu" \
-    'BEGIN { printf "%.1f %d %.1f\n", s / 1e6, r, c / 1e6 }' >>"$WORK/$name.$kind"
+  awk -v s="${out##* }" -v r="$rss" -v c="$cpu" -v t0="$ticks_before" -v t1="$ticks_after" \
+    -v w="$writes" 'BEGIN { split(t0, a, " "); split(t1, b, " ")
+      printf "%.1f %d %.1f %d %d %d\n", s / 1e6, r, c / 1e6, b[1] - a[1], b[2] - a[2], w }' \
+    >>"$WORK/$name.$kind"
 }
+
+# ticks PID: "utime stime" of the process, in clock ticks.
+ticks() { sed 's/^.*) //' /proc/"$1"/stat | awk '{ print $12, $13 }'; }
 log "streaming 1 GiB"
 # Raw hyper and rwgi alternate run by run, so that a slow period of the machine hits both.
 for ((rep = 1; rep <= STREAM_REPEATS; rep++)); do
-  stream_once raw-hyper-stream /download download
-  stream_once rwgi-download /download download
-  stream_once raw-hyper-stream /upload upload
-  stream_once rwgi-echo /upload upload
+  for kind in "${STREAM_KINDS[@]}"; do
+    if [[ $kind == download ]]; then
+      stream_once raw-hyper-stream /download download
+      stream_once rwgi-download /download download
+    else
+      stream_once raw-hyper-stream /upload upload
+      stream_once rwgi-echo /upload upload
+    fi
+  done
 done
 
 # User-space instructions of one 1 GiB download under cachegrind (start-up included: it is
@@ -299,7 +301,7 @@ echo
 echo "## 1 GiB streamed (median, min-max of $STREAM_REPEATS runs, raw hyper and rwgi alternating; ratio = median / raw hyper's)"
 printf '%-18s %-9s %24s %8s %26s %8s %18s\n' server direction "MB/s" ratio \
   "server CPU (ms/GiB)" ratio "peak RSS (MiB)"
-for kind in download upload; do
+for kind in "${STREAM_KINDS[@]}"; do
   read -r base _ _ < <(cut -d' ' -f1 "$WORK/raw-hyper-stream.$kind" | stats)
   read -r base_cpu _ _ < <(cut -d' ' -f3 "$WORK/raw-hyper-stream.$kind" | stats)
   for name in raw-hyper-stream rwgi-download rwgi-echo; do
@@ -314,3 +316,12 @@ for kind in download upload; do
 done
 printf '\nuser-space instructions for one 1 GiB download: raw hyper %s, rwgi %s (%s per 64 KiB chunk more)\n' \
   "$raw_download" "$ICOUNT" "$(awk -v a="$ICOUNT" -v b="$raw_download" 'BEGIN { printf "%.0f", (a - b) / 16384 }')"
+echo
+echo "## Each 1 GiB run, in order: MB/s/server utime/stime (ticks of 1/$(getconf CLK_TCK) s)/write calls"
+for kind in "${STREAM_KINDS[@]}"; do
+  for name in raw-hyper-stream rwgi-download rwgi-echo; do
+    [[ -f $WORK/$name.$kind ]] || continue
+    printf '%-18s %-9s %s\n' "$name" "$kind" \
+      "$(awk '{ printf "%s/%s/%s/%s ", $1, $4, $5, $6 }' "$WORK/$name.$kind")"
+  done
+done

@@ -45,8 +45,9 @@ pub struct Check {
 
 /// How one check went.
 ///
-/// Only [`Pass`](Outcome::Pass) and a declared [`Skip`](Outcome::Skip) leave a report ok; a
-/// check that observed nothing is [`NotObserved`](Outcome::NotObserved), never a pass.
+/// Only [`Pass`](Outcome::Pass), a declared [`Skip`](Outcome::Skip) and a
+/// [`Warn`](Outcome::Warn) (a SHOULD not met) leave a report ok; a check that observed nothing
+/// is [`NotObserved`](Outcome::NotObserved), never a pass.
 ///
 /// ```
 /// use rwgi_conformance::{Check, Outcome, Report};
@@ -71,6 +72,22 @@ pub enum Outcome {
     /// The check judged no exchange: what it looks at never happened (for example, an app that
     /// answers every request with `Err` shows no response head). Never ok.
     NotObserved,
+    /// The implementation did not do what a SHOULD requirement of the spec asks (`(SHOULD)` in
+    /// `spec/SPEC.md`, like REQ-SRV-11): reported with that requirement's ID first in the
+    /// detail, but the report stays ok ([`Report::is_ok`]); only
+    /// [`Report::is_ok_strict`] refuses it.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Outcome, Report};
+    ///
+    /// let mut report = Report::default();
+    /// let streams = Check { name: "response_streams", requirements: &["REQ-SRV-11", "REQ-BODY-1"] };
+    /// report.not_met(streams, "REQ-SRV-11: expected the first chunk sent, seen nothing");
+    /// assert_eq!(report.results()[0].outcome, Outcome::Warn, "REQ-SRV-11 is a SHOULD");
+    /// assert!(report.is_ok() && !report.is_ok_strict());
+    /// assert_eq!(report.warned_requirements(), ["REQ-SRV-11"]);
+    /// ```
+    Warn,
 }
 
 impl Outcome {
@@ -87,6 +104,7 @@ impl Outcome {
             Outcome::Fail => "FAIL",
             Outcome::Skip => "skip",
             Outcome::NotObserved => "NOT OBSERVED",
+            Outcome::Warn => "WARN",
         }
     }
 }
@@ -149,6 +167,48 @@ impl Report {
     /// what was seen.
     pub fn fail(&mut self, check: Check, detail: impl Into<String>) {
         self.record(check, Outcome::Fail, 1, detail.into());
+    }
+
+    /// Records a check that found a requirement not met, named first in `detail`
+    /// (`REQ-…: what was expected, what was seen`): a [`Warn`](Outcome::Warn) when that
+    /// requirement is a SHOULD of the spec ([`is_should`]), else a [`Fail`](Outcome::Fail).
+    /// The server suite records its checks' findings this way.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Outcome, Report};
+    ///
+    /// let streams = Check { name: "response_streams", requirements: &["REQ-SRV-11", "REQ-BODY-1"] };
+    /// let mut report = Report::default();
+    /// report.not_met(streams, "REQ-SRV-11: expected the first chunk sent, seen nothing");
+    /// assert_eq!(report.results()[0].outcome, Outcome::Warn, "REQ-SRV-11 is a SHOULD");
+    /// assert!(report.is_ok() && !report.is_ok_strict());
+    /// // The MUST of the same check fails.
+    /// report.not_met(streams, "REQ-BODY-1: expected the second chunk, seen the body cut");
+    /// assert_eq!(report.results()[1].outcome, Outcome::Fail);
+    /// assert!(!report.is_ok());
+    /// ```
+    pub fn not_met(&mut self, check: Check, detail: impl Into<String>) {
+        let detail = detail.into();
+        match leading_requirement(&detail) {
+            Some(id) if is_should(id) => self.warn(check, detail),
+            _ => self.fail(check, detail),
+        }
+    }
+
+    /// Records a check that found a SHOULD requirement not met; `detail` starts with its ID.
+    ///
+    /// ```
+    /// use rwgi_conformance::{Check, Report};
+    ///
+    /// let mut report = Report::default();
+    /// let check = Check { name: "response_streams", requirements: &["REQ-SRV-11"] };
+    /// report.warn(check, "REQ-SRV-11: the body went out in one piece");
+    /// assert!(report.is_ok());
+    /// assert!(report.summary().contains("WARN response_streams [REQ-SRV-11]"));
+    /// assert!(report.summary().contains("SHOULD requirements not met (still ok): REQ-SRV-11\n"));
+    /// ```
+    pub fn warn(&mut self, check: Check, detail: impl Into<String>) {
+        self.record(check, Outcome::Warn, 1, detail.into());
     }
 
     /// Records a skipped check and the declared condition that makes it not apply.
@@ -227,6 +287,18 @@ impl Report {
         self.with_outcome(Outcome::Skip)
     }
 
+    /// The checks that found a SHOULD requirement not met, each with the requirement first in
+    /// its detail.
+    pub fn warnings(&self) -> impl Iterator<Item = &CheckResult> {
+        self.with_outcome(Outcome::Warn)
+    }
+
+    /// The SHOULD requirements the warnings name first in their details (else the checks'
+    /// requirements); sorted, without repeats.
+    pub fn warned_requirements(&self) -> Vec<&str> {
+        named_requirements(self.warnings())
+    }
+
     /// Whether the check named `name` ran and failed.
     pub fn failed(&self, name: &str) -> bool {
         self.failures().any(|r| r.name == name)
@@ -268,34 +340,19 @@ impl Report {
     /// assert_eq!(report.failed_requirements(), ["REQ-RESP-2", "REQ-SRV-5"]);
     /// ```
     pub fn failed_requirements(&self) -> Vec<&str> {
-        let mut ids: Vec<&str> = self
-            .failures()
-            .flat_map(|r| {
-                let named = r
-                    .detail
-                    .split([':', ' '])
-                    .next()
-                    .filter(|id| id.starts_with("REQ-") && r.detail.len() > id.len());
-                match named {
-                    Some(id) => vec![id],
-                    None => r.requirements.to_vec(),
-                }
-            })
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        named_requirements(self.failures())
     }
 
-    /// Whether no check failed and every check judged something: passes, and skips for
-    /// declared conditions. See [`is_ok_strict`](Report::is_ok_strict) to refuse skips too.
+    /// Whether no check failed and every check judged something: passes, skips for declared
+    /// conditions, and warnings (SHOULD requirements not met). See
+    /// [`is_ok_strict`](Report::is_ok_strict) to refuse skips and warnings too.
     pub fn is_ok(&self) -> bool {
         self.results
             .iter()
-            .all(|r| matches!(r.outcome, Outcome::Pass | Outcome::Skip))
+            .all(|r| matches!(r.outcome, Outcome::Pass | Outcome::Skip | Outcome::Warn))
     }
 
-    /// Whether every check passed: no failure, nothing unobserved, no skip.
+    /// Whether every check passed: no failure, nothing unobserved, no skip, no warning.
     ///
     /// ```
     /// use rwgi_conformance::{Check, Report};
@@ -309,8 +366,8 @@ impl Report {
         !self.results.is_empty() && self.results.iter().all(|r| r.outcome == Outcome::Pass)
     }
 
-    /// One line per check with its detail, then the failed requirements, the skips with their
-    /// reasons, and a closing count.
+    /// One line per check with its detail, then the failed requirements, the SHOULD
+    /// requirements not met, the skips with their reasons, and a closing count.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         for result in &self.results {
@@ -330,6 +387,13 @@ impl Report {
         if !failed.is_empty() {
             out.push_str(&format!("failed requirements: {}\n", failed.join(", ")));
         }
+        let warned = self.warned_requirements();
+        if !warned.is_empty() {
+            out.push_str(&format!(
+                "SHOULD requirements not met (still ok): {}\n",
+                warned.join(", ")
+            ));
+        }
         let unobserved: Vec<_> = self
             .with_outcome(Outcome::NotObserved)
             .map(|r| r.name)
@@ -345,11 +409,12 @@ impl Report {
         }
         let count = |outcome| self.with_outcome(outcome).count();
         out.push_str(&format!(
-            "{} passed, {} failed, {} not observed, {} skipped\n",
+            "{} passed, {} failed, {} not observed, {} skipped, {} warned\n",
             count(Outcome::Pass),
             count(Outcome::Fail),
             count(Outcome::NotObserved),
-            count(Outcome::Skip)
+            count(Outcome::Skip),
+            count(Outcome::Warn)
         ));
         out
     }
@@ -359,7 +424,8 @@ impl Report {
         serde_json::to_string_pretty(self).expect("a report always serializes")
     }
 
-    /// Panics with the [`summary`](Report::summary) unless [`is_ok`](Report::is_ok).
+    /// Panics with the [`summary`](Report::summary) unless [`is_ok`](Report::is_ok): a warning
+    /// does not panic.
     ///
     /// # Panics
     ///
@@ -382,7 +448,7 @@ impl Report {
     ///
     /// # Panics
     ///
-    /// When a check failed, observed nothing or was skipped, or no check ran.
+    /// When a check failed, observed nothing, was skipped or warned, or no check ran.
     #[track_caller]
     pub fn assert_ok_strict(&self) {
         assert!(
@@ -391,6 +457,45 @@ impl Report {
             self.summary()
         );
     }
+}
+
+/// The requirement a detail names first (`REQ-…:` or `REQ-… ` at its start), if any.
+fn leading_requirement(detail: &str) -> Option<&str> {
+    detail
+        .split([':', ' '])
+        .next()
+        .filter(|id| id.starts_with("REQ-") && detail.len() > id.len())
+}
+
+/// The requirements that `results` name first in their details, else the checks' own; sorted,
+/// without repeats.
+fn named_requirements<'a>(results: impl Iterator<Item = &'a CheckResult>) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = results
+        .flat_map(|r| match leading_requirement(&r.detail) {
+            Some(id) => vec![id],
+            None => r.requirements.to_vec(),
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The specification the suites judge by.
+const SPEC: &str = include_str!("../../spec/SPEC.md");
+
+/// Whether `requirement` is a SHOULD of `spec/SPEC.md` (its definition reads
+/// `**REQ-…** (SHOULD)`): [`Report::not_met`] records a check that finds it not met as a
+/// [`Outcome::Warn`], not a failure.
+///
+/// ```
+/// assert!(rwgi_conformance::is_should("REQ-SRV-11"));
+/// assert!(!rwgi_conformance::is_should("REQ-SRV-9"), "a MUST");
+/// assert!(!rwgi_conformance::is_should("REQ-INPUT-4"), "a MAY");
+/// assert!(!rwgi_conformance::is_should("REQ-NONE-1"), "not in the spec");
+/// ```
+pub fn is_should(requirement: &str) -> bool {
+    SPEC.contains(&format!("**{requirement}** (SHOULD)"))
 }
 
 impl fmt::Display for Report {
@@ -443,9 +548,89 @@ mod tests {
             summary.contains("skipped a: a Unix socket has no addresses\n"),
             "{summary}"
         );
-        assert!(summary.ends_with("0 passed, 2 failed, 1 not observed, 1 skipped\n"));
+        assert!(summary.ends_with("0 passed, 2 failed, 1 not observed, 1 skipped, 0 warned\n"));
         let json = report.to_json();
         assert!(json.contains("\"outcome\": \"not_observed\""), "{json}");
+    }
+
+    const STREAMS: Check = Check {
+        name: "response_streams",
+        requirements: &["REQ-SRV-11", "REQ-BODY-1"],
+    };
+
+    #[test]
+    fn a_should_not_met_warns_and_the_report_stays_ok() {
+        let mut report = Report::default();
+        report.pass(A);
+        report.not_met(
+            STREAMS,
+            "REQ-SRV-11: expected the first chunk, seen nothing",
+        );
+        let result = &report.results()[1];
+        assert_eq!(result.outcome, Outcome::Warn);
+        assert_eq!(result.judged, 1);
+        assert!(report.is_ok(), "{report}");
+        assert!(!report.is_ok_strict(), "a warning is not a pass");
+        report.assert_ok();
+        assert_eq!(report.failures().count(), 0);
+        assert_eq!(report.warned_requirements(), ["REQ-SRV-11"]);
+        assert!(report.failed_requirements().is_empty());
+        let summary = report.summary();
+        assert!(
+            summary.contains(
+                "WARN response_streams [REQ-SRV-11, REQ-BODY-1]: REQ-SRV-11: expected the first \
+                 chunk, seen nothing\n"
+            ),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("SHOULD requirements not met (still ok): REQ-SRV-11\n"),
+            "{summary}"
+        );
+        assert!(summary.ends_with("1 passed, 0 failed, 0 not observed, 0 skipped, 1 warned\n"));
+        assert!(report.to_json().contains("\"outcome\": \"warn\""));
+    }
+
+    #[test]
+    fn a_must_not_met_fails_even_in_a_check_that_covers_a_should() {
+        let mut report = Report::default();
+        report.not_met(
+            STREAMS,
+            "REQ-BODY-1: expected the second chunk, seen the body cut",
+        );
+        assert_eq!(report.results()[0].outcome, Outcome::Fail);
+        assert!(!report.is_ok());
+        assert_eq!(report.failed_requirements(), ["REQ-BODY-1"]);
+        assert!(report.warned_requirements().is_empty());
+        // A detail that names no requirement is a failure of the check's.
+        report.not_met(STREAMS, "the server crashed");
+        assert_eq!(report.results()[1].outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn the_should_requirements_are_those_the_spec_marks() {
+        let marked: Vec<&str> = SPEC
+            .lines()
+            .filter_map(|line| line.strip_prefix("- **"))
+            .filter_map(|line| line.split_once("** (SHOULD)"))
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(
+            marked,
+            ["REQ-APP-4", "REQ-INPUT-7", "REQ-SRV-10", "REQ-SRV-11"]
+        );
+        assert!(marked.iter().all(|id| is_should(id)));
+        for must in ["REQ-SRV-9", "REQ-ENV-10", "REQ-BODY-1", "REQ-SRV-1"] {
+            assert!(!is_should(must), "{must}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "not every check passed")]
+    fn assert_ok_strict_refuses_a_warning() {
+        let mut report = Report::default();
+        report.warn(STREAMS, "REQ-SRV-11: the body went out in one piece");
+        report.assert_ok_strict();
     }
 
     #[test]

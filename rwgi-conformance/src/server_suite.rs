@@ -25,6 +25,15 @@
 //! offering none claims nothing (REQ-CAP-1). To have the lifespan checked, hand the server the
 //! lifespan [`Hosting::lifespan`] gives.
 //!
+//! A check that finds a SHOULD requirement not met (REQ-SRV-11: a body that waits for its next
+//! chunk holds back the one before) reports a [`Outcome::Warn`](crate::Outcome::Warn), named
+//! with the requirement's ID: the report stays ok. A MUST broken in the same check fails it.
+//!
+//! The suite can watch a server that runs the app in processes of its own (workers) as well
+//! as one that runs it in the suite's process: see [`Hosting::probe_channel`] and
+//! [`RemoteProbe`]. The probe app then reports what it sees over a side channel on loopback,
+//! and the same checks judge the same records.
+//!
 //! ```no_run
 //! # use rwgi::app::BoxApp;
 //! # struct MyServer;
@@ -50,6 +59,7 @@ use std::io;
 use std::net::SocketAddr;
 #[cfg(unix)]
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::{Check, Report};
@@ -60,12 +70,15 @@ mod client;
 mod extensions;
 mod lifecycle;
 mod probe;
+mod remote;
 mod requests;
 mod responses;
 mod vectors;
 
 use client::{Connection, Response};
-use probe::Probe;
+use probe::{Probe, ProbeApp};
+use remote::Channel;
+pub use remote::{RemoteProbe, PROBE_CHANNEL_ENV};
 
 /// What the suite asks a server to host: the probe app, when set the root path to mount it at
 /// (requests outside it get `404` without calling the app, REQ-PATH-6), and the probe's
@@ -91,12 +104,48 @@ pub struct Hosting {
     app: BoxApp,
     root_path: Option<String>,
     lifespan: BoxLifespan,
+    channel: Arc<ProbeChannel>,
 }
 
 impl Hosting {
-    /// The app to serve.
+    /// The app to serve, for a server in the suite's process.
     pub fn app(&self) -> &BoxApp {
         &self.app
+    }
+
+    /// For a server that runs the app in other processes: where a [`RemoteProbe`] hosted in
+    /// them reports (`host:port` on loopback), opening the suite's side channel on first use.
+    /// Hand it to the server's processes, for example as the variable [`PROBE_CHANNEL_ENV`],
+    /// and host [`RemoteProbe::from_env`] there in place of [`Hosting::app`]; the checks are
+    /// the same.
+    ///
+    /// ```no_run
+    /// use std::process::Command;
+    /// use rwgi_conformance::server_suite::{self, Hosting, ServerHandle, PROBE_CHANNEL_ENV};
+    ///
+    /// let report = server_suite::run(|hosting: Hosting| {
+    ///     let channel = hosting.probe_channel().expect("a side channel on loopback");
+    ///     let mut command = Command::new("target/debug/examples/my-probe-server");
+    ///     command.env(PROBE_CHANNEL_ENV, channel).args(["--bind", "127.0.0.1:8123"]);
+    ///     if let Some(root_path) = hosting.root_path() {
+    ///         command.args(["--root-path", root_path]);
+    ///     }
+    ///     let mut server = command.spawn().expect("the server starts");
+    ///     // ... wait until it accepts connections ...
+    ///     let address: std::net::SocketAddr = "127.0.0.1:8123".parse().unwrap();
+    ///     ServerHandle::new(address).on_stop(move || {
+    ///         let _ = server.kill();
+    ///         let _ = server.wait();
+    ///     })
+    /// });
+    /// report.assert_ok();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When no listener can be opened on 127.0.0.1.
+    pub fn probe_channel(&self) -> io::Result<String> {
+        self.channel.address()
     }
 
     /// The root path to mount the app at, like `/app`.
@@ -385,7 +434,8 @@ checks! {
         "An app or body that panics is an error like any other, and the server goes on serving.";
     lifecycle::multithread_consistent: ["REQ-CONC-1", "REQ-ENV-9"]
         "When two calls run at once on different threads, the environ says `multithread`; every \
-         call gets the same `ServerInfo`.";
+         call gets the same `ServerInfo`; when the app is called in more than one process, \
+         every process says `multiprocess`.";
     extensions::lifespan_state: ["REQ-LIFE-1", "REQ-LIFE-2"]
         "When the server runs the lifespan the suite hands it (`Hosting::lifespan`), every \
          request carries the state of the one startup its process ran, which completed before \
@@ -430,9 +480,14 @@ fn run_selected<F>(mut start: F, selected: impl Fn(&Check) -> bool) -> Report
 where
     F: FnMut(Hosting) -> ServerHandle,
 {
+    let probe = Probe::new();
     let mut suite = Suite {
         start: &mut start,
-        probe: Probe::new(),
+        channel: Arc::new(ProbeChannel {
+            probe: probe.clone(),
+            open: Mutex::new(None),
+        }),
+        probe,
         servers: Vec::new(),
     };
     let mut report = Report::default();
@@ -442,7 +497,8 @@ where
         }
         match runner(&mut suite) {
             Ok(()) => report.pass(*check),
-            Err(Problem::Fail(detail)) => report.fail(*check, detail),
+            // A SHOULD not met is a warning (REQ-SRV-11, say): reported, but ok.
+            Err(Problem::Fail(detail)) => report.not_met(*check, detail),
             Err(Problem::Skip(why)) => report.skip(*check, why),
         }
         suite.probe.clear();
@@ -455,6 +511,28 @@ struct Suite<'a> {
     start: &'a mut dyn FnMut(Hosting) -> ServerHandle,
     probe: Probe,
     servers: Vec<(Option<String>, ServerHandle)>,
+    /// Closed after the servers are stopped (fields drop in order).
+    channel: Arc<ProbeChannel>,
+}
+
+/// The side channel of a run, opened when a start function first asks for it.
+#[derive(Debug)]
+struct ProbeChannel {
+    probe: Probe,
+    open: Mutex<Option<Channel>>,
+}
+
+impl ProbeChannel {
+    fn address(&self) -> io::Result<String> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.is_none() {
+            *open = Some(Channel::open(&self.probe)?);
+        }
+        Ok(open
+            .as_ref()
+            .map(|channel| channel.address().to_string())
+            .unwrap_or_default())
+    }
 }
 
 impl Suite<'_> {
@@ -464,9 +542,10 @@ impl Suite<'_> {
             return server.address.clone();
         }
         let server = (self.start)(Hosting {
-            app: BoxApp::new(self.probe.clone()),
+            app: BoxApp::new(ProbeApp::local(&self.probe)),
             root_path: root_path.map(str::to_owned),
             lifespan: BoxLifespan::new(probe::ProbeLifespan::default()),
+            channel: Arc::clone(&self.channel),
         });
         let address = server.address.clone();
         self.servers.push((root_path.map(str::to_owned), server));

@@ -185,11 +185,14 @@ use listen::{bind_all, Listener};
 use log::{AccessLog, Format};
 use worker::{ServeConfig, Stop, Stopped};
 
-/// What the server tells apps about itself: each request may run on any of the runtime's
-/// worker threads (REQ-ENV-9).
+/// What the server tells apps about itself (REQ-ENV-9): each request may run on any of the
+/// runtime's worker threads. This is what a single process (and an embedded [`Server`]) says;
+/// a worker process of a master says `multiprocess` too, since copies of the app run, or may
+/// start at any time, in the other workers.
 ///
 /// ```
 /// assert!(rwgi_server::SERVER_INFO.is_multithread());
+/// assert!(!rwgi_server::SERVER_INFO.is_multiprocess());
 /// ```
 pub const SERVER_INFO: ServerInfo = ServerInfo::new("rwgi-server/0.1").multithread(true);
 
@@ -510,6 +513,7 @@ fn serve_config(settings: &Settings, extras: &Extras) -> Result<ServeConfig, Str
         lifespan: None,
         outcome: extras.outcome,
         tls: tls::acceptor(settings.certfile.as_deref(), settings.keyfile.as_deref())?,
+        server: SERVER_INFO,
     })
 }
 
@@ -542,6 +546,9 @@ fn serve_here<A: App + 'static>(
     let runtime = runtime(settings.threads)?;
     let mut config = serve_config(settings, &extras)?;
     let hooks = extras.hooks;
+    // A worker of a master has copies of the app in other processes, or may have at any time
+    // (more workers, TTIN, a reload or a recycle overlapping it).
+    config.server = SERVER_INFO.multiprocess(context.is_some());
     let access_log = config.access_log.clone();
     let (stop, stopping) = watch::channel(Stop::Running);
     // Before the first heartbeat: a worker whose app cannot start exits as one that cannot

@@ -63,7 +63,6 @@ use crate::hooks::{Ending, Hooks, Outcome, RequestInfo};
 use crate::listen::{Listener, SocketFile};
 use crate::log::{AccessLog, Record};
 use crate::tls::Acceptor;
-use crate::SERVER_INFO;
 
 /// How a server stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -117,6 +116,8 @@ pub(crate) struct ServeConfig {
     pub(crate) outcome: bool,
     /// HTTPS on the TCP listeners.
     pub(crate) tls: Option<Acceptor>,
+    /// What the app is told about the server (REQ-ENV-9).
+    pub(crate) server: ServerInfo,
 }
 
 /// Serves `app` on `listeners` until `stop` says so (or `max_requests` were served).
@@ -151,7 +152,7 @@ where
     });
     let shared = Arc::new(Shared {
         app,
-        server_info: SERVER_INFO.with_limits(stated_limits(&config)),
+        server_info: config.server.clone().with_limits(stated_limits(&config)),
         lifespan: config.lifespan.clone(),
         root_path: config.root_path.clone().map(String::into_boxed_str),
         proxy_headers: config.proxy_headers.clone(),

@@ -33,11 +33,7 @@ fn main() -> ExitCode {
     if std::env::var_os(CHILD_ENV).is_some() {
         return child();
     }
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with('-'))
-        .collect();
-    let tests: &[(&str, fn())] = &[
+    support::run_tests(&[
         (
             "defaults_print_with_check_config",
             defaults_print_with_check_config,
@@ -73,26 +69,7 @@ fn main() -> ExitCode {
             "forwarded_headers_are_believed_only_from_listed_peers",
             forwarded_headers_are_believed_only_from_listed_peers,
         ),
-    ];
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        if !filters.is_empty() && !filters.iter().any(|filter| name.contains(filter.as_str())) {
-            continue;
-        }
-        print!("test {name} ... ");
-        let _ = std::io::stdout().flush();
-        match std::panic::catch_unwind(test) {
-            Ok(()) => {
-                println!("ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("FAILED");
-                failed += 1;
-            }
-        }
-    }
-    support::summary(passed, failed)
+    ])
 }
 
 // ---- The program under test: an app author's `main` ----

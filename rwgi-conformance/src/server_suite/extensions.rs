@@ -20,7 +20,7 @@ pub(super) fn response_outcome(suite: &mut Suite<'_>) -> Checked {
     let cases = [
         (
             "a complete response",
-            Script::new([Step::Data(b"hello")]).with_length(5),
+            Script::new([Step::data(b"hello")]).with_length(5),
             Ending::Completed,
             Some(5),
         ),
@@ -32,7 +32,7 @@ pub(super) fn response_outcome(suite: &mut Suite<'_>) -> Checked {
         ),
         (
             "a body that failed after its first chunk",
-            Script::new([Step::Data(b"first"), Step::Fail]),
+            Script::new([Step::data(b"first"), Step::Fail]),
             Ending::Failed,
             Some(5),
         ),
@@ -95,28 +95,16 @@ pub(super) fn response_outcome(suite: &mut Suite<'_>) -> Checked {
                 ),
             ));
         }
-        let seen = outcomes[0];
-        let expected = Outcome::new(
+        let seen = &outcomes[0];
+        let expected = probe::OutcomeFacts::of(&Outcome::new(
             ending,
             Some(StatusCode::OK),
-            bytes.unwrap_or(seen.bytes_sent()),
-        );
-        if seen != expected {
-            let describe = |outcome: &Outcome| {
-                format!(
-                    "{} with status {:?} after {} bytes",
-                    outcome.ending(),
-                    outcome.status().map(|status| status.as_u16()),
-                    outcome.bytes_sent()
-                )
-            };
+            bytes.unwrap_or(seen.bytes_sent),
+        ));
+        if *seen != expected {
             return Err(fail(
                 "REQ-OUTCOME-2",
-                format!(
-                    "after {case}, expected the outcome {}, seen {}",
-                    describe(&expected),
-                    describe(&seen)
-                ),
+                format!("after {case}, expected the outcome {expected}, seen {seen}"),
             ));
         }
     }
@@ -126,7 +114,7 @@ pub(super) fn response_outcome(suite: &mut Suite<'_>) -> Checked {
 /// The lifespan (spec §14.3): every request carries the state of the startup its process ran
 /// (REQ-LIFE-2), and a process runs one startup, not one per connection (REQ-LIFE-1).
 pub(super) fn lifespan_state(suite: &mut Suite<'_>) -> Checked {
-    suite.probe.set(probe::record(&suite.probe));
+    suite.probe.set(probe::record());
     // Two requests on one connection, one on another.
     for requests in [2, 1] {
         let mut connection = suite.connect().map_err(|e| fail("REQ-LIFE-2", e))?;

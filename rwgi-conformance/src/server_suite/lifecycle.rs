@@ -41,24 +41,24 @@ pub(super) fn body_dropped_after_completion(suite: &mut Suite<'_>) -> Checked {
         (
             "a complete response",
             "GET",
-            Script::new([Step::Data(b"done")]),
+            Script::new([Step::data(b"done")]),
         ),
         (
             // A server may stop polling once the body says it is at its end; it must still
             // drop it.
             "a complete response of known length",
             "GET",
-            Script::new([Step::Data(b"done")]).with_length(4),
+            Script::new([Step::data(b"done")]).with_length(4),
         ),
         (
             "a body that failed",
             "GET",
-            Script::new([Step::Data(b"x"), Step::Fail]),
+            Script::new([Step::data(b"x"), Step::Fail]),
         ),
         (
             "a HEAD answer",
             "HEAD",
-            Script::new([Step::Data(b"x")]).with_length(1),
+            Script::new([Step::data(b"x")]).with_length(1),
         ),
     ];
     for (case, method, body) in cases {
@@ -96,7 +96,7 @@ pub(super) fn body_dropped_on_disconnect(suite: &mut Suite<'_>) -> Checked {
         ("streams without end", Script::new([Step::Endless])),
         (
             "waits for its next chunk",
-            Script::new([Step::Data(b"x"), Step::Wait(gate.clone())]),
+            Script::new([Step::data(b"x"), Step::Wait(gate.clone())]),
         ),
     ];
     for (case, body) in cases {
@@ -130,7 +130,7 @@ pub(super) fn app_dropped_on_disconnect(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-CONC-2";
     let gate = Gate::default();
     let _opener = gate.opener();
-    suite.probe.set(probe::echo(&suite.probe, Some(&gate)));
+    suite.probe.set(probe::echo(Some(&gate)));
     let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
     connection
         .send(&get("/waiting"))
@@ -160,7 +160,7 @@ fn describe(response: &Result<Response, super::client::WireError>) -> String {
 /// A connection serves one request after another, and closes when the client asks.
 pub(super) fn keep_alive(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-SRV-3";
-    suite.probe.set(probe::echo(&suite.probe, None));
+    suite.probe.set(probe::echo(None));
     let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
     for path in ["/one", "/two"] {
         connection
@@ -207,7 +207,7 @@ pub(super) fn keep_alive(suite: &mut Suite<'_>) -> Checked {
 /// Requests sent together on one connection are answered in order, one call each.
 pub(super) fn pipelining(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-SRV-3";
-    suite.probe.set(probe::echo(&suite.probe, None));
+    suite.probe.set(probe::echo(None));
     let mut bytes = get("/p1");
     bytes.extend(request("POST", "/p2", "Content-Length: 4\r\n", b"data"));
     bytes.extend(get("/p3"));
@@ -263,12 +263,7 @@ fn no_details(case: &str, response: &Response) -> Checked {
 }
 
 /// Requires a `500` without details for `case`.
-fn internal_error(
-    suite: &mut Suite<'_>,
-    id: &str,
-    case: &str,
-    app: impl rwgi::App + 'static,
-) -> Checked {
+fn internal_error(suite: &mut Suite<'_>, id: &str, case: &str, app: probe::Behavior) -> Checked {
     suite.probe.set(app);
     let (response, _) = suite
         .exchange(&get("/error"))
@@ -284,7 +279,7 @@ fn internal_error(
 
 /// Requires that the server still answers a plain request.
 fn still_serving(suite: &mut Suite<'_>, id: &str, after: &str) -> Checked {
-    suite.probe.set(probe::echo(&suite.probe, None));
+    suite.probe.set(probe::echo(None));
     let response = suite.exchange(&get("/after")).map(|(response, _)| response);
     match response {
         Ok(response) if response.status == 200 => Ok(()),
@@ -320,7 +315,7 @@ pub(super) fn app_panic(suite: &mut Suite<'_>) -> Checked {
     let body = Script::new([Step::Panic]);
     let app = probe::reply(StatusCode::OK, HeaderMap::new(), body);
     internal_error(suite, ID, "a body that panics before its first chunk", app)?;
-    let body = Script::new([Step::Data(b"partial"), Step::Panic]);
+    let body = Script::new([Step::data(b"partial"), Step::Panic]);
     suite
         .probe
         .set(probe::reply(StatusCode::OK, HeaderMap::new(), body));
@@ -336,7 +331,7 @@ pub(super) fn multithread_consistent(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-CONC-1";
     let gate = Gate::default();
     let opener = gate.opener();
-    suite.probe.set(probe::echo(&suite.probe, Some(&gate)));
+    suite.probe.set(probe::echo(Some(&gate)));
     let mut connections = Vec::new();
     let mut overlapped = true;
     for (n, path) in ["/one", "/two"].into_iter().enumerate() {
@@ -400,13 +395,56 @@ pub(super) fn multithread_consistent(suite: &mut Suite<'_>) -> Checked {
         ));
     }
     // A server that ran the second call only after the first ended judged itself serial:
-    // any multithread value is true of it.
-    let on_two_threads = overlapped && at_once.len() >= 2 && at_once[0].thread != at_once[1].thread;
-    if on_two_threads && !at_once.iter().all(|call| call.seen.server.is_multithread()) {
+    // any multithread value is true of it. Calls in two processes say nothing of threads.
+    let on_two_threads = overlapped
+        && at_once.len() >= 2
+        && at_once[0].place.process == at_once[1].place.process
+        && at_once[0].place.thread != at_once[1].place.thread;
+    if on_two_threads && !at_once.iter().all(|call| call.seen.server.multithread) {
         return Err(fail(
             ID,
             "expected ServerInfo::multithread to be true, since two calls ran at once on \
              different threads; seen false",
+        ));
+    }
+    multiprocess_told(suite)
+}
+
+/// How many more requests [`multiprocess_told`] sends, on new connections, to meet the
+/// server's other processes.
+const MORE_PROCESSES: usize = 64;
+
+/// When the app was called in more than one process during the run, every process must have
+/// told it `multiprocess` (REQ-ENV-9). A few more requests go out first, so that a server with
+/// several processes shows them even when this check runs alone.
+fn multiprocess_told(suite: &mut Suite<'_>) -> Checked {
+    const ID: &str = "REQ-ENV-9";
+    suite.probe.set(probe::echo(None));
+    for _ in 0..MORE_PROCESSES {
+        if suite.probe.processes().len() > 1 {
+            break;
+        }
+        suite
+            .exchange(&get("/process"))
+            .map_err(|e| fail(ID, format!("expected an answer, seen {e}")))?;
+    }
+    let processes = suite.probe.processes();
+    if processes.len() < 2 {
+        return Ok(());
+    }
+    if let Some((process, _)) = processes.iter().find(|(_, facts)| !facts.multiprocess) {
+        return Err(fail(
+            ID,
+            format!(
+                "expected ServerInfo::multiprocess to be true, since the app was called in {} \
+                 processes ({}); seen false in process {process}",
+                processes.len(),
+                processes
+                    .keys()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ));
     }
     Ok(())

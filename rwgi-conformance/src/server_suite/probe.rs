@@ -1,25 +1,28 @@
 //! The probe: the app the suite hosts in the server under test.
 //!
-//! Each check tells the probe what to do with the next requests ([`Probe::set`]); the probe runs
-//! that app and records what the server gave it and did with it: the environ's facts, the
-//! thread it ran on, whether its future and its body were dropped, and what reading the
-//! request body gave. The suite reads the records from another thread, so nothing here needs an
+//! Each check tells the probe what to do with the next requests ([`Probe::set`], with a
+//! [`Behavior`]); the probe app runs it and records what the server gave it and did with it:
+//! the environ's facts, the process and thread it ran on, whether its future and its body were
+//! dropped, and what reading the request body gave. The records live in the suite's process
+//! ([`Probe`]); the probe app reaches them through a [`Recorder`]: directly when the server
+//! runs in the suite's process, over the side channel of [`super::remote`] when it runs in
+//! others. Either way the suite reads the records from its own thread, so nothing here needs an
 //! async runtime: waiting is done with [`Gate`]s, which the suite opens from its own thread.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_core::Stream;
 use http::{HeaderMap, Method, StatusCode};
+use serde::{Deserialize, Serialize};
 
-use rwgi::app::{app_fn, BoxApp};
 use rwgi::body::{Body, BoxBody, Full};
 use rwgi::cgi::server_protocol;
 use rwgi::environ::ServerInfo;
@@ -27,13 +30,38 @@ use rwgi::outcome::{Outcome, ResponseFinished};
 use rwgi::path::latin1;
 use rwgi::{App, Environ, Error, Input, Response, StartResponse};
 
+use super::remote::Link;
+
 /// Marks every error message and panic payload of the probe: a server that shows it to the
 /// client leaks error details (REQ-ERR-5).
 pub(super) const SECRET: &str = "rwgi-probe-secret-5b1e";
 
+/// What a server tells the app about itself ([`ServerInfo`]), as plain facts that can be
+/// compared and sent between processes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct ServerFacts {
+    pub(super) software: String,
+    pub(super) spec_version: (u16, u16),
+    pub(super) multithread: bool,
+    pub(super) multiprocess: bool,
+    pub(super) run_once: bool,
+}
+
+impl ServerFacts {
+    fn of(info: &ServerInfo) -> ServerFacts {
+        ServerFacts {
+            software: info.software().to_owned(),
+            spec_version: info.spec_version(),
+            multithread: info.is_multithread(),
+            multiprocess: info.is_multiprocess(),
+            run_once: info.is_run_once(),
+        }
+    }
+}
+
 /// The facts of one request as the app saw them, every byte string mapped one byte to one
 /// character as in the vectors.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct Seen {
     pub(super) method: String,
     pub(super) script_name: String,
@@ -43,14 +71,18 @@ pub(super) struct Seen {
     pub(super) query_string: String,
     pub(super) server_name: String,
     pub(super) server_port: u16,
-    pub(super) version: &'static str,
+    pub(super) version: String,
     pub(super) url_scheme: String,
     pub(super) headers: BTreeMap<String, Vec<String>>,
     pub(super) cgi: BTreeMap<String, String>,
     pub(super) input_length: Option<u64>,
     pub(super) local_addr: Option<SocketAddr>,
     pub(super) remote_addr: Option<SocketAddr>,
-    pub(super) server: ServerInfo,
+    pub(super) server: ServerFacts,
+    /// The state of the suite's lifespan the environ carried (spec §14.3).
+    pub(super) lifespan: Option<LifespanState>,
+    /// Whether the environ carried a `ResponseFinished` handle (spec §14.4).
+    pub(super) outcome_offered: bool,
 }
 
 impl Seen {
@@ -75,20 +107,39 @@ impl Seen {
             query_string: text(environ.query_string()),
             server_name: text(&environ.server_name()),
             server_port: environ.server_port(),
-            version: server_protocol(environ.version()),
+            version: server_protocol(environ.version()).to_owned(),
             url_scheme: environ.url_scheme().as_str().to_owned(),
             headers,
             cgi: environ.cgi_variables().into_map(),
             input_length: environ.input().content_length(),
             local_addr: environ.local_addr(),
             remote_addr: environ.remote_addr(),
-            server: environ.server().clone(),
+            server: ServerFacts::of(environ.server()),
+            lifespan: environ.extensions().get::<LifespanState>().copied(),
+            outcome_offered: environ.extensions().get::<ResponseFinished>().is_some(),
+        }
+    }
+}
+
+/// Where the server called the app: its process, and the thread in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Place {
+    pub(super) process: u32,
+    pub(super) thread: String,
+}
+
+impl Place {
+    /// The calling thread.
+    pub(super) fn here() -> Place {
+        Place {
+            process: std::process::id(),
+            thread: format!("{:?}", std::thread::current().id()),
         }
     }
 }
 
 /// How reading a request body ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum InputEnd {
     /// The body ended.
     Complete,
@@ -99,7 +150,7 @@ pub(super) enum InputEnd {
 }
 
 /// What reading a request body gave.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct InputRecord {
     /// The first bytes, up to the limit the reader was given.
     pub(super) kept: Vec<u8>,
@@ -151,27 +202,76 @@ pub(super) async fn drain(input: &mut Input, keep: usize, stop_after: Option<u64
     }
 }
 
-/// A signal the suite gives to a waiting app or body: closed until [`Gate::open`].
-#[derive(Clone, Debug, Default)]
+/// What runs when a gate opens, besides waking its waiters: telling the copies of the gate in
+/// other processes.
+type OnOpen = Box<dyn FnOnce() + Send>;
+
+/// A signal the suite gives to a waiting app or body: closed until [`Gate::open`]. Each gate has
+/// an ID, by which a copy of it in a server's process is opened with it.
+#[derive(Clone, Debug)]
 pub(super) struct Gate {
+    id: u64,
     inner: Arc<Mutex<GateState>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct GateState {
     open: bool,
     wakers: Vec<Waker>,
+    on_open: Vec<OnOpen>,
+}
+
+impl std::fmt::Debug for GateState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GateState")
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        static IDS: AtomicU64 = AtomicU64::new(1);
+        Gate::with_id(IDS.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 impl Gate {
+    /// A closed gate with the ID `id`: the copy, in a server's process, of the suite's gate
+    /// `id`.
+    pub(super) fn with_id(id: u64) -> Gate {
+        Gate {
+            id,
+            inner: Arc::default(),
+        }
+    }
+
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Opens the gate for good and wakes everything waiting on it.
     pub(super) fn open(&self) {
-        let wakers = {
+        let (wakers, on_open) = {
             let mut state = lock(&self.inner);
             state.open = true;
-            std::mem::take(&mut state.wakers)
+            (
+                std::mem::take(&mut state.wakers),
+                std::mem::take(&mut state.on_open),
+            )
         };
         wakers.into_iter().for_each(Waker::wake);
+        on_open.into_iter().for_each(|run| run());
+    }
+
+    /// Runs `run` when the gate opens; `true`, without keeping `run`, when it is open already.
+    pub(super) fn on_open(&self, run: OnOpen) -> bool {
+        let mut state = lock(&self.inner);
+        if state.open {
+            return true;
+        }
+        state.on_open.push(run);
+        false
     }
 
     /// A guard that opens the gate when the check is over, however it ends, so that nothing
@@ -211,7 +311,7 @@ impl Drop for Opener {
 #[derive(Clone, Debug)]
 pub(super) enum Step {
     /// Yields these bytes.
-    Data(&'static [u8]),
+    Data(Bytes),
     /// Yields an empty chunk.
     Empty,
     /// Yields an error.
@@ -224,11 +324,18 @@ pub(super) enum Step {
     Endless,
 }
 
+impl Step {
+    /// Yields `bytes`.
+    pub(super) fn data(bytes: &'static [u8]) -> Step {
+        Step::Data(Bytes::from_static(bytes))
+    }
+}
+
 /// A response body that follows a list of steps.
 #[derive(Clone, Debug)]
 pub(super) struct Script {
-    steps: VecDeque<Step>,
-    length: Option<u64>,
+    pub(super) steps: VecDeque<Step>,
+    pub(super) length: Option<u64>,
 }
 
 impl Script {
@@ -264,7 +371,7 @@ impl Stream for Script {
                     continue;
                 }
                 Step::Endless => return Poll::Ready(Some(Ok(Bytes::from_static(&[b'.'; 1024])))),
-                Step::Data(data) => Ok(Bytes::from_static(data)),
+                Step::Data(data) => Ok(data.clone()),
                 Step::Empty => Ok(Bytes::new()),
                 Step::Fail => Err(Error::msg(format!("probe body failed: {SECRET}"))),
                 Step::Panic => panic!("rwgi probe: deliberate panic in a body: {SECRET}"),
@@ -286,7 +393,7 @@ impl Body for Script {
 
 /// The state the suite's lifespan hands to every request: which startup made it, in which
 /// process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct LifespanState {
     pub(super) process: u32,
     pub(super) startup: usize,
@@ -312,20 +419,106 @@ impl rwgi::lifespan::Lifespan for ProbeLifespan {
     }
 }
 
-/// Which call of the probe a request is: put in the environ's extensions so the app can
-/// report on its own call.
+/// What the probe app does with a request: one of a few apps, described as data so that a
+/// probe app in another process can be told.
+#[derive(Clone, Debug)]
+pub(super) enum Behavior {
+    /// Reads the whole body, recording it, and answers `200` (`501` to `CONNECT`, should a
+    /// server call it for one against REQ-SRV-12: the probe opens no tunnels).
+    Record,
+    /// Reads that many bytes of the body (none for `None`), recording them, and answers `200`.
+    Partial(Option<u64>),
+    /// Answers `"{method} {path_info} {body}"`, once the gate (if any) is open.
+    Echo(Option<Gate>),
+    /// Answers with the status, the headers and a fresh copy of the body, without reading the
+    /// request body.
+    Reply(StatusCode, HeaderMap, Script),
+    /// Fails without answering: returns an error, or panics when set.
+    Failing(bool),
+}
+
+/// [`Behavior::Record`].
+pub(super) fn record() -> Behavior {
+    Behavior::Record
+}
+
+/// [`Behavior::Partial`].
+pub(super) fn partial(read: Option<u64>) -> Behavior {
+    Behavior::Partial(read)
+}
+
+/// [`Behavior::Echo`].
+pub(super) fn echo(gate: Option<&Gate>) -> Behavior {
+    Behavior::Echo(gate.cloned())
+}
+
+/// [`Behavior::Reply`].
+pub(super) fn reply(status: StatusCode, headers: HeaderMap, body: Script) -> Behavior {
+    Behavior::Reply(status, headers, body)
+}
+
+/// [`Behavior::Failing`].
+pub(super) fn failing(panic: bool) -> Behavior {
+    Behavior::Failing(panic)
+}
+
+/// Which call of the probe a request is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct CallId {
     epoch: u64,
     index: usize,
 }
 
+/// Something that happened to a call after it began.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Event {
+    /// The server reported the response's outcome (spec §14.4).
+    Finished(OutcomeFacts),
+    /// The app's future completed.
+    Answered,
+    /// The app's future was dropped before it completed.
+    Abandoned,
+    /// The response body was dropped.
+    BodyDropped,
+    /// The response body was polled after it ended or failed.
+    PolledAfterEnd,
+}
+
+/// A response's outcome as plain facts that can be compared and sent between processes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct OutcomeFacts {
+    /// How it ended, as `Ending` displays it.
+    pub(super) ending: String,
+    pub(super) status: Option<u16>,
+    pub(super) bytes_sent: u64,
+}
+
+impl OutcomeFacts {
+    pub(super) fn of(outcome: &Outcome) -> OutcomeFacts {
+        OutcomeFacts {
+            ending: outcome.ending().to_string(),
+            status: outcome.status().map(|status| status.as_u16()),
+            bytes_sent: outcome.bytes_sent(),
+        }
+    }
+}
+
+impl std::fmt::Display for OutcomeFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} with status {:?} after {} bytes",
+            self.ending, self.status, self.bytes_sent
+        )
+    }
+}
+
 /// What the probe recorded about one call.
 #[derive(Clone, Debug)]
 pub(super) struct Call {
     pub(super) seen: Seen,
-    /// The thread the server called the app on.
-    pub(super) thread: ThreadId,
+    /// The process and thread the server called the app on.
+    pub(super) place: Place,
     /// What reading the body gave, when the app read it.
     pub(super) input: Option<InputRecord>,
     /// The app's future completed.
@@ -338,7 +531,7 @@ pub(super) struct Call {
     pub(super) polled_after_end: bool,
     /// The outcomes the server reported through the response outcome extension, in order;
     /// `None` when the environ carried no handle (spec §14.4).
-    pub(super) outcomes: Option<Vec<Outcome>>,
+    pub(super) outcomes: Option<Vec<OutcomeFacts>>,
     /// The state of the suite's lifespan the environ carried (spec §14.3).
     pub(super) lifespan: Option<LifespanState>,
 }
@@ -355,8 +548,11 @@ struct State {
     /// Bumped by every [`Probe::set`], so that late reports of an earlier check's calls are
     /// ignored.
     epoch: u64,
-    app: Option<BoxApp>,
+    behavior: Option<Behavior>,
     calls: Vec<Call>,
+    /// Every process that called the app in this run, with what the server told the app in its
+    /// first call there. Kept across checks.
+    processes: BTreeMap<u32, ServerFacts>,
 }
 
 struct Shared {
@@ -364,7 +560,8 @@ struct Shared {
     changed: Condvar,
 }
 
-/// The app the suite hosts, and the records of its calls.
+/// The records of the probe's calls, in the suite's process, and what the probe app is to do
+/// next.
 #[derive(Clone)]
 pub(super) struct Probe {
     shared: Arc<Shared>,
@@ -391,11 +588,11 @@ impl Probe {
         }
     }
 
-    /// Runs `app` for the next requests, forgetting the calls recorded so far.
-    pub(super) fn set<A: App + 'static>(&self, app: A) {
+    /// Does `behavior` for the next requests, forgetting the calls recorded so far.
+    pub(super) fn set(&self, behavior: Behavior) {
         let mut state = lock(&self.shared.state);
         state.epoch += 1;
-        state.app = Some(BoxApp::new(app));
+        state.behavior = Some(behavior);
         state.calls.clear();
     }
 
@@ -403,13 +600,18 @@ impl Probe {
     pub(super) fn clear(&self) {
         let mut state = lock(&self.shared.state);
         state.epoch += 1;
-        state.app = None;
+        state.behavior = None;
         state.calls.clear();
     }
 
     /// The calls recorded since the last [`Probe::set`].
     pub(super) fn calls(&self) -> Vec<Call> {
         lock(&self.shared.state).calls.clone()
+    }
+
+    /// Every process the app was called in during the run, with the server's facts there.
+    pub(super) fn processes(&self) -> BTreeMap<u32, ServerFacts> {
+        lock(&self.shared.state).processes.clone()
     }
 
     /// Waits up to `timeout` until `done` holds for the recorded calls: `Ok` with them then,
@@ -449,77 +651,174 @@ impl Probe {
         self.shared.changed.notify_all();
     }
 
-    /// Records what reading the body of `environ`'s call gave.
-    pub(super) fn note_input(&self, environ: &Environ, record: InputRecord) {
-        if let Some(&id) = environ.extensions().get::<CallId>() {
-            self.update(id, |call| call.input = Some(record));
-        }
+    /// Records what reading the body of call `id` gave.
+    pub(super) fn note_input(&self, id: CallId, record: InputRecord) {
+        self.update(id, |call| call.input = Some(record));
     }
 
-    fn begin(&self, environ: &Environ) -> (CallId, Option<BoxApp>) {
-        let seen = Seen::of(environ);
+    /// Records `event` for call `id`.
+    pub(super) fn note(&self, id: CallId, event: Event) {
+        self.update(id, |call| match event {
+            Event::Answered => call.answered = true,
+            Event::Abandoned => call.abandoned = true,
+            Event::BodyDropped => call.body_dropped = true,
+            Event::PolledAfterEnd => call.polled_after_end = true,
+            Event::Finished(outcome) => call.outcomes.get_or_insert_with(Vec::new).push(outcome),
+        });
+    }
+
+    /// Records a new call, made at `place` with `seen`; returns its ID and what to do.
+    pub(super) fn begin(&self, seen: Seen, place: Place) -> (CallId, Option<Behavior>) {
         let mut state = lock(&self.shared.state);
         let id = CallId {
             epoch: state.epoch,
             index: state.calls.len(),
         };
+        state
+            .processes
+            .entry(place.process)
+            .or_insert_with(|| seen.server.clone());
+        let (outcomes, lifespan) = (seen.outcome_offered.then(Vec::new), seen.lifespan);
         state.calls.push(Call {
             seen,
-            thread: std::thread::current().id(),
+            place,
             input: None,
             answered: false,
             abandoned: false,
             body_dropped: false,
             polled_after_end: false,
-            outcomes: environ
-                .extensions()
-                .get::<ResponseFinished>()
-                .map(|_| Vec::new()),
-            lifespan: environ.extensions().get::<LifespanState>().copied(),
+            outcomes,
+            lifespan,
         });
-        let app = state.app.clone();
+        let behavior = state.behavior.clone();
         drop(state);
         self.shared.changed.notify_all();
-        (id, app)
+        (id, behavior)
     }
 }
 
-impl App for Probe {
+/// How the probe app reaches the records: in this process, or over a side channel to the
+/// suite's process.
+#[derive(Clone)]
+pub(super) enum Recorder {
+    Local(Probe),
+    Remote(Arc<Link>),
+}
+
+/// A call, as its recorder knows it.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Key {
+    Local(CallId),
+    /// The number the probe app gave the call on its side channel.
+    Remote(u64),
+}
+
+impl Recorder {
+    /// Records a new call with `seen`; returns its key and what to do (`Err` when the suite
+    /// cannot be reached).
+    async fn begin(&self, seen: Seen, running: &mut Running) -> Result<Option<Behavior>, Error> {
+        match self {
+            Recorder::Local(probe) => {
+                let (id, behavior) = probe.begin(seen, Place::here());
+                running.key = Some(Key::Local(id));
+                Ok(behavior)
+            }
+            Recorder::Remote(link) => {
+                let number = link.number();
+                // From here on, a drop of the app's future is reported for this call.
+                running.key = Some(Key::Remote(number));
+                link.begin(number, seen, Place::here()).await
+            }
+        }
+    }
+
+    async fn note_input(&self, key: Key, record: InputRecord) {
+        match (self, key) {
+            (Recorder::Local(probe), Key::Local(id)) => probe.note_input(id, record),
+            (Recorder::Remote(link), Key::Remote(number)) => link.note_input(number, record).await,
+            _ => unreachable!("a key is made by its recorder"),
+        }
+    }
+
+    fn note(&self, key: Key, event: Event) {
+        match (self, key) {
+            (Recorder::Local(probe), Key::Local(id)) => probe.note(id, event),
+            (Recorder::Remote(link), Key::Remote(number)) => link.note(number, event),
+            _ => unreachable!("a key is made by its recorder"),
+        }
+    }
+}
+
+/// The app the suite hosts: does what the probe says, recording each call.
+#[derive(Clone)]
+pub(super) struct ProbeApp {
+    recorder: Recorder,
+}
+
+impl std::fmt::Debug for ProbeApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = match self.recorder {
+            Recorder::Local(_) => "local",
+            Recorder::Remote(_) => "remote",
+        };
+        f.debug_struct("ProbeApp")
+            .field("recorder", &place)
+            .finish()
+    }
+}
+
+impl ProbeApp {
+    /// The probe app of a server in the suite's process.
+    pub(super) fn local(probe: &Probe) -> ProbeApp {
+        ProbeApp {
+            recorder: Recorder::Local(probe.clone()),
+        }
+    }
+
+    /// The probe app of a server in another process, reporting over `link`.
+    pub(super) fn remote(link: Arc<Link>) -> ProbeApp {
+        ProbeApp {
+            recorder: Recorder::Remote(link),
+        }
+    }
+}
+
+impl App for ProbeApp {
     type Body = BoxBody;
 
     async fn call(
         &self,
-        mut environ: Environ,
+        environ: Environ,
         start: StartResponse,
     ) -> Result<Response<BoxBody>, Error> {
-        let (id, app) = self.begin(&environ);
-        environ.extensions_mut().insert(id);
-        if let Some(finished) = environ.extensions().get::<ResponseFinished>() {
-            let probe = self.clone();
-            finished.on_finish(move |outcome| {
-                let outcome = *outcome;
-                probe.update(id, |call| {
-                    call.outcomes.get_or_insert_with(Vec::new).push(outcome)
-                });
-            });
-        }
         let mut running = Running {
-            probe: self.clone(),
-            id,
+            recorder: self.recorder.clone(),
+            key: None,
             answered: false,
         };
-        let result = match app {
-            Some(app) => app.call(environ, start).await,
+        let behavior = self
+            .recorder
+            .begin(Seen::of(&environ), &mut running)
+            .await?;
+        let key = running.key.expect("a begun call has a key");
+        if let Some(finished) = environ.extensions().get::<ResponseFinished>() {
+            let recorder = self.recorder.clone();
+            finished.on_finish(move |outcome| {
+                recorder.note(key, Event::Finished(OutcomeFacts::of(outcome)));
+            });
+        }
+        let result = match behavior {
+            Some(behavior) => perform(behavior, &self.recorder, key, environ, start).await,
             None => Err(Error::msg("the probe has no app to run")),
         };
         running.answered = true;
         drop(running);
-        let probe = self.clone();
+        let recorder = self.recorder.clone();
         Ok(result?.map_body(|body| {
             BoxBody::new(Traced {
                 body,
-                probe,
-                id,
+                recorder,
+                key,
                 ended: false,
             })
         }))
@@ -528,21 +827,22 @@ impl App for Probe {
 
 /// Records, when dropped, whether the app's future completed or was abandoned.
 struct Running {
-    probe: Probe,
-    id: CallId,
+    recorder: Recorder,
+    /// Set once the call is known to the recorder.
+    key: Option<Key>,
     answered: bool,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let answered = self.answered;
-        self.probe.update(self.id, |call| {
-            if answered {
-                call.answered = true;
+        if let Some(key) = self.key {
+            let event = if self.answered {
+                Event::Answered
             } else {
-                call.abandoned = true;
-            }
-        });
+                Event::Abandoned
+            };
+            self.recorder.note(key, event);
+        }
     }
 }
 
@@ -550,8 +850,8 @@ impl Drop for Running {
 /// ended.
 struct Traced {
     body: BoxBody,
-    probe: Probe,
-    id: CallId,
+    recorder: Recorder,
+    key: Key,
     ended: bool,
 }
 
@@ -560,8 +860,7 @@ impl Stream for Traced {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.ended {
-            self.probe
-                .update(self.id, |call| call.polled_after_end = true);
+            self.recorder.note(self.key, Event::PolledAfterEnd);
             return Poll::Ready(None);
         }
         let polled = Pin::new(&mut self.body).poll_next(cx);
@@ -580,88 +879,62 @@ impl Body for Traced {
 
 impl Drop for Traced {
     fn drop(&mut self) {
-        self.probe.update(self.id, |call| call.body_dropped = true);
+        self.recorder.note(self.key, Event::BodyDropped);
     }
 }
 
-/// How many body bytes [`record`] keeps for comparison.
+/// How many body bytes [`Behavior::Record`] and [`Behavior::Echo`] keep for comparison.
 pub(super) const KEEP: usize = 64 * 1024;
 
-/// Reads the whole body, recording it, and answers `200` (`501` to `CONNECT`, should a server
-/// call it for one against REQ-SRV-12: the probe opens no tunnels).
-pub(super) fn record(probe: &Probe) -> impl App {
-    let probe = probe.clone();
-    app_fn(move |mut environ: Environ, start: StartResponse| {
-        let probe = probe.clone();
-        async move {
+/// Does what `behavior` says with one request.
+async fn perform(
+    behavior: Behavior,
+    recorder: &Recorder,
+    key: Key,
+    mut environ: Environ,
+    start: StartResponse,
+) -> Result<Response<BoxBody>, Error> {
+    fn full(start: StartResponse, status: StatusCode, text: Vec<u8>) -> Response<BoxBody> {
+        start
+            .start(status, HeaderMap::new())
+            .body(BoxBody::new(Full::new(text)))
+    }
+    match behavior {
+        Behavior::Record => {
             let record = drain(environ.input_mut(), KEEP, None).await;
-            probe.note_input(&environ, record);
+            recorder.note_input(key, record).await;
             let status = if environ.method() == Method::CONNECT {
                 StatusCode::NOT_IMPLEMENTED
             } else {
                 StatusCode::OK
             };
-            Ok(start
-                .start(status, HeaderMap::new())
-                .body(Full::new("recorded\n")))
+            Ok(full(start, status, b"recorded\n".to_vec()))
         }
-    })
-}
-
-/// Reads `read` bytes of the body (none for `None`), recording them, and answers `200`.
-pub(super) fn partial(probe: &Probe, read: Option<u64>) -> impl App {
-    let probe = probe.clone();
-    app_fn(move |mut environ: Environ, start: StartResponse| {
-        let probe = probe.clone();
-        async move {
+        Behavior::Partial(read) => {
             if let Some(limit) = read {
                 let record = drain(environ.input_mut(), 0, Some(limit)).await;
-                probe.note_input(&environ, record);
+                recorder.note_input(key, record).await;
             }
-            Ok(start
-                .start(StatusCode::OK, HeaderMap::new())
-                .body(Full::new("first\n")))
+            Ok(full(start, StatusCode::OK, b"first\n".to_vec()))
         }
-    })
-}
-
-/// Answers `"{method} {path_info} {body}"`, once `gate` (if any) is open.
-pub(super) fn echo(probe: &Probe, gate: Option<&Gate>) -> impl App {
-    let probe = probe.clone();
-    let gate = gate.cloned();
-    app_fn(move |mut environ: Environ, start: StartResponse| {
-        let probe = probe.clone();
-        let gate = gate.clone();
-        async move {
+        Behavior::Echo(gate) => {
             if let Some(gate) = gate {
                 gate.passed().await;
             }
             let record = drain(environ.input_mut(), KEEP, None).await;
             let mut text = format!("{} {} ", environ.method(), environ.path_info()).into_bytes();
             text.extend_from_slice(&record.kept);
-            probe.note_input(&environ, record);
-            Ok(start
-                .start(StatusCode::OK, HeaderMap::new())
-                .body(Full::new(text)))
+            recorder.note_input(key, record).await;
+            Ok(full(start, StatusCode::OK, text))
         }
-    })
-}
-
-/// Answers with `status`, `headers` and a fresh copy of `body`, without reading the request
-/// body.
-pub(super) fn reply(status: StatusCode, headers: HeaderMap, body: Script) -> impl App {
-    app_fn(move |_: Environ, start: StartResponse| {
-        let response = start.start(status, headers.clone()).body(body.clone());
-        async move { Ok(response) }
-    })
-}
-
-/// Fails without answering: returns an error, or panics when `panic` is set.
-pub(super) fn failing(panic: bool) -> impl App {
-    app_fn(move |_: Environ, _: StartResponse| async move {
-        if panic {
-            panic!("rwgi probe: deliberate panic in an app: {SECRET}");
+        Behavior::Reply(status, headers, body) => {
+            Ok(start.start(status, headers).body(BoxBody::new(body)))
         }
-        Err::<Response<Full>, _>(Error::msg(format!("probe app failed: {SECRET}")))
-    })
+        Behavior::Failing(panic) => {
+            if panic {
+                panic!("rwgi probe: deliberate panic in an app: {SECRET}");
+            }
+            Err(Error::msg(format!("probe app failed: {SECRET}")))
+        }
+    }
 }

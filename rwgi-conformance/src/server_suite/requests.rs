@@ -59,7 +59,7 @@ pub(super) fn input_large(suite: &mut Suite<'_>) -> Checked {
         ),
     ];
     for (framing, fields, bytes) in uploads {
-        suite.probe.set(probe::record(&suite.probe));
+        suite.probe.set(probe::record());
         let expected = format!("the app to read all {SIZE} bytes of a {framing} upload");
         let mut connection = suite
             .connect()
@@ -129,7 +129,7 @@ fn leftover(suite: &mut Suite<'_>, read: Option<u64>) -> Checked {
     } else {
         "left unread"
     };
-    suite.probe.set(probe::partial(&suite.probe, read));
+    suite.probe.set(probe::partial(read));
     // A body made of requests: a server that takes unread bytes for the next request calls
     // the app for /smuggled.
     let body = get("/smuggled").repeat(1500);
@@ -236,7 +236,7 @@ pub(super) fn input_broken_chunked(suite: &mut Suite<'_>) -> Checked {
 
 fn cut_upload(suite: &mut Suite<'_>, bytes: &[u8], finish: bool, when: &str) -> Checked {
     const ID: &str = "REQ-INPUT-2";
-    suite.probe.set(probe::record(&suite.probe));
+    suite.probe.set(probe::record());
     let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
     connection
         .send(bytes)
@@ -300,7 +300,7 @@ pub(super) fn expect_continue(suite: &mut Suite<'_>) -> Checked {
         "Content-Length: 5\r\nExpect: 100-continue\r\n",
         b"",
     );
-    suite.probe.set(probe::partial(&suite.probe, None));
+    suite.probe.set(probe::partial(None));
     let expected = "the app's answer without 100 Continue when the app does not read the body";
     match suite.exchange(&expecting) {
         Ok((response, _)) if response.status == 200 && response.interim.is_empty() => {}
@@ -318,7 +318,7 @@ pub(super) fn expect_continue(suite: &mut Suite<'_>) -> Checked {
     }
     let gate = Gate::default();
     let _opener = gate.opener();
-    suite.probe.set(probe::echo(&suite.probe, Some(&gate)));
+    suite.probe.set(probe::echo(Some(&gate)));
     let mut connection = suite.connect().map_err(|e| fail(ID, e))?;
     connection
         .send(&expecting)
@@ -378,7 +378,7 @@ pub(super) fn expect_continue(suite: &mut Suite<'_>) -> Checked {
 /// The environ carries the connection's peer and local addresses.
 pub(super) fn connection_addresses(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-ENV-10";
-    suite.probe.set(probe::record(&suite.probe));
+    suite.probe.set(probe::record());
     let target = suite.address(None);
     if !target.has_socket_addresses() {
         return Err(Problem::Skip(format!(

@@ -55,9 +55,9 @@ fn fetch_with(
 
 fn three_chunks() -> Script {
     Script::new([
-        Step::Data(b"first,"),
-        Step::Data(b"second,"),
-        Step::Data(b"third"),
+        Step::data(b"first,"),
+        Step::data(b"second,"),
+        Step::data(b"third"),
     ])
 }
 
@@ -130,7 +130,7 @@ pub(super) fn response_close_delimited(suite: &mut Suite<'_>) -> Checked {
 pub(super) fn status_line_version(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-SRV-13";
     let expected = "the status line HTTP/1.1 200 in answer to an HTTP/1.1 request";
-    let body = Script::new([Step::Data(b"version")]).with_length(7);
+    let body = Script::new([Step::data(b"version")]).with_length(7);
     let response = fetch(suite, body, &get("/version"))
         .map_err(|e| fail(ID, format!("expected {expected}, seen {e}")))?;
     if response.version != 1 || response.status != 200 {
@@ -151,9 +151,9 @@ pub(super) fn response_streams(suite: &mut Suite<'_>) -> Checked {
     let gate = Gate::default();
     let _opener = gate.opener();
     let body = Script::new([
-        Step::Data(b"early"),
+        Step::data(b"early"),
         Step::Wait(gate.clone()),
-        Step::Data(b"late"),
+        Step::data(b"late"),
     ]);
     suite.probe.set(probe::reply(
         StatusCode::OK,
@@ -190,12 +190,12 @@ fn expect_bytes(connection: &mut Connection, want: &[u8], id: &str, expected: &s
 pub(super) fn response_empty_chunks(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-BODY-3";
     let body = Script::new([
-        Step::Data(b"a"),
+        Step::data(b"a"),
         Step::Empty,
-        Step::Data(b"b"),
+        Step::data(b"b"),
         Step::Empty,
         Step::Empty,
-        Step::Data(b"c"),
+        Step::data(b"c"),
     ]);
     for (framing, body) in [("unknown", body.clone()), ("known", body.with_length(3))] {
         let expected = format!(
@@ -267,7 +267,7 @@ pub(super) fn nothing_before_next_answer(
 pub(super) fn head_no_body(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-SRV-6";
     let head = request("HEAD", "/head", "", b"");
-    let known = Script::new([Step::Data(b"hello head")]).with_length(10);
+    let known = Script::new([Step::data(b"hello head")]).with_length(10);
     let answer = (StatusCode::OK, HeaderMap::new(), known);
     bodiless(suite, ID, "a HEAD answer of known length", answer, &head)?;
     let answer = (StatusCode::OK, HeaderMap::new(), three_chunks());
@@ -283,7 +283,7 @@ pub(super) fn head_content_length(suite: &mut Suite<'_>) -> Checked {
             "10",
             "a body of 10 bytes",
             HeaderMap::new(),
-            Script::new([Step::Data(b"hello head")]).with_length(10),
+            Script::new([Step::data(b"hello head")]).with_length(10),
         ),
         (
             "42",
@@ -348,7 +348,7 @@ pub(super) fn repeated_response_headers(suite: &mut Suite<'_>) -> Checked {
         "x-probe-latin",
         HeaderValue::from_bytes(b"caf\xe9").expect("obs-text is a valid header value"),
     );
-    let body = Script::new([Step::Data(b"ok")]).with_length(2);
+    let body = Script::new([Step::data(b"ok")]).with_length(2);
     let expected = "status 203 with the field lines set-cookie: a=1, set-cookie: b=2, \
                     x-probe-multi: one, x-probe-multi: two and x-probe-latin: caf\\xe9, each \
                     sent separately and unchanged";
@@ -408,7 +408,7 @@ impl Illegal {
     }
 
     fn body(mut self, data: &'static [u8]) -> Self {
-        self.body = Script::new([Step::Data(data)]).with_length(data.len() as u64);
+        self.body = Script::new([Step::data(data)]).with_length(data.len() as u64);
         self
     }
 }
@@ -577,7 +577,7 @@ pub(super) fn nothing_sent_before_first_chunk(suite: &mut Suite<'_>) -> Checked 
         ("fails", Step::Fail, 500, None, None),
         (
             "yields \"late\"",
-            Step::Data(b"late"),
+            Step::data(b"late"),
             200,
             Some(b"late"),
             None,
@@ -585,7 +585,7 @@ pub(super) fn nothing_sent_before_first_chunk(suite: &mut Suite<'_>) -> Checked 
         ("of known length fails", Step::Fail, 500, None, Some(4)),
         (
             "of known length yields \"late\"",
-            Step::Data(b"late"),
+            Step::data(b"late"),
             200,
             Some(b"late"),
             Some(4),
@@ -683,7 +683,7 @@ pub(super) fn expect_abort(suite: &mut Suite<'_>, id: &str, expected: &str) -> C
 /// A body that fails after its first chunk aborts the connection.
 pub(super) fn error_after_first_chunk(suite: &mut Suite<'_>) -> Checked {
     const ID: &str = "REQ-ERR-3";
-    let steps = || Script::new([Step::Data(b"partial"), Step::Fail]);
+    let steps = || Script::new([Step::data(b"partial"), Step::Fail]);
     let cases = [
         ("a chunked body", HeaderMap::new()),
         (
@@ -707,9 +707,9 @@ pub(super) fn content_length_mismatch(suite: &mut Suite<'_>) -> Checked {
     let cases = [
         (
             "yields 12 bytes",
-            Script::new([Step::Data(b"longer"), Step::Data(b"-extra")]),
+            Script::new([Step::data(b"longer"), Step::data(b"-extra")]),
         ),
-        ("yields 6 bytes", Script::new([Step::Data(b"sixsix")])),
+        ("yields 6 bytes", Script::new([Step::data(b"sixsix")])),
     ];
     for (case, body) in cases {
         let expected =
@@ -730,9 +730,9 @@ fn exact_length_then_more(suite: &mut Suite<'_>) -> Checked {
                     exactly 10 bytes and then 2 more";
     // The head goes out with the first chunk, so the excess can only be answered by an abort.
     let body = Script::new([
-        Step::Data(b"0123"),
-        Step::Data(b"456789"),
-        Step::Data(b"ab"),
+        Step::data(b"0123"),
+        Step::data(b"456789"),
+        Step::data(b"ab"),
     ]);
     let headers = fields(&[("content-length", "10")]);
     suite.probe.set(probe::reply(StatusCode::OK, headers, body));

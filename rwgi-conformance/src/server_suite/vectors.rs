@@ -305,7 +305,7 @@ impl Called {
             &expected.server_port,
             &seen.server_port.to_string(),
         );
-        field("version", &expected.version, seen.version);
+        field("version", &expected.version, &seen.version);
         if expected.path_segments != seen.path_segments {
             let text = format!(
                 "path_segments {:?} (seen {:?})",
@@ -408,7 +408,7 @@ fn has_vectors(group: &Group, name: &str) -> Checked {
 fn run_vector(suite: &mut Suite<'_>, vector: &Vector) -> Result<(), String> {
     let lead = |what: String| format!("{}: vector `{}`: {what}", vector.requirement(), vector.name);
     let bytes = bytes_of(&vector.request).map_err(lead)?;
-    suite.probe.set(probe::record(&suite.probe));
+    suite.probe.set(probe::record());
     let mut connection = suite
         .connect_at(vector.root_path.as_deref())
         .map_err(|error| lead(format!("could not connect: {error}")))?;

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Instant;
 
 /// The live children of `parent`, read from `/proc/*/stat` (Linux).
 #[allow(dead_code)] // Not every binary that includes this module counts processes.
@@ -37,4 +39,35 @@ pub fn summary(passed: usize, failed: usize) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Runs, one after another, each of `tests` whose name contains one of the filters on the
+/// command line (the arguments that do not start with `-`; all of them when there are none),
+/// printing a line per test as the standard harness does, then the [`summary`].
+#[allow(dead_code)] // Binaries with a harness of their own do not use it.
+pub fn run_tests(tests: &[(&str, fn())]) -> ExitCode {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in tests {
+        if !filters.is_empty() && !filters.iter().any(|filter| name.contains(filter.as_str())) {
+            continue;
+        }
+        print!("test {name} ... ");
+        let _ = std::io::stdout().flush();
+        let started = Instant::now();
+        match std::panic::catch_unwind(test) {
+            Ok(()) => {
+                println!("ok ({:.1} s)", started.elapsed().as_secs_f64());
+                passed += 1;
+            }
+            Err(_) => {
+                println!("FAILED");
+                failed += 1;
+            }
+        }
+    }
+    summary(passed, failed)
 }
