@@ -56,15 +56,18 @@
 pub mod app;
 pub mod body;
 pub mod cgi;
+pub mod disconnect;
 pub mod environ;
 pub mod error;
 pub mod input;
+pub mod interim;
 pub mod lint;
 pub mod middleware;
 pub mod path;
 pub mod response;
 pub mod server;
 pub mod start_response;
+pub mod trailers;
 
 pub mod violation;
 

@@ -37,10 +37,12 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::body::{Body, Mismatch, Promise};
+use crate::interim::FlushHead;
 use crate::response::{check_head_declared, http_response, is_bodiless};
+use crate::trailers::{announced, check_trailer_name};
 use crate::violation::Violation;
 use crate::{App, Environ, Error, Response, StartResponse};
 
@@ -121,6 +123,7 @@ where
                 extensions,
                 mut guarded,
                 bodiless,
+                flush,
             } = {
                 let call = pin!(app.call(environ, StartResponse::new()));
                 let response = match (CatchPanic { future: call }).await {
@@ -135,6 +138,15 @@ where
                     Checked::Done(prepared) => break 'prepared prepared,
                 }
             };
+            if flush {
+                // The app asked for its head at once (REQ-INTERIM-3): no first chunk awaited.
+                let advertised = guarded.length();
+                let body = ResponseBody {
+                    first: None,
+                    rest: Some(guarded),
+                };
+                break 'prepared Prepared::ready(status, headers, extensions, body, advertised);
+            }
             let first = loop {
                 match poll_fn(|cx| Pin::new(&mut guarded).poll_next(cx)).await {
                     Some(Ok(chunk)) if chunk.is_empty() => continue,
@@ -176,6 +188,14 @@ fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked
         Ok(declared) => declared,
         Err(violation) => return Checked::Done(Prepared::failed(Failure::Violation(violation))),
     };
+    if let Some(Err(violation)) = body
+        .trailer_names()
+        .iter()
+        .map(check_trailer_name)
+        .find(Result::is_err)
+    {
+        return Checked::Done(Prepared::failed(Failure::Violation(violation)));
+    }
     let bodiless = is_bodiless(status);
     if bodiless && length.is_some_and(|n| n > 0) {
         return Checked::Done(Prepared::failed(Failure::Violation(bodiless_violation(
@@ -195,12 +215,14 @@ fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked
             advertised,
         ));
     }
+    let flush = !bodiless && extensions.get::<FlushHead>().is_some();
     Checked::Stream(Streaming {
         status,
         headers,
         extensions,
         guarded: Guarded::new(body, declared, length),
         bodiless,
+        flush,
     })
 }
 
@@ -210,14 +232,16 @@ enum Checked<B> {
     Done(Prepared<B>),
 }
 
-/// An answer whose body is to be polled: its head, its guarded body, and whether its status
-/// forbids body bytes (so a first chunk is a violation).
+/// An answer whose body is to be polled: its head, its guarded body, whether its status
+/// forbids body bytes (so a first chunk is a violation), and whether the app asked for its head
+/// to go out at once.
 struct Streaming<B> {
     status: StatusCode,
     headers: HeaderMap,
     extensions: Extensions,
     guarded: Guarded<B>,
     bodiless: bool,
+    flush: bool,
 }
 
 fn bodiless_violation(status: StatusCode) -> Violation {
@@ -497,7 +521,8 @@ impl<B: Body + Unpin> ResponseBody<B> {
     pub fn is_end_stream(&self) -> bool {
         self.first.is_none()
             && self.rest.as_ref().map_or(true, |rest| {
-                rest.done || (!rest.declared && rest.body.content_length() == Some(0))
+                rest.body.trailer_names().is_empty()
+                    && (rest.done || (!rest.declared && rest.body.content_length() == Some(0)))
             })
     }
 }
@@ -512,10 +537,13 @@ impl<B: Body + Unpin> Stream for ResponseBody<B> {
         let Some(rest) = self.rest.as_mut() else {
             return Poll::Ready(None);
         };
-        let polled = Pin::new(rest).poll_next(cx);
-        if let Poll::Ready(None | Some(Err(_))) = polled {
+        let polled = Pin::new(&mut *rest).poll_next(cx);
+        match polled {
+            // A body with trailers to come is kept until they are polled (REQ-TRAIL-3).
+            Poll::Ready(None) if !rest.body.trailer_names().is_empty() => {}
             // Dropping the app's body now is its close() (REQ-SRV-8).
-            self.rest = None;
+            Poll::Ready(None | Some(Err(_))) => self.rest = None,
+            _ => {}
         }
         polled
     }
@@ -528,6 +556,39 @@ impl<B: Body + Unpin> Body for ResponseBody<B> {
             None => Some(first),
             Some(rest) => rest.length().map(|rest| first + rest),
         }
+    }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        self.rest
+            .as_ref()
+            .map_or(&[], |rest| rest.body.trailer_names())
+    }
+
+    /// The app's trailers, of the fields it announced (REQ-TRAIL-1); the app's body is dropped
+    /// once they are polled (REQ-SRV-8).
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        let Some(rest) = self.rest.as_mut().filter(|rest| rest.done) else {
+            return Poll::Ready(Ok(None));
+        };
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            Pin::new(&mut rest.body).poll_trailers(cx)
+        }));
+        let fields = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(fields))) => {
+                Ok(fields.map(|fields| announced(rest.body.trailer_names(), fields)))
+            }
+            Ok(Poll::Ready(Err(error))) => Err(error),
+            Err(panic) => Err(Error::msg(format!(
+                "body panicked: {}",
+                panic_message(&*panic)
+            ))),
+        };
+        self.rest = None;
+        Poll::Ready(fields)
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
 
 use rwgi::app::{app_fn, BoxApp};
 use rwgi::body::{Body, BoxBody, Full};
@@ -527,6 +527,17 @@ impl Stream for Traced {
 impl Body for Traced {
     fn content_length(&self) -> Option<u64> {
         self.body.content_length()
+    }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        self.body.trailer_names()
+    }
+
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        Pin::new(&mut self.body).poll_trailers(cx)
     }
 }
 
