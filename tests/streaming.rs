@@ -66,7 +66,11 @@ fn an_event_stream_opens_at_once_and_its_app_learns_of_the_disconnect() {
     assert_eq!(head.status, 200, "REQ-INTERIM-3");
     assert_eq!(head.header("content-type"), Some("text/event-stream"));
     assert_eq!(head.header("transfer-encoding"), Some("chunked"));
-    assert_eq!(events.departures(), 0, "REQ-DISC-2: the client is still there");
+    assert_eq!(
+        events.departures(),
+        0,
+        "REQ-DISC-2: the client is still there"
+    );
     drop(client);
     assert!(
         within_notice(|| events.departures() == 1),
@@ -94,10 +98,7 @@ fn events_arrive_in_order() {
 
 /// An app that hands its request's `Disconnect` (if offered) to the test, then answers at once
 /// or never.
-fn watched(
-    handles: mpsc::Sender<Option<Disconnect>>,
-    answer_at_once: bool,
-) -> impl App {
+fn watched(handles: mpsc::Sender<Option<Disconnect>>, answer_at_once: bool) -> impl App {
     let handles = Mutex::new(handles);
     app_fn(move |environ: Environ, start: StartResponse| {
         let disconnect = environ.extensions().get::<Disconnect>().cloned();
@@ -123,7 +124,10 @@ fn a_client_gone_while_the_app_works_completes_gone() {
         .recv_timeout(NOTICE)
         .expect("the app was called")
         .expect("REQ-DISC-1: the server offers a Disconnect");
-    assert!(!disconnect.is_gone(), "REQ-DISC-2: the client is still there");
+    assert!(
+        !disconnect.is_gone(),
+        "REQ-DISC-2: the client is still there"
+    );
     drop(client);
     // Awaited from a thread of its own, as a task the app started would.
     let waiter = std::thread::spawn(move || futures_executor::block_on(disconnect.gone()));
@@ -155,9 +159,8 @@ const UPLOAD_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb41
 fn response_trailers_follow_a_chunked_body_when_the_client_takes_them() {
     let server = serve(Checksum);
     let mut client = connect(&server);
-    let response = client.exchange(
-        b"POST /sum HTTP/1.1\r\nHost: h\r\nTE: trailers\r\nContent-Length: 3\r\n\r\nabc",
-    );
+    let response = client
+        .exchange(b"POST /sum HTTP/1.1\r\nHost: h\r\nTE: trailers\r\nContent-Length: 3\r\n\r\nabc");
     assert_eq!(response.status, 200);
     assert_eq!(response.body, b"abc");
     assert!(response.complete);

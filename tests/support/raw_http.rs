@@ -194,7 +194,10 @@ impl<S: Read + Write> Client<S> {
                             let colon = line.iter().position(|&b| b == b':');
                             let colon = colon.unwrap_or_else(|| panic!("bad trailer {line:?}"));
                             let name = String::from_utf8_lossy(&line[..colon]).to_lowercase();
-                            let value = String::from_utf8_lossy(&line[colon + 1..]).trim().as_bytes().to_vec();
+                            let value = String::from_utf8_lossy(&line[colon + 1..])
+                                .trim()
+                                .as_bytes()
+                                .to_vec();
                             response.trailers.push((name, value));
                         }
                         None => break false,
