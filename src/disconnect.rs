@@ -4,9 +4,9 @@
 //! When the client goes away, the server drops the app's future and its body (REQ-CONC-2).
 //! That is enough for work done inside them, but not for work they started elsewhere: a task
 //! that waits for events to push to a server-sent events stream, a query on a pool, a long
-//! poll registered with a broker. A server that offers this extension puts a [`Disconnect`] in
-//! the environ's extensions; the app clones it into that work and awaits
-//! [`gone`](Disconnect::gone) beside it.
+//! poll registered with a broker. A server that offers this extension offers a [`Disconnect`]
+//! (found by [`Environ::extension`](crate::Environ::extension)); the app clones it into that
+//! work and awaits [`gone`](Disconnect::gone) beside it.
 //!
 //! Without the extension, the app learns of a departure only by the drop of its future or its
 //! body: it can tie such work to a guard it keeps in the body.
@@ -41,7 +41,8 @@ use std::task::{Context, Poll, Waker};
 /// What an app holds to learn that its client went away (REQ-DISC-1): cheap to clone, `Send`,
 /// `Sync` and `'static`, so it can go into any task.
 ///
-/// A server offers it in the environ's extensions:
+/// A server offers it in the environ's extensions, or for a whole connection
+/// ([`ConnectionInfo::offer`](crate::environ::ConnectionInfo::offer)):
 ///
 /// ```
 /// use rwgi::disconnect::{Departure, Disconnect};
@@ -51,7 +52,7 @@ use std::task::{Context, Poll, Waker};
 /// environ.extensions_mut().insert(Departure::new().disconnect());
 ///
 /// // The app:
-/// match environ.extensions().get::<Disconnect>() {
+/// match environ.extension::<Disconnect>() {
 ///     Some(disconnect) => assert!(!disconnect.is_gone()),
 ///     None => { /* rely on the drop of the future and the body (REQ-CONC-2) */ }
 /// }

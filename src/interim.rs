@@ -1,7 +1,7 @@
 //! Interim responses and flushing the head (spec §14.7, REQ-INTERIM-*).
 //!
 //! Two ways for an app to get something to the client before its first body chunk, each an
-//! extension a server offers in the environ's extensions:
+//! extension a server offers (found by [`Environ::extension`](crate::Environ::extension)):
 //!
 //! - [`FlushHead`]: the head goes out as soon as the app returns its response, not with the
 //!   first chunk. Server-sent events and long polling need it: their first chunk may be minutes
@@ -25,7 +25,7 @@
 //! environ.extensions_mut().insert(FlushHead::new()); // the server's offer
 //!
 //! let mut response = rwgi::StartResponse::new().start(StatusCode::OK, HeaderMap::new()).body(Empty);
-//! if environ.extensions().get::<FlushHead>().is_some() {
+//! if environ.extension::<FlushHead>().is_some() {
 //!     response.extensions_mut().insert(FlushHead::new()); // the app's request
 //! }
 //! assert!(response.extensions().get::<FlushHead>().is_some());
@@ -40,7 +40,7 @@ use http::{HeaderMap, StatusCode};
 use crate::response::is_hop_by_hop;
 use crate::violation::Violation;
 
-/// Sending the head before the first chunk (REQ-INTERIM-3): in the environ's extensions, the
+/// Sending the head before the first chunk (REQ-INTERIM-3): offered to the environ, the
 /// server's offer; in a response's extensions, the app's request. A server that did not offer
 /// it ignores the request, and a response without it keeps REQ-SRV-4.
 ///
@@ -79,7 +79,7 @@ pub trait SendInterim: Send + Sync {
 }
 
 /// The app's handle for interim responses, which a server that offers them puts in the
-/// environ's extensions.
+/// environ's extensions (it is the request's own).
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -112,7 +112,7 @@ pub struct Interim {
 
 impl Interim {
     /// A handle that sends through `sender`.
-    pub fn new(sender: Arc<dyn SendInterim>) -> Self {
+    pub fn new<S: SendInterim + 'static>(sender: Arc<S>) -> Self {
         Interim { sender }
     }
 

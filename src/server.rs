@@ -49,7 +49,10 @@ use crate::{App, Environ, Error, Response, StartResponse};
 /// Calls `app` for one request and gets its answer ready to send.
 ///
 /// It runs the app, checks the head ([`check_head`](crate::response::check_head)), drops the body of answers that have
-/// none, and polls the body up to its first non-empty chunk. When any of this fails (the app
+/// none, and polls the body up to its first non-empty chunk, except for a response that carries
+/// a [`FlushHead`] in its extensions, whose head is ready at once (REQ-INTERIM-3). It keeps the
+/// body's announced trailers for [`ResponseBody`]'s `poll_trailers` (REQ-TRAIL-1) and answers
+/// `500` to a body that announces a field no trailer may be (REQ-TRAIL-2). When any of this fails (the app
 /// returns an error or panics, the head breaks a rule, the body fails or panics before its
 /// first chunk) the result is a plain `500 Internal Server Error` and
 /// [`Prepared::failure`] says why, for the server's log. Nothing has been sent at that point.
@@ -959,6 +962,75 @@ mod tests {
         assert_eq!(prepared.status(), StatusCode::OK);
         let error = collect(prepared.into_parts().2).unwrap_err();
         assert_eq!(error.to_string(), "body panicked: body exploded");
+    }
+
+    /// Never yields: a stream waiting for its first event.
+    struct Waiting;
+
+    impl Stream for Waiting {
+        type Item = Result<Bytes, Error>;
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Pending
+        }
+    }
+
+    impl Body for Waiting {}
+
+    #[test]
+    fn a_flushed_head_is_ready_before_the_first_chunk() {
+        let app = app_fn(|_, start: StartResponse| async move {
+            let mut response = start.start(StatusCode::OK, HeaderMap::new()).body(Waiting);
+            response.extensions_mut().insert(FlushHead::new());
+            Ok(response)
+        });
+        // Without the flush this would wait for a chunk that never comes.
+        let prepared = block_on(prepare(&app, environ_of(Request::get("/events"))));
+        assert_eq!(prepared.status(), StatusCode::OK);
+        assert_eq!(prepared.content_length(), None);
+        let (_, _, mut body) = prepared.into_parts();
+        assert!(!body.is_end_stream());
+        let waker = crate::body::tests::noop_waker();
+        assert!(Pin::new(&mut body)
+            .poll_next(&mut Context::from_waker(&waker))
+            .is_pending());
+    }
+
+    #[test]
+    fn trailers_go_through_announced_only_and_the_body_is_dropped_after_them() {
+        let app = app_fn(|_, start: StartResponse| async move {
+            let names = vec![http::HeaderName::from_static("x-sum")];
+            let trailers = Box::pin(async {
+                let mut fields = HeaderMap::new();
+                fields.insert("x-sum", HeaderValue::from_static("3"));
+                fields.insert("x-other", HeaderValue::from_static("4"));
+                Ok(fields)
+            });
+            let body = crate::trailers::WithTrailers::new(Full::new("abc"), names, trailers);
+            Ok(start.start(StatusCode::OK, HeaderMap::new()).body(body))
+        });
+        let (_, _, mut body) = block_on(prepare(&app, environ_of(Request::get("/")))).into_parts();
+        assert_eq!(
+            body.trailer_names(),
+            [http::HeaderName::from_static("x-sum")]
+        );
+        assert!(!body.is_end_stream(), "the trailers are still to come");
+        let waker = crate::body::tests::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(
+            Pin::new(&mut body).poll_next(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(matches!(
+            Pin::new(&mut body).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
+        let Poll::Ready(Ok(Some(fields))) = Pin::new(&mut body).poll_trailers(&mut cx) else {
+            panic!("expected the trailers");
+        };
+        assert_eq!(fields.len(), 1, "{fields:?}");
+        assert_eq!(fields["x-sum"], "3");
+        assert!(body.is_end_stream());
+        assert!(body.trailer_names().is_empty(), "the app's body is dropped");
     }
 
     /// Yields one chunk, then panics.

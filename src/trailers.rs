@@ -11,8 +11,8 @@
 //! [`poll_trailers`](Body::poll_trailers) yields the fields after the data ended. A body that
 //! has none needs no change. [`WithTrailers`] adds trailers to any body.
 //!
-//! A server that carries trailers says so with a [`Trailers`] value in the environ's
-//! extensions. Without it, trailers are dropped, so an app that must deliver the facts puts them
+//! A server that carries trailers says so by offering a [`Trailers`] value
+//! ([`Environ::extension`] finds it). Without it, trailers are dropped, so an app that must deliver the facts puts them
 //! in the body instead. Even with it, HTTP/1.1 carries response trailers only to a client that
 //! sent `TE: trailers` ([`accepts_trailers`] tells), in a chunked body.
 //!
@@ -56,17 +56,17 @@ use crate::violation::Violation;
 use crate::{Environ, Error};
 
 /// The server's word that it carries trailers: response trailers to the client (REQ-TRAIL-3)
-/// and request trailers to the app (REQ-TRAIL-4). A server that offers them puts one in the
-/// environ's extensions.
+/// and request trailers to the app (REQ-TRAIL-4). A server offers it in the environ's
+/// extensions or for the whole connection; [`Environ::extension`] finds it.
 ///
 /// ```
 /// use rwgi::trailers::Trailers;
 /// use rwgi_conformance::test_client::TestRequest;
 ///
 /// let mut environ = TestRequest::get("/").into_environ();
-/// assert!(environ.extensions().get::<Trailers>().is_none());
+/// assert!(environ.extension::<Trailers>().is_none());
 /// environ.extensions_mut().insert(Trailers::new());
-/// assert!(environ.extensions().get::<Trailers>().is_some());
+/// assert!(environ.extension::<Trailers>().is_some());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Trailers {
@@ -94,7 +94,7 @@ impl Trailers {
 /// assert!(accepts_trailers(&environ));
 /// ```
 pub fn accepts_trailers(environ: &Environ) -> bool {
-    if environ.extensions().get::<Trailers>().is_none() {
+    if environ.extension::<Trailers>().is_none() {
         return false;
     }
     environ.version() >= Version::HTTP_2

@@ -101,7 +101,7 @@ fn events_arrive_in_order() {
 fn watched(handles: mpsc::Sender<Option<Disconnect>>, answer_at_once: bool) -> impl App {
     let handles = Mutex::new(handles);
     app_fn(move |environ: Environ, start: StartResponse| {
-        let disconnect = environ.extensions().get::<Disconnect>().cloned();
+        let disconnect = environ.extension::<Disconnect>().cloned();
         let _ = handles.lock().unwrap().send(disconnect);
         async move {
             if !answer_at_once {

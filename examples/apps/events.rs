@@ -66,14 +66,14 @@ impl App for Events {
         start: StartResponse,
     ) -> Result<Response<EventStream>, Error> {
         let (sender, events) = mpsc::channel(4);
-        let disconnect = environ.extensions().get::<Disconnect>().cloned();
+        let disconnect = environ.extension::<Disconnect>().cloned();
         tokio::spawn(produce(
             sender,
             disconnect,
             self.period,
             Arc::clone(&self.departures),
         ));
-        let flush = environ.extensions().get::<FlushHead>().is_some();
+        let flush = environ.extension::<FlushHead>().is_some();
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -18,9 +18,11 @@
 //!
 //! A check passes only after it saw what it judges, and is skipped only for a condition the
 //! server declared: `connection_addresses` for an [`Address::Unix`], which has no peer
-//! address ([`Address::has_socket_addresses`]). Anything the suite could not observe on a TCP
+//! address ([`Address::has_socket_addresses`]), and the checks of an extension the server does
+//! not offer in the environ ([`NOT_OFFERED`]). Anything the suite could not observe on a TCP
 //! server is a failure. [`Report::assert_ok_strict`](crate::Report::assert_ok_strict) refuses
-//! that skip too.
+//! every skip; [`Report::assert_ok_offered`](crate::Report::assert_ok_offered) only those of
+//! extensions not offered.
 //!
 //! ```no_run
 //! # use rwgi::app::BoxApp;
@@ -53,6 +55,7 @@ use crate::{Check, Report};
 use rwgi::app::BoxApp;
 
 mod client;
+mod extensions;
 mod lifecycle;
 mod probe;
 mod requests;
@@ -230,6 +233,17 @@ impl Drop for ServerHandle {
 /// How long the suite waits for any one thing: a connection, a response, a call of the app.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How the reason of a skip begins when the server does not offer the extension a check is
+/// about (spec §14.6 to §14.8): absent means unsupported, and the check has nothing to hold
+/// the server to. [`Report::assert_ok_offered`](crate::Report::assert_ok_offered) accepts these
+/// skips and no other.
+///
+/// ```
+/// use rwgi_conformance::server_suite::NOT_OFFERED;
+/// assert_eq!(NOT_OFFERED, "the server does not offer ");
+/// ```
+pub const NOT_OFFERED: &str = "the server does not offer ";
+
 macro_rules! checks {
     ($($module:ident::$name:ident: [$first:literal $(, $requirement:literal)* $(,)?] $what:literal;)+) => {
         /// Every check of the server suite, in the order [`run`] runs them, with the
@@ -362,6 +376,22 @@ checks! {
     lifecycle::multithread_consistent: ["REQ-CONC-1", "REQ-ENV-9"]
         "When two calls run at once on different threads, the environ says `multithread`; every \
          call gets the same `ServerInfo`.";
+    extensions::disconnect_notified: ["REQ-DISC-1", "REQ-DISC-2"]
+        "A `Disconnect` the server offers completes once the client went away while the app \
+         works and while the body waits, and not while the client is there.";
+    extensions::head_flushed: ["REQ-INTERIM-3"]
+        "With `FlushHead` offered and asked for, the head arrives before the body's first chunk.";
+    extensions::interim_responses: ["REQ-INTERIM-2"]
+        "With `Interim` offered, a `103` the app sends arrives before the final response.";
+    extensions::response_trailers: ["REQ-TRAIL-3", "REQ-TRAIL-1"]
+        "With `Trailers` offered, a body's announced trailers follow its chunked data to a client \
+         that sent `TE: trailers`, and no field it did not announce.";
+    extensions::illegal_trailer_names: ["REQ-TRAIL-2"]
+        "With `Trailers` offered, a body that announces `content-length` as a trailer gets a \
+         `500`.";
+    extensions::request_trailers: ["REQ-TRAIL-4"]
+        "With `Trailers` offered, the trailer fields of a chunked upload reach the app after \
+         its input.";
 }
 
 /// Runs every check against the server that `start` starts.

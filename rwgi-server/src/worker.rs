@@ -642,8 +642,14 @@ async fn serve_connection<A>(
 {
     let started = AtomicBool::new(false);
     // An HTTP/1.1 connection carries one request at a time, and a client that goes away takes
-    // all of them: one departure serves the connection.
+    // all of them: one departure serves the connection. The extensions are offered once per
+    // connection, so a request pays nothing for them (REQ-DISC-1, REQ-INTERIM-3, REQ-TRAIL-3,
+    // REQ-TRAIL-4).
     let departure = Departure::new();
+    let connection = connection
+        .offer(departure.disconnect())
+        .offer(FlushHead::new())
+        .offer(Trailers::new());
     // Requests borrow what the connection owns: no reference count changes per request.
     #[cfg(not(feature = "http2"))]
     let service = service_fn(|request| {
@@ -655,14 +661,17 @@ async fn serve_connection<A>(
     #[cfg(feature = "http2")]
     let connection = Arc::new(connection);
     #[cfg(feature = "http2")]
-    let service = service_fn(|request| {
+    let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
         mark_active();
         let shared = Arc::clone(&shared);
         let connection = Arc::clone(&connection);
-        // An HTTP/2 stream can be reset alone: each request has a departure of its own.
+        // An HTTP/2 stream can be reset alone: each request has a departure of its own, whose
+        // handle the app finds before the connection's.
         let departure = if request.version() == rwgi::http::Version::HTTP_2 {
-            Departure::new()
+            let own = Departure::new();
+            request.extensions_mut().insert(own.disconnect());
+            own
         } else {
             departure.clone()
         };
@@ -811,7 +820,7 @@ fn respond<'a, A: App>(
             hooks.before_request(&tracked.info());
         }
     }
-    let watch = offer(&mut environ, departure);
+    let watch = Watch(Some(departure.clone()));
     let head = environ.method() == Method::HEAD;
     if !shared.request_timeout.is_zero() {
         return EitherFuture::Right(EitherFuture::Right(Box::pin(answer_within(
@@ -823,18 +832,6 @@ fn respond<'a, A: App>(
         environ,
         move |prepared| Ok(send_answer(prepared, head, peer, tracked, watch)),
     )))
-}
-
-/// Puts the extensions this server offers in the environ: disconnect notification
-/// (REQ-DISC-1), flushing the head (REQ-INTERIM-3) and trailers (REQ-TRAIL-3, REQ-TRAIL-4).
-/// Returns the watch that tells the request's `Disconnect` handles when the client went away.
-#[inline(always)]
-fn offer(environ: &mut Environ, departure: &Departure) -> Watch {
-    let extensions = environ.extensions_mut();
-    extensions.insert(departure.disconnect());
-    extensions.insert(FlushHead::new());
-    extensions.insert(Trailers::new());
-    Watch(Some(departure.clone()))
 }
 
 /// Tells a request's `Disconnect` handles that the client went away when it is dropped armed:

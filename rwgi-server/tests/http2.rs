@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -42,23 +42,13 @@ fn http2_and_http1_on_one_listener() {
         .serve(app())
         .expect("the server starts");
     let address = server.local_addr().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
-        let (sender, connection) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                .await
-                .expect("the HTTP/2 handshake");
-        tokio::spawn(connection);
+    with_http2(address, |sender| async move {
         let started = std::time::Instant::now();
         let requests = (0..8).map(|n| {
             let mut sender = sender.clone();
             async move {
                 let request = Request::get(format!("http://127.0.0.1/stream/{n}"))
-                    .body(Empty::<Bytes>::new())
+                    .body(frames(Vec::new()))
                     .unwrap();
                 let response = sender.send_request(request).await.expect("a response");
                 assert_eq!(response.status(), StatusCode::OK);
@@ -77,8 +67,7 @@ fn http2_and_http1_on_one_listener() {
             started.elapsed()
         );
     });
-    // The client's connection ends with its runtime (a graceful stop would wait for it).
-    drop(runtime);
+    // The client's connection ended with its runtime (a graceful stop would wait for it).
 
     // HTTP/1.1 on the same listener.
     let mut stream = std::net::TcpStream::connect(address).unwrap();
@@ -98,7 +87,8 @@ fn http2_and_http1_on_one_listener() {
 type Frames =
     StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 
-/// Runs `client` with an HTTP/2 connection to `address`, on a runtime of its own.
+/// Runs `client` with an HTTP/2 connection to `address`, on a runtime of its own, which ends
+/// with the connection.
 fn with_http2<F, Fut>(address: std::net::SocketAddr, client: F)
 where
     F: FnOnce(SendRequest<Frames>) -> Fut,
@@ -166,7 +156,7 @@ fn a_reset_stream_is_the_client_gone_and_its_head_came_first() {
     let (handles, received) = mpsc::channel::<Disconnect>();
     let handles = std::sync::Mutex::new(handles);
     let app = app_fn(move |environ: Environ, start: StartResponse| {
-        let disconnect = environ.extensions().get::<Disconnect>().cloned();
+        let disconnect = environ.extension::<Disconnect>().cloned();
         let _ = handles
             .lock()
             .unwrap()

@@ -73,17 +73,9 @@ impl<S: Read + Write> Client<S> {
     /// Reads one response. `head` says the request was `HEAD`, whose response has no body
     /// whatever its headers say.
     pub fn read_response(&mut self, head: bool) -> Response {
-        let (version, status, reason, headers) = self.read_head();
-        let mut response = Response {
-            version,
-            status,
-            reason,
-            headers,
-            body: Vec::new(),
-            chunks: None,
-            trailers: Vec::new(),
-            complete: true,
-        };
+        let mut response = self.read_head_only();
+        response.complete = true;
+        let status = response.status;
         if head || status == 204 || status == 304 || (100..200).contains(&status) {
             return response;
         }

@@ -20,10 +20,13 @@ use futures_core::Stream;
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 
 use rwgi::app::{app_fn, BoxApp};
-use rwgi::body::{Body, BoxBody, Full};
+use rwgi::body::{Body, BodyExt, BoxBody, Full};
 use rwgi::cgi::server_protocol;
+use rwgi::disconnect::Disconnect;
 use rwgi::environ::ServerInfo;
+use rwgi::interim::{FlushHead, Interim};
 use rwgi::path::latin1;
+use rwgi::trailers::{Trailers, WithTrailers};
 use rwgi::{App, Environ, Error, Input, Response, StartResponse};
 
 /// Marks every error message and panic payload of the probe: a server that shows it to the
@@ -50,6 +53,17 @@ pub(super) struct Seen {
     pub(super) local_addr: Option<SocketAddr>,
     pub(super) remote_addr: Option<SocketAddr>,
     pub(super) server: ServerInfo,
+    /// The extensions of sections 14.6 to 14.8 the server offered.
+    pub(super) offered: Offered,
+}
+
+/// What the server offered in the environ's extensions, of the extensions the suite checks.
+#[derive(Clone, Debug)]
+pub(super) struct Offered {
+    pub(super) disconnect: Option<Disconnect>,
+    pub(super) flush_head: bool,
+    pub(super) interim: bool,
+    pub(super) trailers: bool,
 }
 
 impl Seen {
@@ -82,6 +96,12 @@ impl Seen {
             local_addr: environ.local_addr(),
             remote_addr: environ.remote_addr(),
             server: environ.server().clone(),
+            offered: Offered {
+                disconnect: environ.extension::<Disconnect>().cloned(),
+                flush_head: environ.extension::<FlushHead>().is_some(),
+                interim: environ.extension::<Interim>().is_some(),
+                trailers: environ.extension::<Trailers>().is_some(),
+            },
         }
     }
 }
@@ -107,6 +127,8 @@ pub(super) struct InputRecord {
     /// [`checksum`] of all of them.
     pub(super) checksum: u64,
     pub(super) end: InputEnd,
+    /// The trailer fields that followed a complete body, names and values as text.
+    pub(super) trailers: Vec<(String, String)>,
 }
 
 /// The starting value of [`checksum`].
@@ -128,6 +150,7 @@ pub(super) async fn drain(input: &mut Input, keep: usize, stop_after: Option<u64
         received: 0,
         checksum: CHECKSUM_START,
         end: InputEnd::Complete,
+        trailers: Vec::new(),
     };
     loop {
         if stop_after.is_some_and(|limit| record.received >= limit) {
@@ -145,7 +168,17 @@ pub(super) async fn drain(input: &mut Input, keep: usize, stop_after: Option<u64
                 record.end = InputEnd::Failed(error.to_string());
                 return record;
             }
-            None => return record,
+            None => {
+                if let Ok(Some(trailers)) = input.trailers().await {
+                    record.trailers = trailers
+                        .iter()
+                        .map(|(name, value)| {
+                            (name.to_string(), latin1(value.as_bytes()).into_owned())
+                        })
+                        .collect();
+                }
+                return record;
+            }
         }
     }
 }
@@ -626,5 +659,65 @@ pub(super) fn failing(panic: bool) -> impl App {
             panic!("rwgi probe: deliberate panic in an app: {SECRET}");
         }
         Err::<Response<Full>, _>(Error::msg(format!("probe app failed: {SECRET}")))
+    })
+}
+
+/// Answers `200` with `body`, asking for the head to go out at once (REQ-INTERIM-3).
+pub(super) fn flushing(body: Script) -> impl App {
+    app_fn(move |_: Environ, start: StartResponse| {
+        let mut response = start
+            .start(StatusCode::OK, HeaderMap::new())
+            .body(body.clone());
+        response.extensions_mut().insert(FlushHead::new());
+        async move { Ok(response) }
+    })
+}
+
+/// Sends a `103 Early Hints` when the server offers interim responses, then answers `200`.
+pub(super) fn hinting() -> impl App {
+    app_fn(move |environ: Environ, start: StartResponse| async move {
+        if let Some(interim) = environ.extension::<Interim>() {
+            let mut hints = HeaderMap::new();
+            hints.insert(
+                "link",
+                http::HeaderValue::from_static("</probe.css>; rel=preload; as=style"),
+            );
+            interim
+                .send(StatusCode::EARLY_HINTS, hints)
+                .map_err(Error::new)?;
+        }
+        Ok(start
+            .start(StatusCode::OK, HeaderMap::new())
+            .body(Full::new("hinted\n")))
+    })
+}
+
+/// Answers `200` with `data`, then the trailer `fields`, announcing `names`.
+pub(super) fn trailing(
+    names: &[&'static str],
+    fields: &[(&'static str, &'static str)],
+) -> impl App {
+    let names: Vec<HeaderName> = names
+        .iter()
+        .map(|name| HeaderName::from_static(name))
+        .collect();
+    let fields: HeaderMap = fields
+        .iter()
+        .map(|(name, value)| {
+            (
+                HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            )
+        })
+        .collect();
+    app_fn(move |_: Environ, start: StartResponse| {
+        let fields = fields.clone();
+        let body = WithTrailers::new(
+            Full::new("trailed\n"),
+            names.clone(),
+            Box::pin(async move { Ok(fields) }),
+        );
+        let response = start.start(StatusCode::OK, HeaderMap::new()).body(body);
+        async move { Ok(response) }
     })
 }
