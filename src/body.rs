@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_core::Stream;
+use http::{HeaderMap, HeaderName};
 
 use crate::violation::Violation;
 use crate::Error;
@@ -79,6 +80,42 @@ pub trait Body: Stream<Item = Result<Bytes, Error>> {
     fn content_length(&self) -> Option<u64> {
         None
     }
+
+    /// The names of the trailer fields this body will yield after its data, announced before
+    /// its first chunk (REQ-TRAIL-1): a server names them in the head (HTTP/1.1's `Trailer`
+    /// field) and sends only these. The default is none; see [`crate::trailers`].
+    ///
+    /// ```
+    /// use rwgi::body::{Body, Full};
+    /// assert!(Full::new("no trailers").trailer_names().is_empty());
+    /// ```
+    fn trailer_names(&self) -> &[HeaderName] {
+        &[]
+    }
+
+    /// The trailer fields, polled after [`poll_next`](Stream::poll_next) returned `None`
+    /// (REQ-TRAIL-1): `Ok(None)` when there are none. The caller polls it at most until it is
+    /// ready, and never before the data ended. The default has none.
+    ///
+    /// An `Err` ends the response abnormally, like a failing chunk after the head was sent
+    /// (REQ-ERR-3).
+    ///
+    /// ```
+    /// use rwgi::body::{BodyExt, Full};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let mut body = Full::new("data");
+    /// while body.chunk().await.is_some() {}
+    /// assert!(body.trailers().await.unwrap().is_none());
+    /// # });
+    /// ```
+    fn poll_trailers(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        let _ = cx;
+        Poll::Ready(Ok(None))
+    }
 }
 
 /// Conveniences for every [`Body`].
@@ -102,9 +139,37 @@ pub trait BodyExt: Body {
     {
         Chunk { body: self }
     }
+
+    /// The trailer fields, once the data ended: [`Body::poll_trailers`] as a future.
+    fn trailers(&mut self) -> Trailers<'_, Self>
+    where
+        Self: Unpin,
+    {
+        Trailers { body: self }
+    }
 }
 
 impl<B: Body + ?Sized> BodyExt for B {}
+
+/// The future of [`BodyExt::trailers`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Trailers<'a, B: ?Sized> {
+    body: &'a mut B,
+}
+
+impl<B: ?Sized> fmt::Debug for Trailers<'_, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trailers").finish_non_exhaustive()
+    }
+}
+
+impl<B: Body + Unpin + ?Sized> std::future::Future for Trailers<'_, B> {
+    type Output = Result<Option<HeaderMap>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut *self.body).poll_trailers(cx)
+    }
+}
 
 /// The future of [`BodyExt::chunk`].
 #[must_use = "futures do nothing unless polled"]
@@ -134,17 +199,50 @@ where
     fn content_length(&self) -> Option<u64> {
         (**self).content_length()
     }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        (**self).trailer_names()
+    }
+
+    fn poll_trailers(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        self.get_mut().as_mut().poll_trailers(cx)
+    }
 }
 
 impl<B: Body + Unpin + ?Sized> Body for Box<B> {
     fn content_length(&self) -> Option<u64> {
         (**self).content_length()
     }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        (**self).trailer_names()
+    }
+
+    fn poll_trailers(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        Pin::new(&mut **self.get_mut()).poll_trailers(cx)
+    }
 }
 
 impl<B: Body + Unpin + ?Sized> Body for &mut B {
     fn content_length(&self) -> Option<u64> {
         (**self).content_length()
+    }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        (**self).trailer_names()
+    }
+
+    fn poll_trailers(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        Pin::new(&mut **self.get_mut()).poll_trailers(cx)
     }
 }
 
@@ -472,6 +570,23 @@ where
             Either::Right(body) => body.content_length(),
         }
     }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        match self {
+            Either::Left(body) => body.trailer_names(),
+            Either::Right(body) => body.trailer_names(),
+        }
+    }
+
+    fn poll_trailers(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        match self.get_mut() {
+            Either::Left(body) => Pin::new(body).poll_trailers(cx),
+            Either::Right(body) => Pin::new(body).poll_trailers(cx),
+        }
+    }
 }
 
 /// Any body, type-erased: what routers and boxed apps answer with.
@@ -517,6 +632,17 @@ impl Stream for BoxBody {
 impl Body for BoxBody {
     fn content_length(&self) -> Option<u64> {
         self.inner.content_length()
+    }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        self.inner.trailer_names()
+    }
+
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        self.inner.as_mut().poll_trailers(cx)
     }
 }
 

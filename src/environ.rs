@@ -198,6 +198,8 @@ struct ConnectionFacts {
     local_addr: Option<SocketAddr>,
     peer_addr: Option<SocketAddr>,
     server: ServerInfo,
+    /// What the server offers every request of the connection (spec §14).
+    offers: Extensions,
 }
 
 impl ConnectionInfo {
@@ -209,6 +211,7 @@ impl ConnectionInfo {
                 local_addr: None,
                 peer_addr: None,
                 server: ServerInfo::default(),
+                offers: Extensions::new(),
             }),
         }
     }
@@ -246,6 +249,54 @@ impl ConnectionInfo {
     /// The connection's scheme.
     pub fn scheme(&self) -> &Scheme {
         &self.inner.scheme
+    }
+
+    /// Offers `value` to every request of the connection: an extension the server supports
+    /// (spec §14), found by [`Environ::extension`] like a value in the environ's own
+    /// extensions. A server makes the offer once per connection, so requests pay nothing for
+    /// it, where a value in each environ's extensions costs an allocation per request.
+    ///
+    /// ```
+    /// use rwgi::environ::ConnectionInfo;
+    /// use rwgi::trailers::Trailers;
+    /// use rwgi_conformance::test_client::TestRequest;
+    ///
+    /// let connection = ConnectionInfo::default().offer(Trailers::new());
+    /// let environ = TestRequest::get("/").connection(connection).into_environ();
+    /// assert!(environ.extension::<Trailers>().is_some());
+    /// assert!(environ.extensions().get::<Trailers>().is_none(), "not copied per request");
+    /// ```
+    #[must_use]
+    pub fn offer<T: Clone + Send + Sync + 'static>(self, value: T) -> Self {
+        self.edit(|facts| {
+            facts.offers.insert(value);
+        })
+    }
+
+    /// The same facts without the offer of `T`: for a middleware or bridge that cannot carry
+    /// that extension to the app it serves (REQ-EXT-2).
+    ///
+    /// ```
+    /// use rwgi::environ::ConnectionInfo;
+    /// use rwgi::trailers::Trailers;
+    ///
+    /// let connection = ConnectionInfo::default().offer(Trailers::new());
+    /// assert!(connection.offers().get::<Trailers>().is_some());
+    /// assert!(connection.withdraw::<Trailers>().offers().get::<Trailers>().is_none());
+    /// ```
+    #[must_use]
+    pub fn withdraw<T: Send + Sync + 'static>(self) -> Self {
+        if self.inner.offers.get::<T>().is_none() {
+            return self;
+        }
+        self.edit(|facts| {
+            facts.offers.remove::<T>();
+        })
+    }
+
+    /// What the server offers every request of the connection ([`offer`](ConnectionInfo::offer)).
+    pub fn offers(&self) -> &Extensions {
+        &self.inner.offers
     }
 }
 
@@ -571,6 +622,25 @@ impl Environ {
     /// See [`extensions`](Environ::extensions).
     pub fn extensions_mut(&mut self) -> &mut Extensions {
         &mut self.extensions
+    }
+
+    /// The value of type `T` the server offers this request: from the environ's extensions,
+    /// else from what the server offers the whole connection ([`ConnectionInfo::offer`]). How
+    /// an app looks for an extension (spec §14): absent means the server does not support it.
+    ///
+    /// ```
+    /// use rwgi::interim::FlushHead;
+    /// use rwgi_conformance::test_client::TestRequest;
+    ///
+    /// let mut environ = TestRequest::get("/").into_environ();
+    /// assert!(environ.extension::<FlushHead>().is_none());
+    /// environ.extensions_mut().insert(FlushHead::new());
+    /// assert!(environ.extension::<FlushHead>().is_some());
+    /// ```
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.extensions
+            .get::<T>()
+            .or_else(|| self.connection.offers().get::<T>())
     }
 
     /// The URL scheme of the request: `http` or `https`.
@@ -1296,6 +1366,20 @@ pub(crate) mod tests {
             shown.starts_with("Environ {") && shown.contains("/x"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn the_requests_own_extension_comes_before_the_connections_offer() {
+        let connection = ConnectionInfo::default().offer(1u8).offer(2u16);
+        let mut environ = try_environ_on(Request::get("/").header("host", "h"), &connection)
+            .expect("a valid request");
+        environ.extensions_mut().insert(3u8);
+        assert_eq!(environ.extension::<u8>(), Some(&3));
+        assert_eq!(environ.extension::<u16>(), Some(&2));
+        assert_eq!(environ.extension::<u32>(), None);
+        let withdrawn = connection.withdraw::<u16>();
+        assert!(withdrawn.offers().get::<u16>().is_none());
+        assert_eq!(withdrawn.offers().get::<u8>(), Some(&1));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
+use http::HeaderMap;
 
 use crate::body::{Body, BodyExt};
 use crate::Error;
@@ -283,6 +284,13 @@ impl<S> Body for Adapted<S> {
             _ => None,
         }
     }
+
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        self.inner.as_mut().poll_trailers(cx)
+    }
 }
 
 fn append(buffer: &mut BytesMut, chunk: &[u8], limit: usize) -> Result<(), ReadError> {
@@ -347,6 +355,19 @@ impl Body for Input {
         match &self.body {
             None => Some(0),
             Some(body) => body.content_length(),
+        }
+    }
+
+    /// The request's trailer fields, once the body ended (REQ-TRAIL-4): what the client sent
+    /// after a chunked HTTP/1.1 body or an HTTP/2 stream's data, when the server offers
+    /// [`Trailers`](crate::trailers::Trailers).
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        match self.body.as_mut() {
+            None => Poll::Ready(Ok(None)),
+            Some(body) => body.as_mut().poll_trailers(cx),
         }
     }
 }

@@ -56,9 +56,11 @@
 pub mod app;
 pub mod body;
 pub mod cgi;
+pub mod disconnect;
 pub mod environ;
 pub mod error;
 pub mod input;
+pub mod interim;
 pub mod lifespan;
 pub mod limits;
 pub mod lint;
@@ -68,6 +70,7 @@ pub mod path;
 pub mod response;
 pub mod server;
 pub mod start_response;
+pub mod trailers;
 
 pub mod violation;
 

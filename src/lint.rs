@@ -46,7 +46,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{Method, StatusCode, Version};
+use http::{HeaderMap, HeaderName, Method, StatusCode, Version};
 
 use crate::body::{Body, Mismatch, Promise};
 use crate::middleware::Middleware;
@@ -485,6 +485,17 @@ impl Body for LintInput {
             BodyState::Ended | BodyState::Failed => Some(0),
         }
     }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        self.inner.trailer_names()
+    }
+
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        Pin::new(&mut self.inner).poll_trailers(cx)
+    }
 }
 
 /// The response body of a [`LintApp`]: the app's body, with its bytes counted and its end
@@ -640,5 +651,16 @@ impl<B: Body + Unpin> Body for LintBody<B> {
             BodyState::Streaming => self.inner.content_length(),
             BodyState::Ended | BodyState::Failed => Some(0),
         }
+    }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        self.inner.trailer_names()
+    }
+
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        Pin::new(&mut self.inner).poll_trailers(cx)
     }
 }

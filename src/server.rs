@@ -37,17 +37,22 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::body::{Body, Mismatch, Promise};
+use crate::interim::FlushHead;
 use crate::response::{check_head_declared, http_response, is_bodiless};
+use crate::trailers::{announced, check_trailer_name};
 use crate::violation::Violation;
 use crate::{App, Environ, Error, Response, StartResponse};
 
 /// Calls `app` for one request and gets its answer ready to send.
 ///
 /// It runs the app, checks the head ([`check_head`](crate::response::check_head)), drops the body of answers that have
-/// none, and polls the body up to its first non-empty chunk. When any of this fails (the app
+/// none, and polls the body up to its first non-empty chunk, except for a response that carries
+/// a [`FlushHead`] in its extensions, whose head is ready at once (REQ-INTERIM-3). It keeps the
+/// body's announced trailers for [`ResponseBody`]'s `poll_trailers` (REQ-TRAIL-1) and answers
+/// `500` to a body that announces a field no trailer may be (REQ-TRAIL-2). When any of this fails (the app
 /// returns an error or panics, the head breaks a rule, the body fails or panics before its
 /// first chunk) the result is a plain `500 Internal Server Error` and
 /// [`Prepared::failure`] says why, for the server's log. Nothing has been sent at that point.
@@ -121,6 +126,7 @@ where
                 extensions,
                 mut guarded,
                 bodiless,
+                flush,
             } = {
                 let call = pin!(app.call(environ, StartResponse::new()));
                 let response = match (CatchPanic { future: call }).await {
@@ -135,6 +141,15 @@ where
                     Checked::Done(prepared) => break 'prepared prepared,
                 }
             };
+            if flush {
+                // The app asked for its head at once (REQ-INTERIM-3): no first chunk awaited.
+                let advertised = guarded.length();
+                let body = ResponseBody {
+                    first: None,
+                    rest: Some(guarded),
+                };
+                break 'prepared Prepared::ready(status, headers, extensions, body, advertised);
+            }
             let first = loop {
                 match poll_fn(|cx| Pin::new(&mut guarded).poll_next(cx)).await {
                     Some(Ok(chunk)) if chunk.is_empty() => continue,
@@ -176,6 +191,14 @@ fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked
         Ok(declared) => declared,
         Err(violation) => return Checked::Done(Prepared::failed(Failure::Violation(violation))),
     };
+    if let Some(Err(violation)) = body
+        .trailer_names()
+        .iter()
+        .map(check_trailer_name)
+        .find(Result::is_err)
+    {
+        return Checked::Done(Prepared::failed(Failure::Violation(violation)));
+    }
     let bodiless = is_bodiless(status);
     if bodiless && length.is_some_and(|n| n > 0) {
         return Checked::Done(Prepared::failed(Failure::Violation(bodiless_violation(
@@ -195,12 +218,14 @@ fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked
             advertised,
         ));
     }
+    let flush = !bodiless && extensions.get::<FlushHead>().is_some();
     Checked::Stream(Streaming {
         status,
         headers,
         extensions,
         guarded: Guarded::new(body, declared, length),
         bodiless,
+        flush,
     })
 }
 
@@ -210,14 +235,16 @@ enum Checked<B> {
     Done(Prepared<B>),
 }
 
-/// An answer whose body is to be polled: its head, its guarded body, and whether its status
-/// forbids body bytes (so a first chunk is a violation).
+/// An answer whose body is to be polled: its head, its guarded body, whether its status
+/// forbids body bytes (so a first chunk is a violation), and whether the app asked for its head
+/// to go out at once.
 struct Streaming<B> {
     status: StatusCode,
     headers: HeaderMap,
     extensions: Extensions,
     guarded: Guarded<B>,
     bodiless: bool,
+    flush: bool,
 }
 
 fn bodiless_violation(status: StatusCode) -> Violation {
@@ -497,7 +524,8 @@ impl<B: Body + Unpin> ResponseBody<B> {
     pub fn is_end_stream(&self) -> bool {
         self.first.is_none()
             && self.rest.as_ref().map_or(true, |rest| {
-                rest.done || (!rest.declared && rest.body.content_length() == Some(0))
+                rest.body.trailer_names().is_empty()
+                    && (rest.done || (!rest.declared && rest.body.content_length() == Some(0)))
             })
     }
 }
@@ -512,10 +540,13 @@ impl<B: Body + Unpin> Stream for ResponseBody<B> {
         let Some(rest) = self.rest.as_mut() else {
             return Poll::Ready(None);
         };
-        let polled = Pin::new(rest).poll_next(cx);
-        if let Poll::Ready(None | Some(Err(_))) = polled {
+        let polled = Pin::new(&mut *rest).poll_next(cx);
+        match polled {
+            // A body with trailers to come is kept until they are polled (REQ-TRAIL-3).
+            Poll::Ready(None) if !rest.body.trailer_names().is_empty() => {}
             // Dropping the app's body now is its close() (REQ-SRV-8).
-            self.rest = None;
+            Poll::Ready(None | Some(Err(_))) => self.rest = None,
+            _ => {}
         }
         polled
     }
@@ -528,6 +559,39 @@ impl<B: Body + Unpin> Body for ResponseBody<B> {
             None => Some(first),
             Some(rest) => rest.length().map(|rest| first + rest),
         }
+    }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        self.rest
+            .as_ref()
+            .map_or(&[], |rest| rest.body.trailer_names())
+    }
+
+    /// The app's trailers, of the fields it announced (REQ-TRAIL-1); the app's body is dropped
+    /// once they are polled (REQ-SRV-8).
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        let Some(rest) = self.rest.as_mut().filter(|rest| rest.done) else {
+            return Poll::Ready(Ok(None));
+        };
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            Pin::new(&mut rest.body).poll_trailers(cx)
+        }));
+        let fields = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(fields))) => {
+                Ok(fields.map(|fields| announced(rest.body.trailer_names(), fields)))
+            }
+            Ok(Poll::Ready(Err(error))) => Err(error),
+            Err(panic) => Err(Error::msg(format!(
+                "body panicked: {}",
+                panic_message(&*panic)
+            ))),
+        };
+        self.rest = None;
+        Poll::Ready(fields)
     }
 }
 
@@ -898,6 +962,75 @@ mod tests {
         assert_eq!(prepared.status(), StatusCode::OK);
         let error = collect(prepared.into_parts().2).unwrap_err();
         assert_eq!(error.to_string(), "body panicked: body exploded");
+    }
+
+    /// Never yields: a stream waiting for its first event.
+    struct Waiting;
+
+    impl Stream for Waiting {
+        type Item = Result<Bytes, Error>;
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Pending
+        }
+    }
+
+    impl Body for Waiting {}
+
+    #[test]
+    fn a_flushed_head_is_ready_before_the_first_chunk() {
+        let app = app_fn(|_, start: StartResponse| async move {
+            let mut response = start.start(StatusCode::OK, HeaderMap::new()).body(Waiting);
+            response.extensions_mut().insert(FlushHead::new());
+            Ok(response)
+        });
+        // Without the flush this would wait for a chunk that never comes.
+        let prepared = block_on(prepare(&app, environ_of(Request::get("/events"))));
+        assert_eq!(prepared.status(), StatusCode::OK);
+        assert_eq!(prepared.content_length(), None);
+        let (_, _, mut body) = prepared.into_parts();
+        assert!(!body.is_end_stream());
+        let waker = crate::body::tests::noop_waker();
+        assert!(Pin::new(&mut body)
+            .poll_next(&mut Context::from_waker(&waker))
+            .is_pending());
+    }
+
+    #[test]
+    fn trailers_go_through_announced_only_and_the_body_is_dropped_after_them() {
+        let app = app_fn(|_, start: StartResponse| async move {
+            let names = vec![http::HeaderName::from_static("x-sum")];
+            let trailers = Box::pin(async {
+                let mut fields = HeaderMap::new();
+                fields.insert("x-sum", HeaderValue::from_static("3"));
+                fields.insert("x-other", HeaderValue::from_static("4"));
+                Ok(fields)
+            });
+            let body = crate::trailers::WithTrailers::new(Full::new("abc"), names, trailers);
+            Ok(start.start(StatusCode::OK, HeaderMap::new()).body(body))
+        });
+        let (_, _, mut body) = block_on(prepare(&app, environ_of(Request::get("/")))).into_parts();
+        assert_eq!(
+            body.trailer_names(),
+            [http::HeaderName::from_static("x-sum")]
+        );
+        assert!(!body.is_end_stream(), "the trailers are still to come");
+        let waker = crate::body::tests::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(
+            Pin::new(&mut body).poll_next(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(matches!(
+            Pin::new(&mut body).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
+        let Poll::Ready(Ok(Some(fields))) = Pin::new(&mut body).poll_trailers(&mut cx) else {
+            panic!("expected the trailers");
+        };
+        assert_eq!(fields.len(), 1, "{fields:?}");
+        assert_eq!(fields["x-sum"], "3");
+        assert!(body.is_end_stream());
+        assert!(body.trailer_names().is_empty(), "the app's body is dropped");
     }
 
     /// Yields one chunk, then panics.

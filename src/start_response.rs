@@ -46,7 +46,10 @@
 //!
 //! WSGI's timing holds too: calling the callback sends nothing. The server sends the status
 //! line and headers only together with the first non-empty body chunk, or at the end of an
-//! empty body (REQ-SRV-4), so an error before that still becomes a clean error response.
+//! empty body (REQ-SRV-4), so an error before that still becomes a clean error response. An
+//! app that needs its head out at once (server-sent events) says so with a
+//! [`FlushHead`](crate::interim::FlushHead) in its response's extensions, where the server
+//! offers it (REQ-INTERIM-3).
 
 use http::{Extensions, HeaderMap, StatusCode};
 

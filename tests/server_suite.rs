@@ -10,16 +10,26 @@ use rwgi_server as serve;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use rwgi::app::BoxApp;
 use rwgi_conformance::server_suite::{self, Address, Hosting, ServerHandle, CHECKS};
 use rwgi_conformance::{Outcome, Report};
 use serve::{Bind, Server};
 
 /// Starts the reference server, embedded, for each configuration the suite asks for.
 fn reference(bind: impl Fn() -> Bind) -> impl FnMut(Hosting) -> ServerHandle {
+    reference_hosting(bind, |app| app)
+}
+
+/// [`reference`], hosting `wrap` of the app the suite gives.
+fn reference_hosting(
+    bind: impl Fn() -> Bind,
+    wrap: impl Fn(BoxApp) -> BoxApp,
+) -> impl FnMut(Hosting) -> ServerHandle {
     move |hosting| {
         let bind = bind();
         let lifespan = hosting.lifespan().clone();
         let (app, root_path) = hosting.into_parts();
+        let app = wrap(app);
         let mut builder = Server::builder()
             .bind(bind.to_string())
             .threads(2)
@@ -54,11 +64,17 @@ fn assert_passes(report: &Report) {
     }
 }
 
+/// The checks of the one extension the reference server does not offer: hyper cannot send
+/// interim responses.
+const NOT_OFFERED: &[&str] = &["interim_responses"];
+
 #[test]
 fn the_reference_server_passes_over_tcp() {
     let report = server_suite::run(reference(|| Bind::Tcp("127.0.0.1:0".into())));
     assert_passes(&report);
-    report.assert_ok_strict();
+    report.assert_ok_offered();
+    let skipped: Vec<_> = report.skips().map(|skip| skip.name).collect();
+    assert_eq!(skipped, NOT_OFFERED, "{report}");
 }
 
 #[test]
@@ -70,8 +86,12 @@ fn the_reference_server_passes_over_a_unix_socket() {
         Bind::Unix(std::env::temp_dir().join(name))
     }));
     assert_passes(&report);
-    // The one skip the suite allows, on the condition the server declared (Address::Unix).
-    let skipped: Vec<_> = report.skips().collect();
+    // The skips the suite allows, on the conditions the server declared: Address::Unix, and
+    // an extension not offered.
+    let skipped: Vec<_> = report
+        .skips()
+        .filter(|skip| !NOT_OFFERED.contains(&skip.name))
+        .collect();
     assert_eq!(skipped.len(), 1, "{report}");
     assert_eq!(skipped[0].name, "connection_addresses");
     let why = &skipped[0].detail;
@@ -106,6 +126,7 @@ mod broken {
     use rwgi::http::{
         HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version,
     };
+    use rwgi::interim::{Interim, InterimError, SendInterim};
     use rwgi::lifespan::Running;
     use rwgi::outcome::{Ending, Finisher};
     use rwgi::path::percent_decode;
@@ -229,6 +250,45 @@ mod broken {
         StartsAppPerConnection,
         /// Gives the lifespan's state to the first request of each connection only.
         ForgetsStateAfterFirstRequest,
+        /// Offers interim responses and never sends them.
+        DropsInterim,
+    }
+
+    /// The interim responses an app sent, to go out before the final head (REQ-INTERIM-2).
+    #[derive(Default)]
+    struct Hints {
+        queued: std::sync::Mutex<Vec<(StatusCode, HeaderMap)>>,
+        closed: AtomicBool,
+    }
+
+    impl SendInterim for Hints {
+        fn send(&self, status: StatusCode, headers: HeaderMap) -> Result<(), InterimError> {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(InterimError::Closed);
+            }
+            self.queued.lock().unwrap().push((status, headers));
+            Ok(())
+        }
+    }
+
+    /// Writes the interim responses queued so far, and refuses any later one.
+    fn send_hints(stream: &mut TcpStream, hints: &Hints, flaw: Flaw) -> io::Result<()> {
+        hints.closed.store(true, Ordering::SeqCst);
+        let queued = std::mem::take(&mut *hints.queued.lock().unwrap());
+        if flaw == Flaw::DropsInterim {
+            return Ok(());
+        }
+        for (status, headers) in queued {
+            let mut bytes = format!("HTTP/1.1 {}\r\n", status.as_u16()).into_bytes();
+            for (name, value) in &headers {
+                bytes.extend_from_slice(format!("{name}: ").as_bytes());
+                bytes.extend_from_slice(value.as_bytes());
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(b"\r\n");
+            stream.write_all(&bytes)?;
+        }
+        Ok(())
     }
 
     /// The closure the suite starts the server with.
@@ -456,10 +516,20 @@ mod broken {
                     alive
                 }
                 _ => {
+                    let hints = Arc::new(Hints::default());
+                    let mut environ = environ;
+                    if environ.version() == Version::HTTP_11 {
+                        environ
+                            .extensions_mut()
+                            .insert(Interim::new(Arc::clone(&hints)));
+                    }
                     // This server offers the response outcome (spec §14.4).
                     let (finisher, finished) = Finisher::pair();
                     environ.extensions_mut().insert(finished);
                     let prepared = block_on(prepare(app, environ));
+                    if send_hints(&mut stream, &hints, flaw).is_err() {
+                        return;
+                    }
                     if let (Flaw::LeaksErrorDetails, Some(failure)) = (flaw, prepared.failure()) {
                         let text = failure.to_string();
                         let _ = write!(
@@ -962,6 +1032,170 @@ fn proxied_fails_with(fault: Fault, check: &str, detail: &str) {
         control.summary()
     );
     let report = server_suite::run_checks(proxy::start(fault), &[check]);
+    assert_failed_alone(&report, check, detail);
+}
+
+/// The reference server hosting the probe behind a layer that breaks one extension the
+/// server offers, while the server still offers it: for the extension checks, which a small
+/// blocking server cannot pass even without a flaw.
+mod wrapped {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use rwgi::app::BoxApp;
+    use rwgi::body::{Body, BoxBody};
+    use rwgi::disconnect::Departure;
+    use rwgi::http::{HeaderMap, HeaderName};
+    use rwgi::interim::FlushHead;
+    use rwgi::{App, Environ, Error, Input, Response, StartResponse};
+    use rwgi_conformance::server_suite::{Hosting, ServerHandle};
+    use rwgi_server::Bind;
+
+    /// What the layer breaks.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Wrap {
+        /// Nothing: the control.
+        None,
+        /// Hands the app a `Disconnect` that never completes.
+        NeverNotifies,
+        /// Hands the app a `Disconnect` that completed before the app ran.
+        NotifiesAtOnce,
+        /// Removes the app's `FlushHead` from its response.
+        IgnoresFlush,
+        /// Announces the body's trailers and then yields none.
+        DropsTrailers,
+        /// Announces a trailer field the body did not, so that it goes out too.
+        SendsUnannounced,
+        /// Hides the body's trailer names from the server.
+        HidesTrailerNames,
+        /// Gives the app a request body without its trailers.
+        HidesRequestTrailers,
+    }
+
+    pub fn start(wrap: Wrap) -> impl FnMut(Hosting) -> ServerHandle {
+        super::reference_hosting(
+            || Bind::Tcp("127.0.0.1:0".into()),
+            move |inner| BoxApp::new(Flawed { inner, wrap }),
+        )
+    }
+
+    struct Flawed {
+        inner: BoxApp,
+        wrap: Wrap,
+    }
+
+    impl App for Flawed {
+        type Body = BoxBody;
+
+        async fn call(
+            &self,
+            mut environ: Environ,
+            start: StartResponse,
+        ) -> Result<Response<BoxBody>, Error> {
+            let departure = Departure::new();
+            match self.wrap {
+                Wrap::NeverNotifies => {
+                    environ.extensions_mut().insert(departure.disconnect());
+                }
+                Wrap::NotifiesAtOnce => {
+                    departure.client_gone();
+                    environ.extensions_mut().insert(departure.disconnect());
+                }
+                Wrap::HidesRequestTrailers => {
+                    let input = environ.take_input();
+                    environ.set_input(Input::from_body(Altered::forwarding(input, false)));
+                }
+                _ => {}
+            }
+            let mut response = self.inner.call(environ, start).await?;
+            if self.wrap == Wrap::IgnoresFlush {
+                response.extensions_mut().remove::<FlushHead>();
+            }
+            let wrap = self.wrap;
+            Ok(response.map_body(|body| match wrap {
+                Wrap::DropsTrailers => BoxBody::new(Altered::forwarding(body, false)),
+                Wrap::SendsUnannounced => {
+                    let mut names = body.trailer_names().to_vec();
+                    names.push(HeaderName::from_static("x-probe-unannounced"));
+                    BoxBody::new(Altered {
+                        body,
+                        names: Some(names),
+                        trailers: true,
+                    })
+                }
+                Wrap::HidesTrailerNames => BoxBody::new(Altered {
+                    body,
+                    names: Some(Vec::new()),
+                    trailers: false,
+                }),
+                _ => body,
+            }))
+        }
+    }
+
+    /// A body with its trailer names replaced (`Some`) or passed on, and its trailers passed
+    /// on or dropped.
+    struct Altered<B> {
+        body: B,
+        names: Option<Vec<HeaderName>>,
+        trailers: bool,
+    }
+
+    impl<B> Altered<B> {
+        fn forwarding(body: B, trailers: bool) -> Self {
+            Altered {
+                body,
+                names: None,
+                trailers,
+            }
+        }
+    }
+
+    impl<B: Body + Unpin> futures_core::Stream for Altered<B> {
+        type Item = Result<Bytes, Error>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Pin::new(&mut self.body).poll_next(cx)
+        }
+    }
+
+    impl<B: Body + Unpin> Body for Altered<B> {
+        fn content_length(&self) -> Option<u64> {
+            self.body.content_length()
+        }
+
+        fn trailer_names(&self) -> &[HeaderName] {
+            self.names
+                .as_deref()
+                .unwrap_or_else(|| self.body.trailer_names())
+        }
+
+        fn poll_trailers(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<Option<HeaderMap>, Error>> {
+            if self.trailers {
+                Pin::new(&mut self.body).poll_trailers(cx)
+            } else {
+                Poll::Ready(Ok(None))
+            }
+        }
+    }
+}
+
+use wrapped::Wrap;
+
+/// [`fails_with`] for a layer in front of the app on the reference server that breaks one of
+/// the extensions the server offers.
+fn wrapped_fails_with(wrap: Wrap, check: &str, detail: &str) {
+    let control = server_suite::run_checks(wrapped::start(Wrap::None), &[check]);
+    assert!(
+        control.is_ok_strict(),
+        "the control fails:\n{}",
+        control.summary()
+    );
+    let report = server_suite::run_checks(wrapped::start(wrap), &[check]);
     assert_failed_alone(&report, check, detail);
 }
 
@@ -1759,7 +1993,47 @@ fn a_server_that_reports_every_outcome_completed_fails_req_outcome_2() {
 }
 
 #[test]
-fn a_server_without_the_outcome_passes_the_outcome_check_without_claiming_it() {
+fn a_server_that_never_completes_gone_fails_req_disc_1() {
+    wrapped_fails_with(
+        Wrap::NeverNotifies,
+        "disconnect_notified",
+        "REQ-DISC-1: expected gone() complete once the client went away while the app works on \
+         its answer, seen it pending after 5s",
+    );
+}
+
+#[test]
+fn a_server_that_completes_gone_while_the_client_waits_fails_req_disc_2() {
+    wrapped_fails_with(
+        Wrap::NotifiesAtOnce,
+        "disconnect_notified",
+        "REQ-DISC-2: expected gone() pending while the app works on its answer and the client \
+         waits, seen it complete",
+    );
+}
+
+#[test]
+fn a_server_that_ignores_flush_head_fails_req_interim_3() {
+    wrapped_fails_with(
+        Wrap::IgnoresFlush,
+        "head_flushed",
+        "REQ-INTERIM-3: expected the head before the first chunk of a response with `FlushHead`, \
+         seen ",
+    );
+}
+
+#[test]
+fn a_server_that_drops_interim_responses_fails_req_interim_2() {
+    fails_with(
+        Flaw::DropsInterim,
+        "interim_responses",
+        "REQ-INTERIM-2: expected a 103 and then the final 200, seen interim responses [] and \
+         status 200",
+    );
+}
+
+#[test]
+fn a_server_without_the_outcome_skips_the_outcome_check_without_claiming_it() {
     // Not asked for the outcome, the reference server offers no handle: nothing is claimed.
     let report = server_suite::run_checks(
         |hosting: Hosting| {
@@ -1774,7 +2048,13 @@ fn a_server_without_the_outcome_passes_the_outcome_check_without_claiming_it() {
         },
         &["response_outcome"],
     );
-    report.assert_ok_strict();
+    let result = &report.results()[0];
+    assert_eq!(result.outcome, Outcome::Skip, "{}", report.summary());
+    assert!(
+        result.detail.starts_with(server_suite::NOT_OFFERED),
+        "{}",
+        result.detail
+    );
 }
 
 #[test]
@@ -1788,11 +2068,30 @@ fn a_server_that_never_reports_the_outcome_fails_req_outcome_1() {
 }
 
 #[test]
+fn a_server_that_drops_response_trailers_fails_req_trail_3() {
+    wrapped_fails_with(
+        Wrap::DropsTrailers,
+        "response_trailers",
+        "REQ-TRAIL-3: expected the trailer `x-probe-sum: 7` after a chunked body, seen trailers \
+         [] (chunked: true)",
+    );
+}
+
+#[test]
 fn a_server_that_starts_the_app_per_connection_fails_req_life_1() {
     fails_with(
         Flaw::StartsAppPerConnection,
         "lifespan_state",
         "REQ-LIFE-1: expected one startup per process, seen requests of process ",
+    );
+}
+
+#[test]
+fn a_server_that_sends_unannounced_trailers_fails_req_trail_1() {
+    wrapped_fails_with(
+        Wrap::SendsUnannounced,
+        "response_trailers",
+        "REQ-TRAIL-1: expected only the announced trailer fields, seen `x-probe-unannounced` too",
     );
 }
 
@@ -1803,5 +2102,25 @@ fn a_server_that_forgets_the_lifespan_state_fails_req_life_2() {
         "lifespan_state",
         "REQ-LIFE-2: expected every request to carry the lifespan's state, seen request 2 of 3 \
          without it",
+    );
+}
+
+#[test]
+fn a_server_that_accepts_any_trailer_name_fails_req_trail_2() {
+    wrapped_fails_with(
+        Wrap::HidesTrailerNames,
+        "illegal_trailer_names",
+        "REQ-TRAIL-2: expected 500 for a body that announces `content-length` as a trailer, seen \
+         status 200",
+    );
+}
+
+#[test]
+fn a_server_that_drops_request_trailers_fails_req_trail_4() {
+    wrapped_fails_with(
+        Wrap::HidesRequestTrailers,
+        "request_trailers",
+        "REQ-TRAIL-4: expected the app to read the trailer `x-probe-trailer: 9` after the body, \
+         seen Some([])",
     );
 }

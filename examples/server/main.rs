@@ -8,7 +8,8 @@
 //! cargo run --release --example server -- --help            # every setting
 //! ```
 //!
-//! `EXAMPLE_APP` picks the app: `framework` (the default), `hello`, `hello-stack` or `echo`.
+//! `EXAMPLE_APP` picks the app: `framework` (the default), `hello`, `hello-stack`, `echo`,
+//! `events` (server-sent events) or `checksum` (trailers).
 
 #[allow(dead_code)] // Each program that includes the shared apps uses only some of them.
 #[path = "../apps/mod.rs"]
@@ -22,9 +23,12 @@ fn main() -> ExitCode {
         Ok("hello") => rwgi_server::run(apps::hello::Hello),
         Ok("hello-stack") => rwgi_server::run(apps::hello::hello_stack()),
         Ok("echo") => rwgi_server::run(apps::echo::Echo),
+        Ok("events") => rwgi_server::run(apps::events::Events::default()),
+        Ok("checksum") => rwgi_server::run(apps::checksum::Checksum),
         Ok(other) => {
             eprintln!(
-                "server: EXAMPLE_APP={other:?} is not one of framework, hello, hello-stack, echo"
+                "server: EXAMPLE_APP={other:?} is not one of framework, hello, hello-stack, \
+                 echo, events, checksum"
             );
             ExitCode::from(2)
         }

@@ -366,6 +366,42 @@ impl Report {
         !self.results.is_empty() && self.results.iter().all(|r| r.outcome == Outcome::Pass)
     }
 
+    /// Panics with the [`summary`](Report::summary) unless every check passed (a SHOULD not
+    /// met included, as in [`is_ok`](Report::is_ok)) or was skipped because the server does not offer the extension it is about
+    /// ([`NOT_OFFERED`](server_suite::NOT_OFFERED)), and one check at least passed: for a
+    /// server that offers some optional extensions, or none.
+    ///
+    /// ```
+    /// use rwgi_conformance::server_suite::NOT_OFFERED;
+    /// use rwgi_conformance::{Check, Report};
+    ///
+    /// let mut report = Report::default();
+    /// report.pass(Check { name: "keep_alive", requirements: &["REQ-SRV-3"] });
+    /// report.skip(
+    ///     Check { name: "interim_responses", requirements: &["REQ-INTERIM-2"] },
+    ///     format!("{NOT_OFFERED}interim responses"),
+    /// );
+    /// report.assert_ok_offered();
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When a check failed or observed nothing, a skip had another reason, or none passed.
+    #[track_caller]
+    pub fn assert_ok_offered(&self) {
+        let passed = self.results.iter().any(|r| r.outcome == Outcome::Pass);
+        let ok = self.results.iter().all(|r| match r.outcome {
+            Outcome::Pass | Outcome::Warn => true,
+            Outcome::Skip => r.detail.starts_with(server_suite::NOT_OFFERED),
+            _ => false,
+        });
+        assert!(
+            passed && ok,
+            "not every check passed or was skipped for an extension not offered:\n{}",
+            self.summary()
+        );
+    }
+
     /// One line per check with its detail, then the failed requirements, the SHOULD
     /// requirements not met, the skips with their reasons, and a closing count.
     pub fn summary(&self) -> String {

@@ -18,12 +18,14 @@
 //!
 //! A check passes only after it saw what it judges, and is skipped only for a condition the
 //! server declared: `connection_addresses` for an [`Address::Unix`], which has no peer
-//! address ([`Address::has_socket_addresses`]). Anything the suite could not observe on a TCP
+//! address ([`Address::has_socket_addresses`]), and the checks of an extension the server does
+//! not offer in the environ ([`NOT_OFFERED`]). Anything the suite could not observe on a TCP
 //! server is a failure. [`Report::assert_ok_strict`](crate::Report::assert_ok_strict) refuses
-//! that skip too. The checks of optional extensions (spec §14: `lifespan_state`,
-//! `response_outcome`) judge a server that offers the extension and pass one that does not:
-//! offering none claims nothing (REQ-CAP-1). To have the lifespan checked, hand the server the
-//! lifespan [`Hosting::lifespan`] gives.
+//! every skip; [`Report::assert_ok_offered`](crate::Report::assert_ok_offered) only those of
+//! extensions not offered. The checks of optional extensions (spec §14.3 to §14.8) judge a
+//! server that offers the extension and skip one that does not: offering none claims nothing
+//! (REQ-CAP-1). To have the lifespan checked, hand the server the lifespan
+//! [`Hosting::lifespan`] gives.
 //!
 //! A check that finds a SHOULD requirement not met (REQ-SRV-11: a body that waits for its next
 //! chunk holds back the one before) reports a [`Outcome::Warn`](crate::Outcome::Warn), named
@@ -303,6 +305,17 @@ impl Drop for ServerHandle {
 /// How long the suite waits for any one thing: a connection, a response, a call of the app.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How the reason of a skip begins when the server does not offer the extension a check is
+/// about (spec §14.6 to §14.8): absent means unsupported, and the check has nothing to hold
+/// the server to. [`Report::assert_ok_offered`](crate::Report::assert_ok_offered) accepts these
+/// skips and no other.
+///
+/// ```
+/// use rwgi_conformance::server_suite::NOT_OFFERED;
+/// assert_eq!(NOT_OFFERED, "the server does not offer ");
+/// ```
+pub const NOT_OFFERED: &str = "the server does not offer ";
+
 macro_rules! checks {
     ($($module:ident::$name:ident: [$first:literal $(, $requirement:literal)* $(,)?] $what:literal;)+) => {
         /// Every check of the server suite, in the order [`run`] runs them, with the
@@ -439,11 +452,27 @@ checks! {
     extensions::lifespan_state: ["REQ-LIFE-1", "REQ-LIFE-2"]
         "When the server runs the lifespan the suite hands it (`Hosting::lifespan`), every \
          request carries the state of the one startup its process ran, which completed before \
-         the request. A pass when no request carries a state (spec §14.3).";
+         the request. Skipped when no request carries a state (spec §14.3).";
     extensions::response_outcome: ["REQ-OUTCOME-1", "REQ-OUTCOME-2"]
         "When the environ carries a `ResponseFinished` handle, its callback runs once per \
-         response, told truly how it ended: completed, client gone, body failed. Nothing to \
-         judge, and a pass, when the server offers no handle (spec §14.4).";
+         response, told truly how it ended: completed, client gone, body failed. Skipped \
+         when the server offers no handle (spec §14.4).";
+    extensions::disconnect_notified: ["REQ-DISC-1", "REQ-DISC-2"]
+        "A `Disconnect` the server offers completes once the client went away while the app \
+         works and while the body waits, and not while the client is there.";
+    extensions::head_flushed: ["REQ-INTERIM-3"]
+        "With `FlushHead` offered and asked for, the head arrives before the body's first chunk.";
+    extensions::interim_responses: ["REQ-INTERIM-2"]
+        "With `Interim` offered, a `103` the app sends arrives before the final response.";
+    extensions::response_trailers: ["REQ-TRAIL-3", "REQ-TRAIL-1"]
+        "With `Trailers` offered, a body's announced trailers follow its chunked data to a client \
+         that sent `TE: trailers`, and no field it did not announce.";
+    extensions::illegal_trailer_names: ["REQ-TRAIL-2"]
+        "With `Trailers` offered, a body that announces `content-length` as a trailer gets a \
+         `500`.";
+    extensions::request_trailers: ["REQ-TRAIL-4"]
+        "With `Trailers` offered, the trailer fields of a chunked upload reach the app after \
+         its input.";
 }
 
 /// Runs every check against the server that `start` starts.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_core::Stream;
 use rwgi::body::Body;
-use rwgi::http::{Method, StatusCode};
+use rwgi::http::{HeaderMap, HeaderName, Method, StatusCode};
 use rwgi::outcome::{Ending, ResponseFinished};
 use rwgi::{App, Environ, Error, Middleware, Response, StartResponse};
 
@@ -310,6 +310,17 @@ impl<B> LoggedBody<B> {
 impl<B: Body + Unpin> Body for LoggedBody<B> {
     fn content_length(&self) -> Option<u64> {
         self.inner.content_length()
+    }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        self.inner.trailer_names()
+    }
+
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        Pin::new(&mut self.inner).poll_trailers(cx)
     }
 }
 

@@ -45,14 +45,17 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rwgi::body::Body;
+use rwgi::disconnect::Departure;
 use rwgi::environ::{ConnectionInfo, ServerInfo};
-use rwgi::http::header::CONTENT_LENGTH;
+use rwgi::http::header::{CONTENT_LENGTH, TRAILER};
 use rwgi::http::uri::Scheme;
-use rwgi::http::{HeaderValue, Method, Request, Response, StatusCode};
+use rwgi::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use rwgi::interim::FlushHead;
 use rwgi::lifespan::Running;
 use rwgi::limits::Limits as StatedLimits;
 use rwgi::outcome::{Finisher, Outcome as ResponseOutcome};
 use rwgi::server::{prepare_with, Prepared, ResponseBody};
+use rwgi::trailers::Trailers;
 use rwgi::{App, Environ, Error, Input};
 use rwgi_middleware::ProxyHeaders;
 use tokio::net::{TcpListener, UnixListener};
@@ -697,23 +700,41 @@ async fn serve_connection<A>(
     A: App + 'static,
 {
     let started = AtomicBool::new(false);
+    // An HTTP/1.1 connection carries one request at a time, and a client that goes away takes
+    // all of them: one departure serves the connection. The extensions are offered once per
+    // connection, so a request pays nothing for them (REQ-DISC-1, REQ-INTERIM-3, REQ-TRAIL-3,
+    // REQ-TRAIL-4).
+    let departure = Departure::new();
+    let connection = connection
+        .offer(departure.disconnect())
+        .offer(FlushHead::new())
+        .offer(Trailers::new());
     // Requests borrow what the connection owns: no reference count changes per request.
     #[cfg(not(feature = "http2"))]
     let service = service_fn(|request| {
         started.store(true, Ordering::Relaxed);
-        respond(&shared, &connection, peer, request)
+        respond(&shared, &connection, peer, request, &departure)
     });
     // HTTP/2 runs each request as a task of its own, which must own what it uses. Only a new
     // request counts as activity for keep-alive there: its body goes out from its own task.
     #[cfg(feature = "http2")]
     let connection = Arc::new(connection);
     #[cfg(feature = "http2")]
-    let service = service_fn(|request| {
+    let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
         mark_active();
         let shared = Arc::clone(&shared);
         let connection = Arc::clone(&connection);
-        async move { respond(&shared, &connection, peer, request).await }
+        // An HTTP/2 stream can be reset alone: each request has a departure of its own, whose
+        // handle the app finds before the connection's.
+        let departure = if request.version() == rwgi::http::Version::HTTP_2 {
+            let own = Departure::new();
+            request.extensions_mut().insert(own.disconnect());
+            own
+        } else {
+            departure.clone()
+        };
+        async move { respond(&shared, &connection, peer, request, &departure).await }
     });
     #[cfg(feature = "tls")]
     let Some(io) = secure(io, shared.tls.as_ref(), shared.header_timeout).await
@@ -786,6 +807,7 @@ fn respond<'a, A: App>(
     connection: &ConnectionInfo,
     peer: Option<SocketAddr>,
     request: Request<Incoming>,
+    departure: &Departure,
 ) -> impl Future<Output = Result<Response<WireBody<A::Body>>, Infallible>> + Send + 'a {
     mark_active();
     if shared.max_requests != 0 {
@@ -820,6 +842,7 @@ fn respond<'a, A: App>(
             left: shared.limits.body,
             limit: shared.limits.body,
             stall: Stall::new(shared.body_timeout),
+            trailers: None,
         })
     };
     let mut environ = match Environ::from_parts(parts, input, connection) {
@@ -863,16 +886,17 @@ fn respond<'a, A: App>(
             hooks.before_request(&tracked.info());
         }
     }
+    let watch = Watch(Some(departure.clone()));
     let head = environ.method() == Method::HEAD;
     if !shared.request_timeout.is_zero() {
         return EitherFuture::Right(EitherFuture::Right(Box::pin(answer_within(
-            shared, environ, head, peer, tracked,
+            shared, environ, head, peer, tracked, watch,
         ))));
     }
     EitherFuture::Right(EitherFuture::Left(prepare_with(
         &shared.app,
         environ,
-        move |prepared| Ok(send_answer(prepared, head, peer, tracked)),
+        move |prepared| Ok(send_answer(prepared, head, peer, tracked, watch)),
     )))
 }
 
@@ -885,6 +909,26 @@ fn offer_outcome(tracked: &mut Tracked, environ: &mut Environ) {
     tracked.finisher = Some(finisher);
 }
 
+/// Tells a request's `Disconnect` handles that the client went away when it is dropped armed:
+/// when hyper drops the answer (the app's future, or the response body before its end)
+/// because the connection or the HTTP/2 stream is gone (REQ-DISC-1). Disarmed when the
+/// response is complete, when it failed, and when the server answers in the app's place.
+struct Watch(Option<Departure>);
+
+impl Watch {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(departure) = self.0.take() {
+            departure.client_gone();
+        }
+    }
+}
+
 /// Sends the prepared answer, logging first why it became a `500` if it did (REQ-SRV-10).
 #[inline(always)]
 fn send_answer<B: Body + Unpin>(
@@ -892,6 +936,7 @@ fn send_answer<B: Body + Unpin>(
     head: bool,
     peer: Option<SocketAddr>,
     tracked: Option<Box<Tracked>>,
+    watch: Watch,
 ) -> Response<WireBody<B>> {
     if let Some(failure) = prepared.failure() {
         report(
@@ -900,7 +945,7 @@ fn send_answer<B: Body + Unpin>(
             format_args!("answered 500: {failure}"),
         );
     }
-    send_prepared(prepared, head, peer, tracked)
+    send_prepared(prepared, head, peer, tracked, watch)
 }
 
 /// [`respond`]'s future under `request_timeout`: an app that has not answered in time is
@@ -912,12 +957,15 @@ async fn answer_within<A: App>(
     head: bool,
     peer: Option<SocketAddr>,
     tracked: Option<Box<Tracked>>,
+    mut watch: Watch,
 ) -> Result<Response<WireBody<A::Body>>, Infallible> {
     let limit = shared.request_timeout;
     let answer = prepare_with(&shared.app, environ, |prepared| prepared);
     match tokio::time::timeout(limit, answer).await {
-        Ok(prepared) => Ok(send_answer(prepared, head, peer, tracked)),
+        Ok(prepared) => Ok(send_answer(prepared, head, peer, tracked, watch)),
         Err(_) => {
+            // The server gives up, not the client.
+            watch.disarm();
             report(
                 peer,
                 tracked.as_deref(),
@@ -991,7 +1039,13 @@ fn plain<B: Body + Unpin>(
         StatusCode::SERVICE_UNAVAILABLE => "Service Unavailable\n",
         _ => "Not Found\n",
     };
-    let mut response = send_prepared(Prepared::plain(status, text), false, peer, tracked);
+    let mut response = send_prepared(
+        Prepared::plain(status, text),
+        false,
+        peer,
+        tracked,
+        Watch(None),
+    );
     if status != StatusCode::NOT_FOUND && status != StatusCode::BAD_REQUEST {
         // The request's body, if any, was not read: the connection cannot carry on.
         close_after(&mut response);
@@ -1013,6 +1067,7 @@ fn send_prepared<B>(
     head: bool,
     peer: Option<SocketAddr>,
     mut tracked: Option<Box<Tracked>>,
+    watch: Watch,
 ) -> Response<WireBody<B>>
 where
     B: Body + Unpin,
@@ -1025,6 +1080,9 @@ where
             headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
         }
     }
+    if !body.trailer_names().is_empty() {
+        announce_trailers(&mut headers, body.trailer_names());
+    }
     if let Some(tracked) = &mut tracked {
         tracked.record.status = Some(status);
     }
@@ -1032,15 +1090,27 @@ where
         body,
         peer,
         tracked,
+        watch,
     });
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
 }
 
+/// Names the trailer fields to come in the head (HTTP/1.1's `Trailer` field, which hyper needs
+/// to send them, REQ-TRAIL-3).
+#[cold]
+fn announce_trailers(headers: &mut HeaderMap, names: &[HeaderName]) {
+    let names: Vec<&str> = names.iter().map(HeaderName::as_str).collect();
+    // Field names are tokens, so the list is always a valid value.
+    if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
+        headers.insert(TRAILER, value);
+    }
+}
+
 /// The request body as the app reads it: hyper's data frames, with hyper's errors (a client
-/// that stops sending early, REQ-INPUT-2) passed on, and `limit_request_body` enforced on
-/// bodies of unknown length.
+/// that stops sending early, REQ-INPUT-2) passed on, `limit_request_body` enforced on bodies
+/// of unknown length, and the trailer fields kept for the app (REQ-TRAIL-4).
 struct RequestBody {
     incoming: Incoming,
     /// Bytes the body may still carry.
@@ -1049,6 +1119,8 @@ struct RequestBody {
     limit: u64,
     /// `body_timeout`: runs while the app waits for the next chunk.
     stall: Stall,
+    /// The trailer fields, once they arrived.
+    trailers: Option<HeaderMap>,
 }
 
 impl Stream for RequestBody {
@@ -1067,18 +1139,20 @@ impl Stream for RequestBody {
             self.stall.progress();
             match ready!(poll) {
                 Some(Ok(frame)) => {
-                    // Trailers carry no body bytes, and the contract has no place for them.
-                    if let Ok(data) = frame.into_data() {
-                        let Some(left) = self.left.checked_sub(data.len() as u64) else {
-                            let limit = self.limit;
-                            self.left = 0;
-                            return Poll::Ready(Some(Err(Error::new(InputError::too_large(
-                                limit,
-                            )))));
-                        };
-                        self.left = left;
-                        return Poll::Ready(Some(Ok(data)));
-                    }
+                    let data = match frame.into_data() {
+                        Ok(data) => data,
+                        Err(frame) => {
+                            self.trailers = frame.into_trailers().ok();
+                            continue;
+                        }
+                    };
+                    let Some(left) = self.left.checked_sub(data.len() as u64) else {
+                        let limit = self.limit;
+                        self.left = 0;
+                        return Poll::Ready(Some(Err(Error::new(InputError::too_large(limit)))));
+                    };
+                    self.left = left;
+                    return Poll::Ready(Some(Ok(data)));
                 }
                 Some(Err(error)) => return Poll::Ready(Some(Err(Error::new(error)))),
                 None => return Poll::Ready(None),
@@ -1092,6 +1166,13 @@ impl Body for RequestBody {
         // hyper counts its exact hint down as data arrives: it is the length still to come.
         self.incoming.size_hint().exact()
     }
+
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        Poll::Ready(Ok(self.trailers.take()))
+    }
 }
 
 /// The response body as hyper sends it: the server's own text or the prepared app body,
@@ -1100,6 +1181,26 @@ pub(crate) struct WireBody<B: Body + Unpin> {
     body: ResponseBody<B>,
     peer: Option<SocketAddr>,
     tracked: Option<Box<Tracked>>,
+    watch: Watch,
+}
+
+impl<B: Body + Unpin> WireBody<B> {
+    /// Reports a body that failed after the head went out; hyper then drops the connection
+    /// (REQ-ERR-3).
+    #[cold]
+    fn fail(&mut self, error: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        report(
+            self.peer,
+            self.tracked.as_deref(),
+            format_args!("response aborted after its head was sent: {error}"),
+        );
+        if let Some(tracked) = &mut self.tracked {
+            tracked.record.ending = Ending::Failed;
+        }
+        // The response failed; the client did not go.
+        self.watch.disarm();
+        Poll::Ready(Some(Err(error)))
+    }
 }
 
 impl<B: Body + Unpin> HttpBody for WireBody<B> {
@@ -1121,19 +1222,12 @@ impl<B: Body + Unpin> HttpBody for WireBody<B> {
                 }
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
-            Some(Err(error)) => {
-                report(
-                    this.peer,
-                    this.tracked.as_deref(),
-                    format_args!("response aborted after its head was sent: {error}"),
-                );
-                if let Some(tracked) = &mut this.tracked {
-                    tracked.record.ending = Ending::Failed;
-                }
-                // hyper drops the connection on this error (REQ-ERR-3).
-                Poll::Ready(Some(Err(error)))
-            }
-            None => Poll::Ready(None),
+            Some(Err(error)) => this.fail(error),
+            None => match ready!(Pin::new(&mut this.body).poll_trailers(cx)) {
+                Ok(None) => Poll::Ready(None),
+                Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+                Err(error) => this.fail(error),
+            },
         }
     }
 
@@ -1144,9 +1238,11 @@ impl<B: Body + Unpin> HttpBody for WireBody<B> {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body
-            .content_length()
-            .map_or_else(SizeHint::default, SizeHint::with_exact)
+        // Trailers to come need a chunked HTTP/1.1 body: no exact length then (REQ-TRAIL-3).
+        match self.body.content_length() {
+            Some(length) if self.body.trailer_names().is_empty() => SizeHint::with_exact(length),
+            _ => SizeHint::default(),
+        }
     }
 }
 
@@ -1161,9 +1257,12 @@ impl<B: Body + Unpin> Drop for WireBody<B> {
         mark_active();
         // hyper drops the body once it wrote the last byte or gave up on the connection; only
         // in the first case is nothing left to send.
+        let complete = self.body.content_length() == Some(0);
+        if complete {
+            self.watch.disarm();
+        }
         if let Some(tracked) = &mut self.tracked {
-            if tracked.record.ending == Ending::ClientGone && self.body.content_length() == Some(0)
-            {
+            if tracked.record.ending == Ending::ClientGone && complete {
                 tracked.record.ending = Ending::Completed;
             }
         }

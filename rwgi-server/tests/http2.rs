@@ -1,14 +1,25 @@
 //! HTTP/2 (the `http2` feature): one listener serves HTTP/2 with prior knowledge and HTTP/1.1,
-//! several requests at once on one HTTP/2 connection, with the app seeing `HTTP/2.0`.
+//! several requests at once on one HTTP/2 connection, with the app seeing `HTTP/2.0`; trailers
+//! both ways, and a reset stream taken as the client gone.
 
+#[allow(dead_code)] // Included for its app alone.
+#[path = "../../examples/apps/checksum.rs"]
+mod checksum;
+
+use std::convert::Infallible;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rwgi::app::app_fn;
-use rwgi::body::Full;
-use rwgi::http::{Request, StatusCode};
+use rwgi::body::{Full, StreamBody as RwgiStream};
+use rwgi::disconnect::Disconnect;
+use rwgi::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use rwgi::interim::FlushHead;
 use rwgi::{Environ, StartResponse};
 use rwgi_server::Server;
 
@@ -31,23 +42,13 @@ fn http2_and_http1_on_one_listener() {
         .serve(app())
         .expect("the server starts");
     let address = server.local_addr().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
-        let (sender, connection) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                .await
-                .expect("the HTTP/2 handshake");
-        tokio::spawn(connection);
+    with_http2(address, |sender| async move {
         let started = std::time::Instant::now();
         let requests = (0..8).map(|n| {
             let mut sender = sender.clone();
             async move {
                 let request = Request::get(format!("http://127.0.0.1/stream/{n}"))
-                    .body(Empty::<Bytes>::new())
+                    .body(frames(Vec::new()))
                     .unwrap();
                 let response = sender.send_request(request).await.expect("a response");
                 assert_eq!(response.status(), StatusCode::OK);
@@ -66,8 +67,7 @@ fn http2_and_http1_on_one_listener() {
             started.elapsed()
         );
     });
-    // The client's connection ends with its runtime (a graceful stop would wait for it).
-    drop(runtime);
+    // The client's connection ended with its runtime (a graceful stop would wait for it).
 
     // HTTP/1.1 on the same listener.
     let mut stream = std::net::TcpStream::connect(address).unwrap();
@@ -80,5 +80,123 @@ fn http2_and_http1_on_one_listener() {
     std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(response.ends_with("HTTP/1.1 /one"), "{response}");
+    server.shutdown();
+}
+
+/// A request body of frames given up front.
+type Frames =
+    StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+
+/// Runs `client` with an HTTP/2 connection to `address`, on a runtime of its own, which ends
+/// with the connection.
+fn with_http2<F, Fut>(address: std::net::SocketAddr, client: F)
+where
+    F: FnOnce(SendRequest<Frames>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .expect("the HTTP/2 handshake");
+        tokio::spawn(connection);
+        client(sender).await;
+    });
+}
+
+/// A request body of these frames.
+fn frames(frames: Vec<Frame<Bytes>>) -> Frames {
+    let frames: Vec<Result<Frame<Bytes>, Infallible>> = frames.into_iter().map(Ok).collect();
+    StreamBody::new(futures_util::stream::iter(frames))
+}
+
+#[test]
+fn trailers_go_both_ways_over_http2() {
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .threads(2)
+        .serve(checksum::Checksum)
+        .expect("the server starts");
+    with_http2(server.local_addr().unwrap(), |mut sender| async move {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", HeaderValue::from_static("42"));
+        let body = frames(vec![
+            Frame::data(Bytes::from_static(b"abc")),
+            Frame::trailers(trailers),
+        ]);
+        let request = Request::post("http://127.0.0.1/sum").body(body).unwrap();
+        let response = sender.send_request(request).await.expect("a response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let collected = response
+            .into_body()
+            .collect()
+            .await
+            .expect("the whole body");
+        let trailers = collected
+            .trailers()
+            .cloned()
+            .expect("REQ-TRAIL-3: trailers");
+        assert_eq!(
+            trailers["x-sha256"],
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(trailers["x-upload-checksum"], "42", "REQ-TRAIL-4");
+        assert_eq!(collected.to_bytes(), "abc");
+    });
+    server.shutdown();
+}
+
+#[test]
+fn a_reset_stream_is_the_client_gone_and_its_head_came_first() {
+    let (handles, received) = mpsc::channel::<Disconnect>();
+    let handles = std::sync::Mutex::new(handles);
+    let app = app_fn(move |environ: Environ, start: StartResponse| {
+        let disconnect = environ.extension::<Disconnect>().cloned();
+        let _ = handles
+            .lock()
+            .unwrap()
+            .send(disconnect.expect("REQ-DISC-1: offered"));
+        async move {
+            let never =
+                RwgiStream::new(futures_util::stream::pending::<Result<Bytes, rwgi::Error>>());
+            let mut response = start.start(StatusCode::OK, HeaderMap::new()).body(never);
+            response.extensions_mut().insert(FlushHead::new());
+            Ok(response)
+        }
+    });
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .threads(2)
+        .serve(app)
+        .expect("the server starts");
+    with_http2(server.local_addr().unwrap(), |mut sender| async move {
+        let request = Request::get("http://127.0.0.1/events")
+            .body(frames(Vec::new()))
+            .unwrap();
+        // The head arrives although the body never yields (REQ-INTERIM-3).
+        let response = sender.send_request(request).await.expect("a response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let disconnect = received.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(!disconnect.is_gone(), "REQ-DISC-2: the stream is open");
+        // Dropping the response resets the stream; the connection stays open.
+        drop(response);
+        tokio::time::timeout(Duration::from_secs(5), disconnect.gone())
+            .await
+            .expect("REQ-DISC-1: the reset stream was not noticed within 5 s");
+        // The connection carries on.
+        let request = Request::get("http://127.0.0.1/again")
+            .body(frames(Vec::new()))
+            .unwrap();
+        let response = sender
+            .send_request(request)
+            .await
+            .expect("another response");
+        assert_eq!(response.status(), StatusCode::OK);
+    });
     server.shutdown();
 }

@@ -215,8 +215,40 @@ mod linux {
     fn the_whole_suite_passes_against_two_worker_processes() {
         let servers = Servers::default();
         let report = server_suite::run(servers.start(None));
-        report.assert_ok_strict();
-        assert_eq!(report.with_outcome(Outcome::Pass).count(), CHECKS.len());
+        // Every check passes but those of the extensions this server is not given (the
+        // lifespan, the response outcome) and those that hold the server's handles, which
+        // need the app in the suite's process; each of them says so.
+        let in_process_only = [
+            "disconnect_notified",
+            "head_flushed",
+            "interim_responses",
+            "response_trailers",
+            "illegal_trailer_names",
+            "request_trailers",
+        ];
+        for result in report.results() {
+            let excused = match result.name {
+                "lifespan_state" | "response_outcome" => {
+                    result.detail.starts_with(server_suite::NOT_OFFERED)
+                }
+                name if in_process_only.contains(&name) => {
+                    result.detail.contains("the app runs in another process")
+                }
+                _ => false,
+            };
+            assert!(
+                result.outcome == Outcome::Pass || (result.outcome == Outcome::Skip && excused),
+                "{}: {:?} {}\n{}",
+                result.name,
+                result.outcome,
+                result.detail,
+                report.summary()
+            );
+        }
+        assert_eq!(
+            report.with_outcome(Outcome::Pass).count(),
+            CHECKS.len() - in_process_only.len() - 2
+        );
         // The suite started the plain server and the one mounted at a root path; each ran its
         // workers, only they served, and the plain one's were both reached, so the checks
         // judged calls made in two processes.

@@ -17,6 +17,7 @@ use rwgi::environ::ConnectionInfo;
 use rwgi::http::header::CONTENT_LENGTH;
 use rwgi::http::{request, Extensions, HeaderValue, Method, StatusCode};
 use rwgi::server::{prepare_with, Prepared, ResponseBody};
+use rwgi::trailers::Trailers;
 use rwgi::{App, Environ, Error, Input};
 use tower_service::Service;
 
@@ -254,10 +255,14 @@ impl<A: App + 'static> AppService<A> {
         let (prefix, ours) = if parts.extensions.is_empty() {
             (None, None)
         } else {
+            // Trailers do not cross the bridge (REQ-BRIDGE-5): an offer of them from the server
+            // in front (an rwgi server through `ServiceApp`) is not this bridge's to make.
+            parts.extensions.remove::<Trailers>();
             let prefix = restore_original_target(&mut parts);
             (
                 prefix,
-                connection_from(&mut parts.extensions, &shared.connection),
+                connection_from(&mut parts.extensions, &shared.connection)
+                    .map(ConnectionInfo::withdraw::<Trailers>),
             )
         };
         let connection = ours.as_ref().unwrap_or(&shared.connection);

@@ -73,16 +73,9 @@ impl<S: Read + Write> Client<S> {
     /// Reads one response. `head` says the request was `HEAD`, whose response has no body
     /// whatever its headers say.
     pub fn read_response(&mut self, head: bool) -> Response {
-        let (version, status, reason, headers) = self.read_head();
-        let mut response = Response {
-            version,
-            status,
-            reason,
-            headers,
-            body: Vec::new(),
-            chunks: None,
-            complete: true,
-        };
+        let mut response = self.read_head_only();
+        response.complete = true;
+        let status = response.status;
         if head || status == 204 || status == 304 || (100..200).contains(&status) {
             return response;
         }
@@ -104,6 +97,31 @@ impl<S: Read + Write> Client<S> {
             response.body = self.read_to_end();
         }
         response
+    }
+
+    /// Reads a response head alone, leaving its body unread (a stream that has not sent
+    /// anything yet, say).
+    pub fn read_head_only(&mut self) -> Response {
+        let (version, status, reason, headers) = self.read_head();
+        Response {
+            version,
+            status,
+            reason,
+            headers,
+            body: Vec::new(),
+            chunks: None,
+            trailers: Vec::new(),
+            complete: false,
+        }
+    }
+
+    /// Whatever bytes come next, at least one (a chunk of a stream, framing included).
+    #[allow(dead_code)] // Not every test binary reads streams.
+    pub fn read_some(&mut self) -> Vec<u8> {
+        if self.buffer.is_empty() {
+            assert!(self.fill(), "the connection closed");
+        }
+        std::mem::take(&mut self.buffer)
     }
 
     /// Everything the server still sends until it closes the connection.
@@ -160,13 +178,22 @@ impl<S: Read + Write> Client<S> {
                 .and_then(|size| usize::from_str_radix(size, 16).ok())
                 .unwrap_or_else(|| panic!("bad chunk size line {line:?}"));
             if size == 0 {
-                // No trailers are expected: the last chunk is followed by the empty line.
-                break match self.take_line() {
-                    Some(line) => {
-                        assert!(line.is_empty(), "unexpected trailer {line:?}");
-                        true
+                // The last chunk: trailer fields, if any, up to an empty line.
+                break loop {
+                    match self.take_line() {
+                        Some(line) if line.is_empty() => break true,
+                        Some(line) => {
+                            let colon = line.iter().position(|&b| b == b':');
+                            let colon = colon.unwrap_or_else(|| panic!("bad trailer {line:?}"));
+                            let name = String::from_utf8_lossy(&line[..colon]).to_lowercase();
+                            let value = String::from_utf8_lossy(&line[colon + 1..])
+                                .trim()
+                                .as_bytes()
+                                .to_vec();
+                            response.trailers.push((name, value));
+                        }
+                        None => break false,
                     }
-                    None => false,
                 };
             }
             chunks.push(size);
@@ -242,6 +269,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The size of each chunk, for a chunked body.
     pub chunks: Option<Vec<usize>>,
+    /// The trailer fields of a chunked body, names lower-cased, in the order received.
+    pub trailers: Vec<(String, Vec<u8>)>,
     /// Whether the body ended as its framing says (`false`: the connection ended first).
     pub complete: bool,
 }

@@ -133,9 +133,9 @@ impl<R: Read> Wire<R> {
         }
     }
 
-    /// A chunked body (RFC 9112 §7.1), decoded into `out`, trailers skipped; on an error,
-    /// `out` holds the data that did arrive.
-    pub(super) fn chunked(&mut self, out: &mut Vec<u8>) -> Result<(), WireError> {
+    /// A chunked body (RFC 9112 §7.1), decoded into `out`, and its trailer fields, names
+    /// lower-cased; on an error, `out` holds the data that did arrive.
+    pub(super) fn chunked(&mut self, out: &mut Vec<u8>) -> Result<Fields, WireError> {
         loop {
             let mut line = self.line()?;
             line.extend_from_slice(b"\r\n");
@@ -150,8 +150,21 @@ impl<R: Read> Wire<R> {
             };
             if size == 0 {
                 // Trailer fields, then the empty line that ends the message.
-                while !self.line()?.is_empty() {}
-                return Ok(());
+                let mut trailers = Fields::new();
+                loop {
+                    let line = self.line()?;
+                    if line.is_empty() {
+                        return Ok(trailers);
+                    }
+                    let colon = find(&line, b":").ok_or_else(|| {
+                        WireError::Malformed(format!("bad trailer line {:?}", preview(&line)))
+                    })?;
+                    let name = String::from_utf8_lossy(&line[..colon]).to_ascii_lowercase();
+                    let value = String::from_utf8_lossy(&line[colon + 1..])
+                        .trim()
+                        .to_owned();
+                    trailers.push((name, value.into_bytes()));
+                }
             }
             let size = usize::try_from(size)
                 .map_err(|_| WireError::Malformed(format!("chunk of {size} bytes")))?;
@@ -215,6 +228,8 @@ pub(super) struct Response {
     pub(super) end: End,
     /// The status codes of interim (1xx) responses that came first.
     pub(super) interim: Vec<u16>,
+    /// The trailer fields of a chunked body.
+    pub(super) trailers: Fields,
 }
 
 impl Response {
@@ -398,6 +413,7 @@ impl Connection {
                 body: Vec::new(),
                 end: End::Complete,
                 interim,
+                trailers: Fields::new(),
             };
             if let Err(error) = self.body(method, &mut response) {
                 response.end = End::Cut(error);
@@ -445,7 +461,8 @@ impl Connection {
             return Ok(());
         }
         if response.is_chunked() {
-            return self.wire.chunked(&mut response.body);
+            response.trailers = self.wire.chunked(&mut response.body)?;
+            return Ok(());
         }
         if let Some(length) = response.header("content-length") {
             let length = length
@@ -509,8 +526,9 @@ mod tests {
         let bytes: &[u8] = b"5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nx-t: 1\r\n\r\nNEXT";
         let mut wire = Wire::new(bytes);
         let mut out = Vec::new();
-        wire.chunked(&mut out).unwrap();
+        let trailers = wire.chunked(&mut out).unwrap();
         assert_eq!(out, b"hello world");
+        assert_eq!(trailers, [("x-t".to_owned(), b"1".to_vec())]);
         assert_eq!(wire.buffer, b"NEXT");
     }
 

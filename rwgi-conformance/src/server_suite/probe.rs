@@ -20,14 +20,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use rwgi::body::{Body, BoxBody, Full};
+use rwgi::app::BoxApp;
+use rwgi::body::{Body, BodyExt, BoxBody, Full};
 use rwgi::cgi::server_protocol;
+use rwgi::disconnect::Disconnect;
 use rwgi::environ::ServerInfo;
+use rwgi::interim::{FlushHead, Interim};
 use rwgi::outcome::{Outcome, ResponseFinished};
 use rwgi::path::latin1;
+use rwgi::trailers::{Trailers, WithTrailers};
 use rwgi::{App, Environ, Error, Input, Response, StartResponse};
 
 use super::remote::Link;
@@ -83,6 +87,19 @@ pub(super) struct Seen {
     pub(super) lifespan: Option<LifespanState>,
     /// Whether the environ carried a `ResponseFinished` handle (spec §14.4).
     pub(super) outcome_offered: bool,
+    /// The extensions of sections 14.6 to 14.8 the server offered.
+    pub(super) offered: Offered,
+}
+
+/// What the server offered, of the extensions of sections 14.6 to 14.8 the suite checks.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct Offered {
+    /// The handle itself, to watch: only where the app runs in the suite's process.
+    #[serde(skip)]
+    pub(super) disconnect: Option<Disconnect>,
+    pub(super) flush_head: bool,
+    pub(super) interim: bool,
+    pub(super) trailers: bool,
 }
 
 impl Seen {
@@ -117,6 +134,12 @@ impl Seen {
             server: ServerFacts::of(environ.server()),
             lifespan: environ.extensions().get::<LifespanState>().copied(),
             outcome_offered: environ.extensions().get::<ResponseFinished>().is_some(),
+            offered: Offered {
+                disconnect: environ.extension::<Disconnect>().cloned(),
+                flush_head: environ.extension::<FlushHead>().is_some(),
+                interim: environ.extension::<Interim>().is_some(),
+                trailers: environ.extension::<Trailers>().is_some(),
+            },
         }
     }
 }
@@ -159,6 +182,8 @@ pub(super) struct InputRecord {
     /// [`checksum`] of all of them.
     pub(super) checksum: u64,
     pub(super) end: InputEnd,
+    /// The trailer fields that followed a complete body, names and values as text.
+    pub(super) trailers: Vec<(String, String)>,
 }
 
 /// The starting value of [`checksum`].
@@ -180,6 +205,7 @@ pub(super) async fn drain(input: &mut Input, keep: usize, stop_after: Option<u64
         received: 0,
         checksum: CHECKSUM_START,
         end: InputEnd::Complete,
+        trailers: Vec::new(),
     };
     loop {
         if stop_after.is_some_and(|limit| record.received >= limit) {
@@ -197,7 +223,17 @@ pub(super) async fn drain(input: &mut Input, keep: usize, stop_after: Option<u64
                 record.end = InputEnd::Failed(error.to_string());
                 return record;
             }
-            None => return record,
+            None => {
+                if let Ok(Some(trailers)) = input.trailers().await {
+                    record.trailers = trailers
+                        .iter()
+                        .map(|(name, value)| {
+                            (name.to_string(), latin1(value.as_bytes()).into_owned())
+                        })
+                        .collect();
+                }
+                return record;
+            }
         }
     }
 }
@@ -435,6 +471,10 @@ pub(super) enum Behavior {
     Reply(StatusCode, HeaderMap, Script),
     /// Fails without answering: returns an error, or panics when set.
     Failing(bool),
+    /// Runs this app, which only a probe in the suite's process can: the checks of extensions
+    /// that look at a handle (spec §14.6 to §14.8) use it, and skip a server whose app runs in
+    /// other processes ([`Call::in_suite_process`]).
+    InProcess(BoxApp),
 }
 
 /// [`Behavior::Record`].
@@ -537,6 +577,12 @@ pub(super) struct Call {
 }
 
 impl Call {
+    /// Whether the server called the app in the suite's process, where the probe can hold the
+    /// handles the server offered.
+    pub(super) fn in_suite_process(&self) -> bool {
+        self.place.process == std::process::id()
+    }
+
     /// Whether the app's future is still running.
     pub(super) fn in_app(&self) -> bool {
         !self.answered && !self.abandoned
@@ -875,6 +921,17 @@ impl Body for Traced {
     fn content_length(&self) -> Option<u64> {
         self.body.content_length()
     }
+
+    fn trailer_names(&self) -> &[HeaderName] {
+        self.body.trailer_names()
+    }
+
+    fn poll_trailers(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, Error>> {
+        Pin::new(&mut self.body).poll_trailers(cx)
+    }
 }
 
 impl Drop for Traced {
@@ -930,6 +987,7 @@ async fn perform(
         Behavior::Reply(status, headers, body) => {
             Ok(start.start(status, headers).body(BoxBody::new(body)))
         }
+        Behavior::InProcess(app) => app.call(environ, start).await,
         Behavior::Failing(panic) => {
             if panic {
                 panic!("rwgi probe: deliberate panic in an app: {SECRET}");
@@ -937,4 +995,74 @@ async fn perform(
             Err(Error::msg(format!("probe app failed: {SECRET}")))
         }
     }
+}
+
+/// [`Behavior::InProcess`] running `handler`.
+fn in_process<F, Fut, B>(handler: F) -> Behavior
+where
+    F: Fn(Environ, StartResponse) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<B>, Error>> + Send + 'static,
+    B: Body + Send + Unpin + 'static,
+{
+    Behavior::InProcess(BoxApp::new(rwgi::app::app_fn(handler)))
+}
+
+/// Answers `200` with `body`, asking for the head to go out at once (REQ-INTERIM-3).
+pub(super) fn flushing(body: Script) -> Behavior {
+    in_process(move |_: Environ, start: StartResponse| {
+        let mut response = start
+            .start(StatusCode::OK, HeaderMap::new())
+            .body(body.clone());
+        response.extensions_mut().insert(FlushHead::new());
+        async move { Ok(response) }
+    })
+}
+
+/// Sends a `103 Early Hints` when the server offers interim responses, then answers `200`.
+pub(super) fn hinting() -> Behavior {
+    in_process(move |environ: Environ, start: StartResponse| async move {
+        if let Some(interim) = environ.extension::<Interim>() {
+            let mut hints = HeaderMap::new();
+            hints.insert(
+                "link",
+                http::HeaderValue::from_static("</probe.css>; rel=preload; as=style"),
+            );
+            interim
+                .send(StatusCode::EARLY_HINTS, hints)
+                .map_err(Error::new)?;
+        }
+        Ok(start
+            .start(StatusCode::OK, HeaderMap::new())
+            .body(Full::new("hinted\n")))
+    })
+}
+
+/// Answers `200` with `data`, then the trailer `fields`, announcing `names`.
+pub(super) fn trailing(
+    names: &[&'static str],
+    fields: &[(&'static str, &'static str)],
+) -> Behavior {
+    let names: Vec<HeaderName> = names
+        .iter()
+        .map(|name| HeaderName::from_static(name))
+        .collect();
+    let fields: HeaderMap = fields
+        .iter()
+        .map(|(name, value)| {
+            (
+                HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            )
+        })
+        .collect();
+    in_process(move |_: Environ, start: StartResponse| {
+        let fields = fields.clone();
+        let body = WithTrailers::new(
+            Full::new("trailed\n"),
+            names.clone(),
+            Box::pin(async move { Ok(fields) }),
+        );
+        let response = start.start(StatusCode::OK, HeaderMap::new()).body(body);
+        async move { Ok(response) }
+    })
 }

@@ -90,6 +90,8 @@ enum WireBehavior {
         length: Option<u64>,
     },
     Failing(bool),
+    /// [`Behavior::InProcess`]: the probe app in another process answers with an error.
+    InProcess,
 }
 
 /// A [`Step`] as sent.
@@ -272,6 +274,7 @@ fn to_wire(behavior: &Behavior, writer: &Writer) -> WireBehavior {
             length: body.length,
         },
         Behavior::Failing(panic) => WireBehavior::Failing(*panic),
+        Behavior::InProcess(_) => WireBehavior::InProcess,
     }
 }
 
@@ -474,6 +477,7 @@ impl Link {
                 Behavior::Reply(status, map, body)
             }
             WireBehavior::Failing(panic) => Behavior::Failing(panic),
+            WireBehavior::InProcess => Behavior::Failing(false),
         })
     }
 }
