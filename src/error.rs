@@ -7,10 +7,14 @@
 //!
 //! Errors about malformed input have their own typed errors next to the type they concern:
 //! [`TargetError`](crate::environ::TargetError), [`MountError`](crate::environ::MountError),
-//! [`ReadError`](crate::input::ReadError) and [`Violation`](crate::violation::Violation).
+//! [`ReadError`](crate::input::ReadError) and [`Violation`](crate::violation::Violation). One of
+//! them travels inside an `Error`: the [`InputError`] a server puts in a request body's error
+//! when the client is the cause, which [`Error::input_error`] finds (REQ-INPUT-8).
 
 use std::error::Error as StdError;
 use std::fmt;
+
+use crate::input::InputError;
 
 type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -58,6 +62,47 @@ impl Error {
     /// ```
     pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
         self.inner.downcast_ref::<E>()
+    }
+
+    /// The [`InputError`] this error is or wraps, at any depth: the server's word that the
+    /// request body failed because of the client (REQ-INPUT-8). `None` for every other error,
+    /// which is a server fault.
+    ///
+    /// It looks through [`source`](StdError::source) chains, other `Error`s and
+    /// `std::io::Error`s made from an error (which hide theirs from `source`), so an app that
+    /// wraps a body error before passing it on keeps it recognisable.
+    ///
+    /// ```
+    /// use rwgi::input::{InputError, InputErrorKind, ReadError};
+    /// use rwgi::Error;
+    ///
+    /// let from_server = Error::new(InputError::new(InputErrorKind::TooLarge, "over 1 MiB"));
+    /// // An app that wraps it twice on its way out.
+    /// let io = std::io::Error::other(ReadError::Body(from_server));
+    /// let error = Error::new(io);
+    /// assert_eq!(error.input_error().unwrap().status(), 413);
+    ///
+    /// assert!(Error::msg("database gone").input_error().is_none());
+    /// ```
+    pub fn input_error(&self) -> Option<&InputError> {
+        let mut current: &(dyn StdError + 'static) = &*self.inner;
+        // Bounded, in case some error's chain loops.
+        for _ in 0..64 {
+            if let Some(input) = current.downcast_ref::<InputError>() {
+                return Some(input);
+            }
+            current = if let Some(error) = current.downcast_ref::<Error>() {
+                &*error.inner
+            } else if let Some(inner) = current
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                inner
+            } else {
+                current.source()?
+            };
+        }
+        None
     }
 
     /// Unwraps the boxed error.
@@ -123,6 +168,40 @@ mod tests {
             error.downcast_ref::<std::io::Error>().unwrap().kind(),
             std::io::ErrorKind::NotFound
         );
+    }
+
+    #[test]
+    fn input_error_is_found_however_it_is_wrapped() {
+        use crate::input::{InputErrorKind, ReadError};
+
+        let input = || InputError::new(InputErrorKind::Malformed, "bad chunk");
+        assert!(Error::new(input())
+            .input_error()
+            .is_some_and(InputError::is_malformed));
+        // Inside another error's source chain.
+        #[derive(Debug)]
+        struct Wrapper(InputError);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("upload failed")
+            }
+        }
+        impl StdError for Wrapper {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(&self.0)
+            }
+        }
+        assert_eq!(Error::new(Wrapper(input())).input_error(), Some(&input()));
+        // An `Error` in an `Error`, and behind `ReadError::Body`.
+        let nested = Error::new(ReadError::Body(Error::new(Error::new(input()))));
+        assert!(nested.input_error().is_some());
+        // An io::Error made from one.
+        let io = Error::new(std::io::Error::other(input()));
+        assert!(io.input_error().is_some());
+        // Anything else is not the client's fault.
+        assert!(Error::msg("disk on fire").input_error().is_none());
+        let plain_io = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad");
+        assert!(Error::new(plain_io).input_error().is_none());
     }
 
     #[test]

@@ -8,14 +8,19 @@
 //! reading (REQ-INPUT-5).
 //!
 //! A request without a body costs no allocation: [`Input::empty`] is a plain value.
+//!
+//! When the server fails the body because of the client (a broken chunked coding, a body cut
+//! short, too slow or too large), the error the stream yields wraps an [`InputError`], which an
+//! app finds with [`Error::input_error`] and tells apart from a server fault (REQ-INPUT-8).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 
 use crate::body::{Body, BodyExt};
 use crate::Error;
@@ -414,6 +419,124 @@ impl std::error::Error for ReadError {
         }
     }
 }
+
+/// Why a server failed a request body, when the client is the cause (REQ-INPUT-8): the body
+/// breaks its framing, ends early, arrives too slowly or is over the server's limit.
+///
+/// A server puts it in the error the [`Input`] yields; an app finds it with
+/// [`Error::input_error`], however deeply the app wrapped the error, and answers with
+/// [`status`](InputError::status). An app that simply passes the error on (`?`) gets that status
+/// from the server too: `prepare` answers it in place of `500` (REQ-ERR-2). Any other body error
+/// is a server fault.
+///
+/// ```
+/// use rwgi::input::{InputError, InputErrorKind};
+/// use rwgi::http::StatusCode;
+///
+/// // What a server yields for a chunk size line that is not hexadecimal.
+/// let error = rwgi::Error::new(InputError::new(
+///     InputErrorKind::Malformed,
+///     "the chunked coding is broken: invalid chunk size",
+/// ));
+/// // What an app asks.
+/// match error.input_error() {
+///     Some(input) => assert_eq!(input.status(), StatusCode::BAD_REQUEST), // the client's fault
+///     None => unreachable!("a server fault: 500"),
+/// }
+/// assert!(error.input_error().unwrap().is_malformed());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    kind: InputErrorKind,
+    message: Cow<'static, str>,
+}
+
+/// What went wrong with a request body on the client's side; each kind has its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InputErrorKind {
+    /// The body breaks its framing: in a chunked coding, a size line that is not hexadecimal,
+    /// a size that overflows, chunk data not followed by CRLF, an over-long chunk extension, a
+    /// bare LF where CRLF belongs. `400 Bad Request`; the connection cannot carry another
+    /// request.
+    Malformed,
+    /// The body ended before its end: the client closed the connection (or its sending side)
+    /// in the middle of it. `400 Bad Request`.
+    Incomplete,
+    /// The body did not arrive in time: no bytes for the server's body timeout, or slower than
+    /// its minimum rate. `408 Request Timeout`.
+    TimedOut,
+    /// The body is longer than the server's limit. `413 Content Too Large`.
+    TooLarge,
+}
+
+impl InputErrorKind {
+    /// The status that answers a request whose body failed this way.
+    ///
+    /// ```
+    /// use rwgi::input::InputErrorKind;
+    ///
+    /// assert_eq!(InputErrorKind::Malformed.status(), 400);
+    /// assert_eq!(InputErrorKind::Incomplete.status(), 400);
+    /// assert_eq!(InputErrorKind::TimedOut.status(), 408);
+    /// assert_eq!(InputErrorKind::TooLarge.status(), 413);
+    /// ```
+    pub fn status(self) -> StatusCode {
+        match self {
+            InputErrorKind::Malformed | InputErrorKind::Incomplete => StatusCode::BAD_REQUEST,
+            InputErrorKind::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            InputErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+}
+
+impl InputError {
+    /// An error of `kind`, displayed as `message` (which says what the server saw, for logs).
+    pub fn new(kind: InputErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        InputError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> InputErrorKind {
+        self.kind
+    }
+
+    /// The status to answer with: `400`, `408` or `413` ([`InputErrorKind::status`]).
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// Whether the body breaks its framing ([`InputErrorKind::Malformed`]).
+    pub fn is_malformed(&self) -> bool {
+        self.kind == InputErrorKind::Malformed
+    }
+
+    /// Whether the body ended early ([`InputErrorKind::Incomplete`]).
+    pub fn is_incomplete(&self) -> bool {
+        self.kind == InputErrorKind::Incomplete
+    }
+
+    /// Whether the body did not arrive in time ([`InputErrorKind::TimedOut`]).
+    pub fn is_timeout(&self) -> bool {
+        self.kind == InputErrorKind::TimedOut
+    }
+
+    /// Whether the body is over the server's limit ([`InputErrorKind::TooLarge`]).
+    pub fn is_too_large(&self) -> bool {
+        self.kind == InputErrorKind::TooLarge
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
 
 #[cfg(test)]
 mod tests {

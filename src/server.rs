@@ -36,10 +36,11 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::body::{Body, Mismatch, Promise};
+use crate::input::InputError;
 use crate::interim::FlushHead;
 use crate::response::{check_head_declared, http_response, is_bodiless};
 use crate::trailers::{announced, check_trailer_name};
@@ -56,6 +57,10 @@ use crate::{App, Environ, Error, Response, StartResponse};
 /// returns an error or panics, the head breaks a rule, the body fails or panics before its
 /// first chunk) the result is a plain `500 Internal Server Error` and
 /// [`Prepared::failure`] says why, for the server's log. Nothing has been sent at that point.
+/// When the error is the request body's, failed because of the client (an
+/// [`InputError`]: a broken chunked coding, a body cut short, too slow
+/// or too large), the answer has that error's status instead, `400`, `408` or `413`, and
+/// `Connection: close` (REQ-INPUT-8).
 ///
 /// ```
 /// use rwgi::app::app_fn;
@@ -344,10 +349,34 @@ impl<B: Body + Unpin> Prepared<B> {
         )
     }
 
+    /// The answer in place of a failed one: `500`, or the status of the request body's own
+    /// failure when the client caused it (REQ-INPUT-8), with `Connection: close`: that body was
+    /// not read to its end, and its framing may be what broke.
+    #[cold]
     fn failed(failure: Failure) -> Self {
+        let mut plain = match failure.input_error().map(InputError::status) {
+            Some(StatusCode::BAD_REQUEST) => {
+                Prepared::plain(StatusCode::BAD_REQUEST, "Bad Request\n")
+            }
+            Some(StatusCode::REQUEST_TIMEOUT) => {
+                Prepared::plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout\n")
+            }
+            Some(StatusCode::PAYLOAD_TOO_LARGE) => {
+                Prepared::plain(StatusCode::PAYLOAD_TOO_LARGE, "Content Too Large\n")
+            }
+            _ => {
+                return Prepared {
+                    failure: Some(Box::new(failure)),
+                    ..Prepared::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+                }
+            }
+        };
+        plain
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("close"));
         Prepared {
             failure: Some(Box::new(failure)),
-            ..Prepared::plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+            ..plain
         }
     }
 
@@ -384,7 +413,8 @@ impl<B: Body + Unpin> Prepared<B> {
         &mut self.extensions
     }
 
-    /// Why the app's answer was replaced by a `500`, if it was.
+    /// Why the app's answer was replaced by a `500` (or by the status of a request body the
+    /// client broke, [`Failure::input_error`]), if it was.
     pub fn failure(&self) -> Option<&Failure> {
         self.failure.as_deref()
     }
@@ -456,6 +486,35 @@ pub enum Failure {
     Violation(Violation),
     /// The body failed (or panicked) before its first chunk.
     Body(Error),
+}
+
+impl Failure {
+    /// The [`InputError`] the failure carries, when the app (or its body) failed because the
+    /// request body did, and the client caused that (REQ-INPUT-8): the answer then has its
+    /// status (`400`, `408`, `413`) rather than `500`, and `Connection: close`, since the body
+    /// was not read to its end.
+    ///
+    /// ```
+    /// use rwgi::app::app_fn;
+    /// use rwgi::input::{InputError, InputErrorKind};
+    /// use rwgi::server::prepare;
+    /// use rwgi_conformance::test_client::{block_on, TestRequest};
+    ///
+    /// // An app that passes on the error its request body yielded.
+    /// let app = app_fn(|_, _: rwgi::StartResponse| async move {
+    ///     let broken = InputError::new(InputErrorKind::Malformed, "bad chunk size");
+    ///     Err::<rwgi::Response<rwgi::body::Empty>, _>(rwgi::Error::new(broken))
+    /// });
+    /// let prepared = block_on(prepare(&app, TestRequest::post("/").into_environ()));
+    /// assert_eq!(prepared.status(), 400);
+    /// assert!(prepared.failure().unwrap().input_error().unwrap().is_malformed());
+    /// ```
+    pub fn input_error(&self) -> Option<&InputError> {
+        match self {
+            Failure::App(error) | Failure::Body(error) => error.input_error(),
+            Failure::Panic(_) | Failure::Violation(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -822,6 +881,54 @@ mod tests {
             "body failed before its first chunk: template missing"
         );
         assert_eq!(prepared.headers()[CONTENT_LENGTH], "22");
+    }
+
+    #[test]
+    fn a_failure_caused_by_the_clients_body_gets_that_bodys_status() {
+        use crate::input::{InputError, InputErrorKind};
+
+        for (kind, status, text) in [
+            (InputErrorKind::Malformed, 400, "Bad Request\n"),
+            (InputErrorKind::Incomplete, 400, "Bad Request\n"),
+            (InputErrorKind::TimedOut, 408, "Request Timeout\n"),
+            (InputErrorKind::TooLarge, 413, "Content Too Large\n"),
+        ] {
+            // The app returns the error, wrapped; or its body (an echo of the upload) yields it
+            // before its first chunk.
+            let app = app_fn(move |environ: Environ, start: StartResponse| async move {
+                if environ.path_info() == "/app" {
+                    let error = Error::new(InputError::new(kind, "the client's fault"));
+                    return Err(Error::new(crate::input::ReadError::Body(error)));
+                }
+                let error = Error::new(InputError::new(kind, "the client's fault"));
+                let body =
+                    StreamBody::new(futures_util::stream::iter([Ok(Bytes::new()), Err(error)]));
+                Ok(start.start(StatusCode::OK, HeaderMap::new()).body(body))
+            });
+            for path in ["/app", "/body"] {
+                let prepared = block_on(prepare(&app, environ_of(Request::post(path))));
+                assert_eq!(prepared.status(), status, "{kind:?} {path}");
+                assert_eq!(
+                    prepared
+                        .failure()
+                        .and_then(Failure::input_error)
+                        .map(InputError::kind),
+                    Some(kind)
+                );
+                assert_eq!(prepared.headers()["connection"], "close");
+                assert_eq!(
+                    collect(prepared.into_parts().2).unwrap().concat(),
+                    text.as_bytes()
+                );
+            }
+        }
+        // Any other failure is still a 500.
+        let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
+            Chunks(vec![Err("disk gone")], None)
+        });
+        assert_eq!(prepared.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(prepared.failure().unwrap().input_error().is_none());
+        assert!(!prepared.headers().contains_key("connection"));
     }
 
     #[test]

@@ -182,7 +182,8 @@ impl Request {
     /// # Errors
     ///
     /// A `413` reply when the body is larger than `limit`, a `400` when it is not JSON of the
-    /// expected shape, and an app error when the body fails (the client went away).
+    /// expected shape, and an app error when the body fails (the client went away or broke
+    /// it, which the server answers with the body error's own status: REQ-INPUT-8).
     pub async fn json<T: DeserializeOwned>(&mut self, limit: usize) -> Result<T, Reply> {
         let body = match self.environ.input_mut().read_to_end(limit).await {
             Ok(body) => body,

@@ -42,6 +42,11 @@ pub(crate) struct Settings {
     pub(crate) header_timeout: Duration,
     /// How long the app may wait for the next request-body chunk; zero: no limit.
     pub(crate) body_timeout: Duration,
+    /// The slowest a request body may arrive on average, in bytes per second of the app's
+    /// waiting, once `min_body_rate_grace` has passed; zero: no minimum.
+    pub(crate) min_body_rate: u64,
+    /// How long the app may wait for a request body before `min_body_rate` applies.
+    pub(crate) min_body_rate_grace: Duration,
     /// How long a response write may make no progress before the connection is dropped;
     /// zero: no limit.
     pub(crate) write_timeout: Duration,
@@ -108,6 +113,8 @@ impl Default for Settings {
             keepalive: Duration::from_secs(5),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            min_body_rate: 240,
+            min_body_rate_grace: Duration::from_secs(5),
             write_timeout: Duration::from_secs(30),
             request_timeout: Duration::ZERO,
             worker_connections: 1000,
@@ -224,6 +231,17 @@ struct Options {
     /// 0: no limit. [default: 30]
     #[arg(long, env = "RWGI_BODY_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
     body_timeout: Option<Duration>,
+
+    /// The slowest a request body may arrive, in bytes per second averaged over the time the
+    /// app waits for it, once min_body_rate_grace has passed; slower fails the app's read
+    /// (a client dribbling its body); 0: no minimum. [default: 240]
+    #[arg(long, env = "RWGI_MIN_BODY_RATE", value_name = "BYTES", value_parser = parse_count)]
+    min_body_rate: Option<u64>,
+
+    /// Seconds the app may wait for a request body before min_body_rate applies.
+    /// [default: 5]
+    #[arg(long, env = "RWGI_MIN_BODY_RATE_GRACE", value_name = "SECONDS", value_parser = parse_seconds)]
+    min_body_rate_grace: Option<Duration>,
 
     /// Seconds a response write may make no progress (a client that stopped reading) before
     /// the connection is dropped; 0: no limit. [default: 30]
@@ -436,6 +454,8 @@ file_table! {
     keepalive: parse_seconds, false;
     header_timeout: parse_seconds, false;
     body_timeout: parse_seconds, false;
+    min_body_rate: parse_count, false;
+    min_body_rate_grace: parse_seconds, false;
     write_timeout: parse_seconds, false;
     request_timeout: parse_seconds, false;
     worker_connections: parse_at_least_one, false;
@@ -504,6 +524,10 @@ impl Settings {
             keepalive: options.keepalive.unwrap_or(defaults.keepalive),
             header_timeout: options.header_timeout.unwrap_or(defaults.header_timeout),
             body_timeout: options.body_timeout.unwrap_or(defaults.body_timeout),
+            min_body_rate: options.min_body_rate.unwrap_or(defaults.min_body_rate),
+            min_body_rate_grace: options
+                .min_body_rate_grace
+                .unwrap_or(defaults.min_body_rate_grace),
             write_timeout: options.write_timeout.unwrap_or(defaults.write_timeout),
             request_timeout: options.request_timeout.unwrap_or(defaults.request_timeout),
             worker_connections: options
@@ -585,6 +609,12 @@ impl Settings {
             self.header_timeout.as_secs_f64()
         );
         let _ = writeln!(out, "body_timeout = {}", self.body_timeout.as_secs_f64());
+        let _ = writeln!(out, "min_body_rate = {}", self.min_body_rate);
+        let _ = writeln!(
+            out,
+            "min_body_rate_grace = {}",
+            self.min_body_rate_grace.as_secs_f64()
+        );
         let _ = writeln!(out, "write_timeout = {}", self.write_timeout.as_secs_f64());
         let _ = writeln!(
             out,
@@ -964,6 +994,10 @@ mod tests {
         assert_eq!(settings.workers, 1);
         assert_eq!(settings.backlog, 2048);
         assert_eq!(settings.timeout, Duration::from_secs(30));
+        // Kestrel's MinRequestBodyDataRate: 240 bytes/s after 5 s (gunicorn and nginx have no
+        // minimum rate).
+        assert_eq!(settings.min_body_rate, 240);
+        assert_eq!(settings.min_body_rate_grace, Duration::from_secs(5));
     }
 
     #[test]
@@ -1157,9 +1191,15 @@ mod tests {
             "60",
             "--worker-connections",
             "64",
+            "--min-body-rate",
+            "1000",
+            "--min-body-rate-grace",
+            "0.5",
         ])
         .unwrap();
         assert_eq!(settings.body_timeout, Duration::from_millis(2500));
+        assert_eq!(settings.min_body_rate, 1000);
+        assert_eq!(settings.min_body_rate_grace, Duration::from_millis(500));
         assert_eq!(settings.write_timeout, Duration::from_secs(7));
         assert_eq!(settings.request_timeout, Duration::from_secs(60));
         assert_eq!(settings.worker_connections, 64);

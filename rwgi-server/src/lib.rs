@@ -42,6 +42,8 @@
 //! | `keepalive` (s; 0 disables keep-alive) | `--keepalive` | `RWGI_KEEPALIVE` | 5 | `keepalive` |
 //! | `header_timeout` (s to send a request head) | `--header-timeout` | `RWGI_HEADER_TIMEOUT` | 10 | — |
 //! | `body_timeout` (s between request-body chunks; 0: none) | `--body-timeout` | `RWGI_BODY_TIMEOUT` | 30 | — |
+//! | `min_body_rate` (bytes/s a request body must average while the app waits; 0: none) | `--min-body-rate` | `RWGI_MIN_BODY_RATE` | 240 | — |
+//! | `min_body_rate_grace` (s of waiting before `min_body_rate` applies) | `--min-body-rate-grace` | `RWGI_MIN_BODY_RATE_GRACE` | 5 | — |
 //! | `write_timeout` (s a response write may stall; 0: none) | `--write-timeout` | `RWGI_WRITE_TIMEOUT` | 30 | — |
 //! | `request_timeout` (s for the app to answer, else 503; 0: none) | `--request-timeout` | `RWGI_REQUEST_TIMEOUT` | 0 | — |
 //! | `worker_connections` (open at once per worker) | `--worker-connections` | `RWGI_WORKER_CONNECTIONS` | 1000 | `worker_connections` |
@@ -75,6 +77,14 @@
 //!   left unread. The clock runs only while the app waits, and restarts with each chunk, as
 //!   nginx's `client_body_timeout` does: it cuts off a client that stops sending, not one that
 //!   sends a byte at a time within it.
+//! - `min_body_rate` and `min_body_rate_grace`: once the app has waited for a request body for
+//!   `min_body_rate_grace` in all, the body must have averaged `min_body_rate` bytes per second
+//!   of that waiting, or the read fails with an [`InputError`] (also
+//!   [`InputError::is_timeout`], so the app's answer is `408`); this cuts off the client that
+//!   dribbles its body a byte at a time, each within `body_timeout` (Kestrel's
+//!   `MinRequestBodyDataRate`, with its defaults of 240 bytes/s after 5 s). Only the app's
+//!   waiting counts: while the app does not read, the client cannot send, and the clock stops.
+//!   An app that takes slow uploads on purpose (a long-lived stream) sets it to 0.
 //! - `write_timeout`: a response write that makes no progress for this long (a client that
 //!   stopped reading) fails, and the connection is dropped with the response body.
 //! - `request_timeout` (off by default): an app that has not returned its response within this
@@ -86,6 +96,18 @@
 //!   kernel refuses them.
 //!
 //! A timer exists only while its operation waits, and only when its setting is on.
+//!
+//! # Request bodies the client breaks
+//!
+//! When the client is the cause of a request body's failure, the error the app's read yields
+//! wraps an [`InputError`] ([`rwgi::Error::input_error`] finds it; REQ-INPUT-8), whose kind
+//! says why: a chunked coding that breaks its framing ([`InputError::is_malformed`]: a size line
+//! that is not hexadecimal or overflows, chunk data not followed by CRLF, chunk extensions over
+//! hyper's 16 KiB per body, a bare LF in a chunk line or after the last chunk), a body cut short
+//! ([`InputError::is_incomplete`]), too slow ([`InputError::is_timeout`]) or too large
+//! ([`InputError::is_too_large`]). An app that passes the error on gets `400`, `408` or `413`
+//! sent for it rather than `500`, as long as the response has not started, and the connection
+//! closes after that answer.
 //!
 //! # Behind a proxy
 //!
@@ -136,7 +158,8 @@
 //! - `tls`: HTTPS with rustls on the TCP listeners, from the `certfile` and `keyfile` settings
 //!   (or [`Builder::tls`]).
 //! - `http2`: HTTP/2 beside HTTP/1.1 on every listener, told apart by the HTTP/2 preface (prior
-//!   knowledge), or chosen by ALPN with `tls`.
+//!   knowledge), or chosen by ALPN with `tls`. Without it, a connection that opens with the
+//!   HTTP/2 preface gets `505 HTTP Version Not Supported` and is closed.
 //!
 //! # Signals
 //!
@@ -176,9 +199,9 @@ use rwgi::lifespan::BoxLifespan;
 use rwgi::App;
 use tokio::sync::watch;
 
-pub use deadline::InputError;
 pub use hooks::{Ending, Hooks, Outcome, RequestInfo};
 pub use listen::{Bind, BindParseError};
+pub use rwgi::input::{InputError, InputErrorKind};
 
 use config::{ConfigError, Settings};
 use listen::{bind_all, Listener};
@@ -496,6 +519,8 @@ fn serve_config(settings: &Settings, extras: &Extras) -> Result<ServeConfig, Str
         keepalive: settings.keepalive,
         header_timeout: settings.header_timeout,
         body_timeout: settings.body_timeout,
+        min_body_rate: settings.min_body_rate,
+        min_body_rate_grace: settings.min_body_rate_grace,
         write_timeout: settings.write_timeout,
         request_timeout: settings.request_timeout,
         worker_connections: settings.worker_connections,
@@ -733,6 +758,8 @@ impl Server {
 ///     .keepalive(Duration::from_secs(2))
 ///     .header_timeout(Duration::from_secs(5))
 ///     .body_timeout(Duration::from_secs(10))
+///     .min_body_rate(1024)
+///     .min_body_rate_grace(Duration::from_secs(2))
 ///     .write_timeout(Duration::from_secs(10))
 ///     .request_timeout(Duration::from_secs(60))
 ///     .worker_connections(500)
@@ -808,6 +835,21 @@ impl Builder {
     /// [`InputError`]; zero: no limit (default 30 s).
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.settings.body_timeout = timeout;
+        self
+    }
+
+    /// The slowest a request body may arrive, in bytes per second averaged over the time the
+    /// app waits for it, once it has waited [`min_body_rate_grace`](Builder::min_body_rate_grace);
+    /// slower fails the read with an [`InputError`]; zero: no minimum (default 240).
+    pub fn min_body_rate(mut self, bytes_per_second: u64) -> Self {
+        self.settings.min_body_rate = bytes_per_second;
+        self
+    }
+
+    /// How long the app may wait for a request body before
+    /// [`min_body_rate`](Builder::min_body_rate) applies (default 5 s).
+    pub fn min_body_rate_grace(mut self, grace: Duration) -> Self {
+        self.settings.min_body_rate_grace = grace;
         self
     }
 

@@ -200,3 +200,33 @@ fn a_reset_stream_is_the_client_gone_and_its_head_came_first() {
     });
     server.shutdown();
 }
+
+#[test]
+fn a_raw_http2_preface_is_answered_with_settings() {
+    // The bytes a client with prior knowledge opens with, sent by hand: the connection preface
+    // and an empty SETTINGS frame. An HTTP/1-only build answers them with 505 (see
+    // tests/robustness.rs); this one speaks HTTP/2.
+    use std::io::{Read, Write};
+
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .threads(1)
+        .serve(app())
+        .expect("the server starts");
+    let mut stream = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    // The server's first frame is its SETTINGS (RFC 9113 §3.4): a 9-byte header, type 0x4, on
+    // stream 0, not an acknowledgement.
+    let mut header = [0; 9];
+    stream.read_exact(&mut header).unwrap();
+    assert_eq!(header[3], 0x4, "frame type: {header:?}");
+    assert_eq!(header[4] & 0x1, 0, "flags: {header:?}");
+    assert_eq!(&header[5..9], &[0, 0, 0, 0], "stream: {header:?}");
+    drop(stream);
+    server.shutdown();
+}

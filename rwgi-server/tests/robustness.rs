@@ -20,7 +20,7 @@ use bytes::Bytes;
 use rwgi::body::{BoxBody, Empty, Full, StreamBody};
 use rwgi::http::{HeaderMap, StatusCode};
 use rwgi::{App, Environ, Error, Response, StartResponse};
-use rwgi_server::{Builder, InputError, Server, ServerHandle};
+use rwgi_server::{Builder, InputError, InputErrorKind, Server, ServerHandle};
 
 use raw_http::Client;
 
@@ -80,17 +80,7 @@ impl App for Faulty {
                     match input.chunk().await {
                         None => break format!("read {total} bytes"),
                         Some(Ok(chunk)) => total += chunk.len(),
-                        Some(Err(error)) => {
-                            break match error.downcast_ref::<InputError>() {
-                                Some(error) if error.is_timeout() => {
-                                    format!("timeout after {total} bytes: {error}")
-                                }
-                                Some(error) if error.is_too_large() => {
-                                    format!("too large after {total} bytes: {error}")
-                                }
-                                _ => format!("failed after {total} bytes: {error}"),
-                            }
-                        }
+                        Some(Err(error)) => break describe(&error, total),
                     }
                 };
                 let status = if event.starts_with("timeout") {
@@ -102,6 +92,37 @@ impl App for Faulty {
                 };
                 let _ = self.events.send(event.clone());
                 (status, BoxBody::new(Full::new(event)))
+            }
+            // Passes a body error on, for the server to answer.
+            "/pass-on" => {
+                let input = environ.input_mut();
+                let mut total = 0;
+                while let Some(chunk) = input.chunk().await {
+                    match chunk {
+                        Ok(chunk) => total += chunk.len(),
+                        Err(error) => {
+                            let _ = self.events.send(describe(&error, total));
+                            return Err(error);
+                        }
+                    }
+                }
+                let _ = self.events.send(format!("read {total} bytes"));
+                (StatusCode::OK, BoxBody::new(Full::new("read\n")))
+            }
+            // Reports the framing headers it sees, and the body's length.
+            "/framing" => {
+                let header = |name: &str| {
+                    let values: Vec<_> = environ.headers().get_all(name).iter().collect();
+                    format!("{name}: {values:?}")
+                };
+                let seen = format!(
+                    "{}, {}",
+                    header("content-length"),
+                    header("transfer-encoding")
+                );
+                let body = environ.input_mut().read_to_end(1 << 20).await;
+                let _ = self.events.send(format!("{seen}, body {body:?}"));
+                (StatusCode::OK, BoxBody::new(Full::new("framing\n")))
             }
             "/endless" => (
                 StatusCode::OK,
@@ -144,6 +165,23 @@ impl App for Faulty {
         };
         Ok(start.start(status, HeaderMap::new()).body(body))
     }
+}
+
+/// What reading a body gave, by the kind of [`InputError`] the server put in the error.
+fn describe(error: &Error, total: usize) -> String {
+    let Some(input) = error.input_error() else {
+        return format!("failed after {total} bytes: {error}");
+    };
+    let kind = match input.kind() {
+        InputErrorKind::Malformed => "malformed",
+        InputErrorKind::Incomplete => "incomplete",
+        InputErrorKind::TimedOut => "timeout",
+        InputErrorKind::TooLarge => "too large",
+        other => panic!("a new kind of input error: {other:?}"),
+    };
+    // The same error, found by type as `rwgi_server` exports it.
+    assert!(error.downcast_ref::<InputError>().is_some());
+    format!("{kind} after {total} bytes: {input}")
 }
 
 struct Fixture {
@@ -237,6 +275,18 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
         std::thread::sleep(Duration::from_millis(5));
     }
     started.elapsed()
+}
+
+/// Writes a byte to `stream` every `every`, from a thread of its own, until a write fails (the
+/// server closed the connection) or `bound` has passed.
+fn dribble(stream: &TcpStream, every: Duration, bound: Duration) -> std::thread::JoinHandle<()> {
+    let mut stream = stream.try_clone().unwrap();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        while started.elapsed() < bound && stream.write_all(b"x").is_ok() {
+            std::thread::sleep(every);
+        }
+    })
 }
 
 /// Reads until the server closes the connection (or resets it); the bytes received.
@@ -350,6 +400,90 @@ fn a_chunked_body_over_the_limit_is_a_typed_error_and_a_declared_one_is_413() {
     assert_eq!(response.header("connection"), Some("close"));
     assert_eq!(server.calls_dropped(), before, "the app was not called");
     server.assert_serving();
+}
+
+#[test]
+fn min_body_rate_cuts_off_a_body_dribbled_within_body_timeout() {
+    let server = Fixture::start(
+        config()
+            .body_timeout(Duration::from_secs(5))
+            .min_body_rate(100)
+            .min_body_rate_grace(Duration::from_millis(500)),
+    );
+    // A byte every 100 ms: each well within body_timeout, 10 bytes/s in all. The app passes
+    // the error on, and the server answers for it.
+    let mut stream = server.socket();
+    stream
+        .write_all(b"POST /pass-on HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let writer = dribble(&stream, Duration::from_millis(100), Duration::from_secs(5));
+    let event = server.event();
+    let waited = started.elapsed();
+    assert!(
+        event.starts_with("timeout after ")
+            && event.contains(
+                " bytes: the request body arrived slower than 100 bytes/s (min_body_rate): "
+            ),
+        "{event}"
+    );
+    // Cut off once the grace period is over: after 0.5 s of waiting, not 5 s of silence.
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    let response = String::from_utf8(read_until_closed(&mut stream)).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{response}"
+    );
+    assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
+    assert!(
+        response.ends_with("\r\n\r\nRequest Timeout\n"),
+        "{response}"
+    );
+    writer.join().unwrap();
+
+    // A body faster than the minimum is read whole, however long it takes.
+    let mut stream = server.socket();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 1500\r\n\r\n")
+        .unwrap();
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_millis(100));
+        stream.write_all(&[b'y'; 100]).unwrap();
+    }
+    assert_eq!(server.event(), "read 1500 bytes");
+    server.assert_serving();
+}
+
+#[test]
+fn under_the_defaults_a_body_dribbled_a_byte_a_second_is_cut_off() {
+    // body_timeout 30 s never fires for it; min_body_rate (240 bytes/s after 5 s) does.
+    let server = Fixture::start(config());
+    let mut stream = server.socket();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let writer = dribble(&stream, Duration::from_secs(1), Duration::from_secs(15));
+    let event = server
+        .events
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the app's read fails");
+    let waited = started.elapsed();
+    assert!(
+        event
+            .contains(" bytes: the request body arrived slower than 240 bytes/s (min_body_rate): "),
+        "{event}"
+    );
+    assert!(
+        waited >= Duration::from_millis(4500) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    let response = String::from_utf8(read_until_closed(&mut stream)).unwrap();
+    assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
+    writer.join().unwrap();
 }
 
 #[test]
@@ -483,6 +617,170 @@ fn zero_worker_connections_is_refused() {
     );
 }
 
+// ---- Framing ----
+
+/// Chunked bodies that break their framing after a head that is fine (REQ-INPUT-8): what each
+/// is, the bytes after the head, and how many body bytes come before the break.
+fn broken_chunked_bodies() -> Vec<(&'static str, Vec<u8>, usize)> {
+    let mut long_extension = b"3;".to_vec();
+    long_extension.resize(2 + 16 * 1024, b'x');
+    long_extension.extend_from_slice(b"\r\nabc\r\n0\r\n\r\n");
+    vec![
+        (
+            "a size line that is not hexadecimal",
+            b"zz\r\nabc\r\n0\r\n\r\n".to_vec(),
+            0,
+        ),
+        (
+            "a size that overflows 64 bits",
+            b"f0000000000000003\r\nabc\r\n0\r\n\r\n".to_vec(),
+            0,
+        ),
+        (
+            "chunk data not followed by CRLF",
+            b"3\r\nabcX\r\n0\r\n\r\n".to_vec(),
+            3,
+        ),
+        ("chunk extensions over 16 KiB", long_extension, 0),
+        (
+            "a bare LF ending a size line",
+            b"3\nabc\r\n0\r\n\r\n".to_vec(),
+            0,
+        ),
+        (
+            "a bare LF ending a chunk extension",
+            b"3;name=value\nabc\r\n0\r\n\r\n".to_vec(),
+            0,
+        ),
+        (
+            "a bare LF after chunk data",
+            b"3\r\nabc\n0\r\n\r\n".to_vec(),
+            3,
+        ),
+        (
+            "a bare LF ending the last chunk's line",
+            b"3\r\nabc\r\n0\n\r\n".to_vec(),
+            3,
+        ),
+        // hyper reads on to the next CRLF CRLF as the trailer section: the request a lenient
+        // front end would see next is swallowed, and the server refuses the body.
+        (
+            "a bare LF after the last chunk",
+            b"3\r\nabc\r\n0\r\n\nGET /hello HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(),
+            3,
+        ),
+    ]
+}
+
+#[test]
+fn a_chunked_body_that_breaks_its_framing_is_the_clients_error_and_answered_400() {
+    let server = Fixture::start(config());
+    for (calls, (what, body, before)) in broken_chunked_bodies().into_iter().enumerate() {
+        let mut stream = server.socket();
+        let mut request =
+            b"POST /pass-on HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        request.extend_from_slice(&body);
+        // A request after the body, which must never be read as one.
+        request.extend_from_slice(b"GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+        stream.write_all(&request).unwrap();
+        // The app's read fails with a typed error it can tell from a server fault.
+        let event = server.event();
+        let expected =
+            format!("malformed after {before} bytes: the request body's framing is broken: ");
+        assert!(event.starts_with(&expected), "{what}: {event}");
+        // The app passed the error on: the server answers 400, not 500, and closes.
+        let response = String::from_utf8(read_until_closed(&mut stream)).unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{what}: {response}"
+        );
+        assert!(
+            response.contains("\r\nconnection: close\r\n"),
+            "{what}: {response}"
+        );
+        assert!(
+            response.ends_with("\r\n\r\nBad Request\n"),
+            "{what}: {response}"
+        );
+        assert_eq!(
+            response.matches("HTTP/1.1 ").count(),
+            1,
+            "{what}: {response}"
+        );
+        wait_until("the app's future is dropped", || {
+            server.calls_dropped() == calls + 1
+        });
+    }
+    // Nothing after a broken body was taken for a request.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.calls_dropped(), broken_chunked_bodies().len());
+    server.assert_serving();
+}
+
+#[test]
+fn content_length_beside_transfer_encoding_is_read_as_chunked_and_the_connection_closed() {
+    // hyper removes the Content-Length of a request that has both (either order) before the
+    // server sees the head, decodes the body as chunked and closes the connection after the
+    // answer (RFC 9112 §6.3 allows this; REQ-ENV-13's second way): the app never sees the
+    // length a front end may have framed the body by, and nothing after the body is read.
+    let server = Fixture::start(config());
+    for (calls, framing) in [
+        "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut stream = server.socket();
+        let request = format!(
+            "POST /framing HTTP/1.1\r\nHost: h\r\n{framing}\r\n5\r\nhello\r\n0\r\n\r\n\
+             GET /hello HTTP/1.1\r\nHost: h\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        assert_eq!(
+            server.event(),
+            r#"content-length: [], transfer-encoding: ["chunked"], body Ok(b"hello")"#,
+            "{framing:?}"
+        );
+        let response = String::from_utf8(read_until_closed(&mut stream)).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
+        assert_eq!(response.matches("HTTP/1.1 ").count(), 1, "{response}");
+        wait_until("the app's future is dropped", || {
+            server.calls_dropped() == calls + 1
+        });
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        server.calls_dropped(),
+        2,
+        "the request after the body was never served"
+    );
+    server.assert_serving();
+}
+
+#[cfg(not(feature = "http2"))]
+#[test]
+fn an_http2_preface_on_an_http1_only_listener_gets_505_and_a_close() {
+    // With the `http2` feature the same bytes are served: tests/http2.rs.
+    let server = Fixture::start(config());
+    let mut stream = server.socket();
+    // The connection preface and an empty SETTINGS frame, as a client with prior knowledge
+    // opens a connection.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let response = String::from_utf8(read_until_closed(&mut stream)).unwrap();
+    assert_eq!(
+        response,
+        "HTTP/1.1 505 HTTP Version Not Supported\r\nconnection: close\r\n\
+         content-type: text/plain; charset=utf-8\r\ncontent-length: 27\r\n\r\n\
+         HTTP Version Not Supported\n"
+    );
+    assert_eq!(server.calls_dropped(), 0, "the app was not called");
+    server.assert_serving();
+}
+
 // ---- Faults ----
 
 #[test]
@@ -529,7 +827,7 @@ fn a_client_gone_mid_upload_ends_the_apps_read_with_an_error() {
     drop(stream);
     let event = server.event();
     assert!(
-        event.starts_with("failed after 1000 bytes: "),
+        event.starts_with("incomplete after 1000 bytes: the request body ended early: "),
         "the app sees an error, not a short body: {event}"
     );
     wait_until("the app's future is dropped", || {
