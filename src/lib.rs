@@ -58,6 +58,7 @@ pub mod body;
 pub mod cgi;
 pub mod environ;
 pub mod error;
+pub mod file;
 pub mod input;
 pub mod lint;
 pub mod middleware;
@@ -65,6 +66,7 @@ pub mod path;
 pub mod response;
 pub mod server;
 pub mod start_response;
+pub mod upgrade;
 
 pub mod violation;
 
