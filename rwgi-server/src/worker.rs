@@ -43,8 +43,9 @@ use hyper::body::Incoming;
 #[cfg(not(feature = "http2"))]
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rwgi::body::Body;
+use rwgi::body::{Body, BoxBody};
 use rwgi::environ::ConnectionInfo;
 use rwgi::http::header::CONTENT_LENGTH;
 use rwgi::http::uri::Scheme;
@@ -56,10 +57,12 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::deadline::{InputError, Stall, WriteDeadline};
+use crate::files::FileReader;
 use crate::hooks::{Ending, Hooks, Outcome, RequestInfo};
 use crate::listen::{Listener, SocketFile};
 use crate::log::{AccessLog, Record};
 use crate::tls::Acceptor;
+use crate::upgrade::Handoff;
 use crate::SERVER_INFO;
 
 /// How a server stops.
@@ -638,10 +641,16 @@ async fn serve_connection<A>(
     A: App + 'static,
 {
     let started = AtomicBool::new(false);
+    // The connection's upgrade offer, if a request asks for one (the `upgrade` module).
+    let handoff = Handoff::default();
     // Requests borrow what the connection owns: no reference count changes per request.
     #[cfg(not(feature = "http2"))]
-    let service = service_fn(|request| {
+    let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
+        // hyper marks a request with an `Upgrade` header; an ordinary one has no extensions.
+        if request.extensions().get::<OnUpgrade>().is_some() {
+            handoff.offer(&mut request);
+        }
         respond(&shared, &connection, peer, request)
     });
     // HTTP/2 runs each request as a task of its own, which must own what it uses. Only a new
@@ -649,9 +658,13 @@ async fn serve_connection<A>(
     #[cfg(feature = "http2")]
     let connection = Arc::new(connection);
     #[cfg(feature = "http2")]
-    let service = service_fn(|request| {
+    let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
         mark_active();
+        // Only HTTP/1.1 requests are marked (no extended CONNECT on HTTP/2).
+        if request.extensions().get::<OnUpgrade>().is_some() {
+            handoff.offer(&mut request);
+        }
         let shared = Arc::clone(&shared);
         let connection = Arc::clone(&connection);
         async move { respond(&shared, &connection, peer, request).await }
@@ -662,7 +675,15 @@ async fn serve_connection<A>(
         return;
     };
     let io = WriteDeadline::new(io, shared.write_timeout);
-    let mut http = pin!(shared.http.serve_connection(TokioIo::new(io), service));
+    #[cfg(not(feature = "http2"))]
+    let mut http = pin!(shared
+        .http
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades());
+    #[cfg(feature = "http2")]
+    let mut http = pin!(shared
+        .http
+        .serve_connection_with_upgrades(TokioIo::new(io), service));
     let mut stop = false;
     let mut draining = false;
     let keepalive = shared.keepalive;
@@ -708,6 +729,9 @@ async fn serve_connection<A>(
             tracing::debug!("connection from {}: {error}", Peer(peer));
         }
     }
+    // A connection handed over after a `101`: the app's handler runs on it here, keeping the
+    // connection's slot and its place among the open connections.
+    handoff.run(peer).await;
 }
 
 /// Whether hyper gave up on a connection because a response body failed (already reported).
@@ -939,7 +963,9 @@ where
     B: Body + Unpin,
 {
     let length = prepared.content_length();
-    let (status, mut headers, body) = prepared.into_parts();
+    let (status, mut headers, mut body) = prepared.into_parts();
+    // A file body is read on the blocking pool, not by the app's body on this thread.
+    body.map_file(|range| BoxBody::new(FileReader::new(range)));
     // `prepare` dropped the body of a HEAD answer; announce the length a GET would have had.
     if head && !headers.contains_key(CONTENT_LENGTH) {
         if let Some(length) = length {
