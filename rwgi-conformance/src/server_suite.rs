@@ -18,8 +18,10 @@
 //!
 //! A check passes only after it saw what it judges, and is skipped only for a condition the
 //! server declared: `connection_addresses` for an [`Address::Unix`], which has no peer
-//! address ([`Address::has_socket_addresses`]). Anything the suite could not observe on a TCP
-//! server is a failure. [`Report::assert_ok_strict`](crate::Report::assert_ok_strict) refuses
+//! address ([`Address::has_socket_addresses`]), and `upgrade_hands_over_connection` for a
+//! server that makes no upgrade offer to a request that asks for one (the extension of §14.10
+//! is optional; no offer is how a server says it has none). Anything the suite could not
+//! observe on a TCP server is a failure. [`Report::assert_ok_strict`](crate::Report::assert_ok_strict) refuses
 //! that skip too.
 //!
 //! ```no_run
@@ -53,10 +55,12 @@ use crate::{Check, Report};
 use rwgi::app::BoxApp;
 
 mod client;
+mod files;
 mod lifecycle;
 mod probe;
 mod requests;
 mod responses;
+mod upgrades;
 mod vectors;
 
 use client::{Connection, Response};
@@ -362,6 +366,20 @@ checks! {
     lifecycle::multithread_consistent: ["REQ-CONC-1", "REQ-ENV-9"]
         "When two calls run at once on different threads, the environ says `multithread`; every \
          call gets the same `ServerInfo`.";
+    files::file_body_range: ["REQ-FILE-2"]
+        "A file body goes out as exactly the bytes of its range, with the range's length as \
+         `Content-Length` (also for `HEAD`, and for an empty range), whether or not the server \
+         declares file bodies.";
+    files::file_body_short: ["REQ-FILE-3"]
+        "A file that shrank below its range after the body was made: the response is aborted \
+         (before or after its head) or is a `500`, never completed or padded.";
+    upgrades::upgrade_offered_when_asked: ["REQ-UPGRADE-1"]
+        "No upgrade offer for a request that does not ask for one: no `Upgrade`, no \
+         `Connection: upgrade`, or HTTP/1.0.";
+    upgrades::upgrade_hands_over_connection: ["REQ-UPGRADE-3"]
+        "After the app's `101` its handler gets the connection, with the bytes sent along with \
+         the request, and the connection closes when it ends; a `101` refused as a `500` runs no \
+         handler. Skipped when the server offers no upgrades.";
 }
 
 /// Runs every check against the server that `start` starts.

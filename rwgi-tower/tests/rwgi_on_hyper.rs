@@ -15,10 +15,14 @@ use rwgi_conformance::{Outcome, Report};
 use rwgi_tower::AppService;
 use support::{hyper_hosting, request, send};
 
+/// The one check a server on hyper with the bridge skips: a tower service has no connection
+/// to hand over, so it makes no upgrade offer (spec §14.10, REQ-BRIDGE-5).
+const NO_UPGRADES: &str = "upgrade_hands_over_connection";
+
 /// Asserts that `report` passed every check of the server suite, in order, with nothing
-/// skipped.
+/// skipped but the upgrade check, which a server without upgrades declares away.
 fn assert_passes_everything(report: &Report) {
-    report.assert_ok_strict();
+    report.assert_ok();
     let names: Vec<&str> = report.results().iter().map(|result| result.name).collect();
     let expected: Vec<&str> = CHECKS.iter().map(|check| check.name).collect();
     assert_eq!(names, expected, "every check ran once");
@@ -26,6 +30,7 @@ fn assert_passes_everything(report: &Report) {
         .results()
         .iter()
         .filter(|result| result.outcome != Outcome::Pass)
+        .filter(|result| !(result.name == NO_UPGRADES && result.outcome == Outcome::Skip))
         .map(|result| (result.name, result.detail.as_str()))
         .collect();
     assert_eq!(

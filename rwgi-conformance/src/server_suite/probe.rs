@@ -528,6 +528,11 @@ impl Body for Traced {
     fn content_length(&self) -> Option<u64> {
         self.body.content_length()
     }
+
+    /// A file body stays a file for the server (§14.9).
+    fn take_file(mut self: Pin<&mut Self>) -> Option<rwgi::file::FileRange> {
+        Pin::new(&mut self.body).take_file()
+    }
 }
 
 impl Drop for Traced {
