@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use answers::{chunks, one_header};
+use answers::{chunks, one_header, ShortRange, TempFile};
 use apps::echo::Echo;
 use apps::framework::demo_app;
 use apps::hello::{hello_stack, Hello, PassThrough};
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use rwgi::app::{app_fn, AppExt};
 use rwgi::body::{Body, Either, Empty, Full};
-use rwgi::file::{FileBody, FileRange};
+use rwgi::file::FileBody;
 use rwgi::http::{header, HeaderMap, HeaderValue, StatusCode};
 use rwgi::lint::LintBody;
 use rwgi::upgrade::Upgrade;
@@ -1131,24 +1131,6 @@ fn a_middleware_that_loses_the_response_extensions_fails_ext_2() {
 
 // ---- extensions: file bodies (§14.9) and upgrades (§14.10) ----------------------------------
 
-/// A file of `bytes` in the temporary directory, removed on drop.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(name: &str, bytes: &[u8]) -> TempFile {
-        let path =
-            std::env::temp_dir().join(format!("rwgi-app-suite-{name}-{}", std::process::id()));
-        std::fs::write(&path, bytes).unwrap();
-        TempFile(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Answers every request with the file at `path`, and takes an offer to upgrade to
 /// `protocol` with a handler that echoes until the client closes.
 fn files_and_upgrades(path: std::path::PathBuf, protocol: &'static str) -> impl App {
@@ -1183,40 +1165,12 @@ fn an_app_with_file_bodies_and_upgrades_passes() {
     assert_complete(&report);
 }
 
-/// A body that streams `"abcdef"` but hands out a range of only two bytes of its file.
-struct ShortRange {
-    stream: Full,
-    path: std::path::PathBuf,
-}
-
-impl Stream for ShortRange {
-    type Item = Result<Bytes, Error>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.stream).poll_next(cx)
-    }
-}
-
-impl Body for ShortRange {
-    fn content_length(&self) -> Option<u64> {
-        self.stream.content_length()
-    }
-
-    fn take_file(mut self: Pin<&mut Self>) -> Option<FileRange> {
-        self.stream = Full::new("");
-        let file = std::fs::File::open(&self.path).ok()?;
-        FileRange::new(file, 0, 2).ok()
-    }
-}
-
 #[test]
 fn a_file_range_that_is_not_the_body_fails_file_1() {
     let file = TempFile::new("short-range", b"abcdef");
     let path = file.0.clone();
     let app = app_fn(move |_, start: StartResponse| {
-        let body = ShortRange {
-            stream: Full::new("abcdef"),
-            path: path.clone(),
-        };
+        let body = ShortRange::new(path.clone());
         async move { Ok(start.start(StatusCode::OK, text_headers()).body(body)) }
     });
     let report = run_blocking(&app);

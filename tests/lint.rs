@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use answers::{chunks, one_header};
+use answers::{chunks, one_header, ShortRange, TempFile};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
@@ -649,64 +649,13 @@ fn nested_lints_do_not_blame_each_other() {
 
 // ---- extensions: file bodies (§14.9) and upgrades (§14.10) ----------------------------------
 
-/// A file of `bytes` in the temporary directory, removed on drop.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(name: &str, bytes: &[u8]) -> TempFile {
-        let path = std::env::temp_dir().join(format!("rwgi-lint-{name}-{}", std::process::id()));
-        std::fs::write(&path, bytes).unwrap();
-        TempFile(path)
-    }
-
-    fn range(&self, offset: u64, len: u64) -> FileRange {
-        FileRange::new(std::fs::File::open(&self.0).unwrap(), offset, len).unwrap()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A body that streams `"abcdef"` but hands out only the first two bytes of its file.
-struct ShortRange {
-    stream: Full,
-    range: Option<FileRange>,
-}
-
-impl Stream for ShortRange {
-    type Item = Result<Bytes, Error>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.stream).poll_next(cx)
-    }
-}
-
-impl Body for ShortRange {
-    fn content_length(&self) -> Option<u64> {
-        self.stream.content_length()
-    }
-
-    fn take_file(mut self: Pin<&mut Self>) -> Option<FileRange> {
-        self.stream = Full::new("");
-        self.range.take()
-    }
-}
-
 #[test]
 fn a_file_range_shorter_than_the_body_is_file_1() {
     let file = TempFile::new("short-range", b"abcdef");
-    let range = Mutex::new(Some(file.range(0, 2)));
+    let path = file.0.clone();
     let app = app_fn(move |_, start: StartResponse| {
-        let range = range.lock().unwrap().take();
-        async move {
-            let body = ShortRange {
-                stream: Full::new("abcdef"),
-                range,
-            };
-            ok(start, HeaderMap::new(), body)
-        }
+        let body = ShortRange::new(path.clone());
+        async move { ok(start, HeaderMap::new(), body) }
     });
     assert_eq!(
         violations(app, TestRequest::get("/")),

@@ -8,15 +8,18 @@
 
 #[path = "../examples/apps/files.rs"]
 mod files;
+#[allow(dead_code)] // The tests use a part of the shared client.
+mod support {
+    pub mod raw_http;
+}
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use rwgi_server::{Server, ServerHandle};
+use support::raw_http::{Client, Response};
 
 /// A folder of files for one test, removed on drop.
 struct Folder(PathBuf);
@@ -73,34 +76,10 @@ fn serve(root: &Path) -> (ServerHandle, SocketAddr) {
     (server, address)
 }
 
-/// One exchange on its own connection: status line and header lines, and the body.
-fn exchange(address: SocketAddr, request: &str) -> (String, Vec<u8>) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let end = answer
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
-    (head, answer[end + 4..].to_vec())
-}
-
-fn get(address: SocketAddr, target: &str, fields: &str) -> (String, Vec<u8>) {
-    exchange(
-        address,
-        &format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{fields}\r\n"),
-    )
-}
-
-/// The value of the header line `name` in a lower-cased head.
-fn field<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+/// `GET target` with the extra field lines `fields`, on a connection of its own.
+fn get(address: SocketAddr, target: &str, fields: &str) -> Response {
+    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\n{fields}\r\n");
+    Client::connect(address).exchange(request.as_bytes())
 }
 
 #[test]
@@ -109,60 +88,54 @@ fn files_ranges_and_validators_go_over_the_wire() {
     let (server, address) = serve(&folder.0);
     let large = pattern(LARGE);
 
-    let (head, body) = get(address, "/static/large.bin", "");
-    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    let whole = get(address, "/static/large.bin", "");
+    assert_eq!(whole.status, 200);
     assert_eq!(
-        field(&head, "content-length"),
+        whole.header("content-length"),
         Some(LARGE.to_string().as_str())
     );
     assert!(
-        body == large,
-        "the large file arrived changed ({} bytes)",
-        body.len()
+        whole.complete && whole.body == large,
+        "the large file arrived changed"
     );
-    let etag = field(&head, "etag").unwrap().to_owned();
+    let etag = whole.header("etag").unwrap().to_owned();
 
-    let (head, body) = get(
+    let part = get(
         address,
         "/static/large.bin",
         "Range: bytes=300000-700001\r\n",
     );
-    assert!(head.starts_with("http/1.1 206 partial content"), "{head}");
+    assert_eq!(part.status, 206);
     assert_eq!(
-        field(&head, "content-range"),
+        part.header("content-range"),
         Some(format!("bytes 300000-700001/{LARGE}").as_str())
     );
-    assert_eq!(field(&head, "content-length"), Some("400002"));
+    assert_eq!(part.header("content-length"), Some("400002"));
     assert!(
-        body == large[300_000..=700_001],
+        part.body == large[300_000..=700_001],
         "the range arrived changed"
     );
 
-    let (head, body) = get(
+    let same = get(
         address,
         "/static/large.bin",
         &format!("If-None-Match: {etag}\r\n"),
     );
-    assert!(head.starts_with("http/1.1 304 not modified"), "{head}");
-    assert!(body.is_empty());
+    assert_eq!((same.status, same.body.len()), (304, 0));
 
-    let (head, _) = get(address, "/static/large.bin", "Range: bytes=2000000-\r\n");
-    assert!(head.starts_with("http/1.1 416 "), "{head}");
+    let past = get(address, "/static/large.bin", "Range: bytes=2000000-\r\n");
+    assert_eq!(past.status, 416);
     assert_eq!(
-        field(&head, "content-range"),
+        past.header("content-range"),
         Some(format!("bytes */{LARGE}").as_str())
     );
 
-    let (head, body) = exchange(
-        address,
-        "HEAD /static/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
-    assert_eq!(field(&head, "content-length"), Some("13"));
-    assert!(body.is_empty());
+    let head =
+        Client::connect(address).exchange(b"HEAD /static/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert_eq!(head.header("content-length"), Some("13"));
 
-    let (head, _) = get(address, "/static/../Cargo.toml", "");
-    assert!(head.starts_with("http/1.1 404 "), "{head}");
+    assert_eq!(get(address, "/static/../Cargo.toml", "").status, 404);
     server.shutdown();
 }
 

@@ -5,9 +5,12 @@
 
 #[path = "../examples/apps/websocket.rs"]
 mod websocket;
+#[allow(dead_code)] // The tests use a part of the shared client.
+mod support {
+    pub mod raw_http;
+}
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -212,12 +215,7 @@ fn get(address: SocketAddr, target: &str) -> String {
 
 /// Sends `request` and reads until the server closes the connection.
 fn raw(address: SocketAddr, request: &str) -> String {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
+    let mut client = support::raw_http::Client::connect(address);
+    client.send(request.as_bytes());
+    String::from_utf8_lossy(&client.read_to_end()).into_owned()
 }

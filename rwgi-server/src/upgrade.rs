@@ -28,6 +28,8 @@ use rwgi::http::Request;
 use rwgi::upgrade::{offer, Acceptance, Io};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::worker::Peer;
+
 /// The I/O an upgrade handler gets from `rwgi-server`, inside the [`rwgi::upgrade::Upgraded`]:
 /// hyper's upgraded connection (which holds any bytes the client sent after the request's head
 /// before the `101` went out).
@@ -77,19 +79,19 @@ impl Io for UpgradedIo {
     }
 
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        AsyncWrite::poll_write(self, cx, buf)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_flush(self, cx)
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_shutdown(self, cx)
     }
 }
 
@@ -185,17 +187,5 @@ impl Handoff {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Pending>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A peer address for logs.
-struct Peer(Option<SocketAddr>);
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(address) => address.fmt(f),
-            None => f.write_str("-"),
-        }
     }
 }

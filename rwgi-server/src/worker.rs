@@ -1118,7 +1118,7 @@ impl<B: Body + Unpin> Drop for WireBody<B> {
 }
 
 /// A peer address for logs: `-` when there is none (Unix sockets).
-struct Peer(Option<SocketAddr>);
+pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
 
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
