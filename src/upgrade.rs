@@ -98,6 +98,18 @@ use crate::{Error, Response, StartResponse};
 ///
 /// A read of `Ok(0)` into a non-empty buffer is the end of what the client sends.
 /// `poll_close` flushes and shuts the writing side down.
+///
+/// A server implements it for its connection type, usually by forwarding to its runtime's I/O
+/// traits; [`Upgraded`] shows a whole implementation.
+///
+/// ```
+/// use rwgi::upgrade::{Io, Upgraded};
+///
+/// fn hand_over<T: Io>(connection: T) -> Upgraded {
+///     Upgraded::new(connection)
+/// }
+/// # let _ = hand_over::<Upgraded>;
+/// ```
 pub trait Io: Send + Unpin + 'static {
     /// Reads into `buf`: `Ok(0)` at the end of the stream.
     fn poll_read(
@@ -331,6 +343,18 @@ pub(crate) fn has_option(headers: &HeaderMap, option: &str) -> bool {
 /// The server puts the [`Upgrade`] in the environ's extensions and keeps the [`Acceptance`];
 /// after it sent the app's `101`, [`Acceptance::take_handler`] gives the handler to run on the
 /// connection.
+///
+/// ```
+/// use rwgi::http::{HeaderMap, HeaderValue, Method, Version};
+/// use rwgi::upgrade::offer;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("upgrade", HeaderValue::from_static("websocket"));
+/// assert!(offer(&Method::GET, Version::HTTP_11, &headers).is_none(), "no Connection: upgrade");
+/// headers.insert("connection", HeaderValue::from_static("upgrade"));
+/// let (upgrade, _acceptance) = offer(&Method::GET, Version::HTTP_11, &headers).unwrap();
+/// assert_eq!(upgrade.protocols().collect::<Vec<_>>(), ["websocket"]);
+/// ```
 pub fn offer(
     method: &Method,
     version: Version,
@@ -366,6 +390,21 @@ pub fn offer(
 ///
 /// Take it out with `environ.extensions_mut().remove::<Upgrade>()` and answer with
 /// [`accept`](Upgrade::accept), or ignore it and answer as usual.
+///
+/// ```
+/// use rwgi::http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+/// use rwgi::upgrade::offer;
+/// use rwgi::StartResponse;
+///
+/// # let mut headers = HeaderMap::new();
+/// # headers.insert("connection", HeaderValue::from_static("upgrade"));
+/// # headers.insert("upgrade", HeaderValue::from_static("echo"));
+/// let (upgrade, _) = offer(&Method::GET, Version::HTTP_11, &headers).unwrap();
+/// let response = upgrade.accept(StartResponse::new(), "echo", HeaderMap::new(), |_io| async {});
+/// assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+/// assert_eq!(response.headers()["upgrade"], "echo");
+/// assert_eq!(response.headers()["connection"], "upgrade");
+/// ```
 #[derive(Clone)]
 pub struct Upgrade {
     shared: Arc<Shared>,
@@ -439,6 +478,20 @@ impl fmt::Debug for Upgrade {
 
 /// The mark of an accepted offer, in the extensions of the `101` that [`Upgrade::accept`]
 /// makes: the only way a `101` passes the head checks (REQ-RESP-1, REQ-UPGRADE-2).
+///
+/// ```
+/// use rwgi::http::{HeaderMap, HeaderValue, Method, Version};
+/// use rwgi::upgrade::{offer, Switching};
+/// use rwgi::StartResponse;
+///
+/// # let mut headers = HeaderMap::new();
+/// # headers.insert("connection", HeaderValue::from_static("upgrade"));
+/// # headers.insert("upgrade", HeaderValue::from_static("echo"));
+/// let (upgrade, _) = offer(&Method::GET, Version::HTTP_11, &headers).unwrap();
+/// let response = upgrade.accept(StartResponse::new(), "echo", HeaderMap::new(), |_io| async {});
+/// assert!(response.extensions().get::<Switching>().is_some());
+/// assert!(response.check(&Method::GET).is_ok());
+/// ```
 #[derive(Clone)]
 pub struct Switching {
     shared: Arc<Shared>,
@@ -476,6 +529,66 @@ impl fmt::Debug for Switching {
 }
 
 /// The server's side of an offer: where the app's handler arrives.
+///
+/// The whole of a server's part, with [`prepare`](crate::server::prepare) and an in-memory
+/// connection:
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use rwgi::app::app_fn;
+/// use rwgi::http::{HeaderMap, HeaderValue, Request, StatusCode};
+/// use rwgi::environ::{ConnectionInfo, Environ};
+/// use rwgi::server::prepare;
+/// use rwgi::upgrade::{offer, Io, Upgrade, Upgraded};
+/// use rwgi::{Input, StartResponse};
+///
+/// /// A connection whose client sent `hi` and then closed its side.
+/// struct Memory(Vec<u8>);
+/// impl Io for Memory {
+///     fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+///         let n = buf.len().min(self.0.len());
+///         buf[..n].copy_from_slice(&self.0[..n]);
+///         self.0.drain(..n);
+///         Poll::Ready(Ok(n))
+///     }
+///     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+///         Poll::Ready(Ok(buf.len()))
+///     }
+///     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+///         Poll::Ready(Ok(()))
+///     }
+///     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+///         Poll::Ready(Ok(()))
+///     }
+/// }
+///
+/// let app = app_fn(|mut environ: Environ, start: StartResponse| async move {
+///     let offer = environ.extensions_mut().remove::<Upgrade>().expect("an offer");
+///     Ok(offer.accept(start, "echo", HeaderMap::new(), |mut io| async move {
+///         let mut buf = [0; 8];
+///         let n = io.read(&mut buf).await.unwrap();
+///         io.write_all(&buf[..n]).await.unwrap();
+///     }))
+/// });
+///
+/// // The server: an offer for the request that asks, in the environ's extensions.
+/// let mut request = Request::get("/")
+///     .header("host", "h")
+///     .header("connection", "upgrade")
+///     .header("upgrade", "echo")
+///     .body(Input::empty())
+///     .unwrap();
+/// let (upgrade, acceptance) =
+///     offer(request.method(), request.version(), request.headers()).unwrap();
+/// request.extensions_mut().insert(upgrade);
+/// let environ = Environ::from_request(request, &ConnectionInfo::default()).unwrap();
+/// let prepared = futures_executor::block_on(prepare(&app, environ));
+/// assert_eq!(prepared.status(), StatusCode::SWITCHING_PROTOCOLS);
+/// // ... having sent the 101 head, it runs the handler on the connection.
+/// let handler = acceptance.take_handler().expect("the 101 passed");
+/// futures_executor::block_on(handler.run(Upgraded::new(Memory(b"hi".to_vec())))).unwrap();
+/// ```
 pub struct Acceptance {
     shared: Arc<Shared>,
 }
@@ -508,7 +621,18 @@ impl fmt::Debug for Acceptance {
     }
 }
 
-/// The app's handler of an upgraded connection, for the server to run.
+/// The app's handler of an upgraded connection, for the server to run: see [`Acceptance`].
+///
+/// ```
+/// use rwgi::upgrade::Handler;
+///
+/// fn run_later(handler: Handler) -> impl std::future::Future<Output = Result<(), rwgi::Error>> {
+///     // A server calls this with the upgraded connection once the 101 is out.
+///     # let io: rwgi::upgrade::Upgraded = unimplemented!();
+///     handler.run(io)
+/// }
+/// # let _ = run_later;
+/// ```
 pub struct Handler {
     run: BoxHandler,
 }

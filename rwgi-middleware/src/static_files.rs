@@ -91,6 +91,22 @@ use rwgi::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use rwgi::{App, Environ, Error, Middleware, Response, StartResponse};
 
 /// The body of an answer of [`StaticFiles`]: a file, or a short text of its own.
+///
+/// ```
+/// use rwgi::body::Either;
+/// use rwgi::http::StatusCode;
+/// use rwgi::{App, StartResponse};
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
+/// use rwgi_middleware::StaticFiles;
+///
+/// # let root = std::env::temp_dir();
+/// let files = StaticFiles::new("/static", &root)?;
+/// let environ = TestRequest::get("/static/no-such-file").into_environ();
+/// let response = block_on(files.call(environ, StartResponse::new()))?;
+/// assert_eq!(response.status(), StatusCode::NOT_FOUND);
+/// assert!(matches!(response.body(), Either::Right(_)), "a text of its own");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type StaticBody = Either<FileBody, Full>;
 
 /// Serves the files under a directory at a path prefix (see the [module documentation](self)).
@@ -98,6 +114,28 @@ pub type StaticBody = Either<FileBody, Full>;
 /// As a [`Middleware`], it answers the requests under its prefix and passes the others to the
 /// app it wraps; as an [`App`], it answers `404` to those. Requests under the prefix are its
 /// own: a missing file is a `404`, not passed on.
+///
+/// ```
+/// use rwgi::http::{HeaderValue, StatusCode};
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
+/// use rwgi_middleware::StaticFiles;
+///
+/// # let root = std::env::temp_dir().join(format!("rwgi-static-app-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(root.join("docs")).unwrap();
+/// # std::fs::write(root.join("docs/index.html"), "<p>docs</p>").unwrap();
+/// // The whole site: every path is a file's.
+/// let site = StaticFiles::new("", &root)?
+///     .index(Some("index.html"))
+///     .cache_control(HeaderValue::from_static("max-age=60"));
+/// let page = block_on(TestRequest::get("/docs/").send(&site));
+/// assert_eq!(page.text(), "<p>docs</p>");
+/// assert_eq!(page.headers()["cache-control"], "max-age=60");
+/// let moved = block_on(TestRequest::get("/docs").send(&site));
+/// assert_eq!(moved.status(), StatusCode::MOVED_PERMANENTLY);
+/// assert_eq!(moved.headers()["location"], "/docs/");
+/// # std::fs::remove_dir_all(&root).unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct StaticFiles {
     config: Arc<Config>,
@@ -213,6 +251,21 @@ impl<A: App> Middleware<A> for StaticFiles {
 }
 
 /// An app wrapped by [`StaticFiles`]: the files under the prefix, the app for the rest.
+///
+/// ```
+/// use rwgi::app::app_fn;
+/// use rwgi::body::Full;
+/// use rwgi::{Middleware, StartResponse};
+/// use rwgi_conformance::test_client::{block_on, TestRequest};
+/// use rwgi_middleware::static_files::{StaticFiles, StaticFilesApp};
+///
+/// let app = app_fn(|_, start: StartResponse| async move {
+///     Ok(start.start(Default::default(), Default::default()).body(Full::new("the app")))
+/// });
+/// let wrapped: StaticFilesApp<_> = StaticFiles::new("/static", std::env::temp_dir())?.wrap(app);
+/// assert_eq!(block_on(TestRequest::get("/").send(&wrapped)).text(), "the app");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct StaticFilesApp<A> {
     files: StaticFiles,
     inner: A,
