@@ -4,10 +4,12 @@
 //! `OnUpgrade`; only then does the connection's service look further, so an ordinary request
 //! pays one check of its (empty) extensions. When the request asks for an upgrade the way
 //! [`rwgi::upgrade::asks_for_upgrade`] says, the app finds an [`rwgi::upgrade::Upgrade`] offer
-//! in its environ and the connection keeps hyper's `OnUpgrade` with the server's side of the
-//! offer ([`Handoff`]). After the app's `101` went out, hyper ends the HTTP part of the
-//! connection and hands its I/O over; the connection's task then runs the app's handler on it,
-//! as an [`UpgradedIo`], and closes the connection when the handler ends.
+//! in its environ and the connection keeps the server's side of the offer ([`Handoff`]). After
+//! the app's `101` went out, hyper ends the HTTP part of the connection, leaving it whole; the
+//! connection's task takes the I/O back (`Connection::into_parts`, with the bytes hyper had
+//! read past the request), runs the app's handler on it as an [`UpgradedIo`], and closes the
+//! connection when the handler ends. (With the `http2` feature, HTTP/1.1 connections go
+//! through hyper's own upgrade machinery instead, `serve_connection_with_upgrades`.)
 //!
 //! The upgraded connection stays one of the worker's open connections: it holds its
 //! `worker_connections` slot, and a graceful stop waits for it up to `graceful_timeout` like a
@@ -22,23 +24,21 @@ use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 
-use hyper::upgrade::{OnUpgrade, Upgraded};
-use hyper_util::rt::TokioIo;
+use bytes::Bytes;
+use hyper::upgrade::OnUpgrade;
 use rwgi::http::Request;
-use rwgi::upgrade::{offer, Acceptance, Io};
+use rwgi::upgrade::{offer, Acceptance, Io, Upgraded};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::worker::Peer;
 
 /// The I/O an upgrade handler gets from `rwgi-server`, inside the [`rwgi::upgrade::Upgraded`]:
-/// hyper's upgraded connection (which holds any bytes the client sent after the request's head
-/// before the `101` went out).
+/// the connection's socket (TLS included, with the `write_timeout` of its writes), reading
+/// first any bytes the client sent after the request's head that the server had already read.
 ///
-/// An app that knows it runs on `rwgi-server` may take it back with
-/// [`Upgraded::downcast`](rwgi::upgrade::Upgraded::downcast) and use it as a tokio
-/// `AsyncRead + AsyncWrite` directly, or take hyper's type out with
-/// [`into_inner`](UpgradedIo::into_inner); a portable app adapts `rwgi::upgrade::Upgraded`
-/// itself.
+/// It is a tokio `AsyncRead + AsyncWrite`: an app that knows it runs on `rwgi-server` may take
+/// it back with [`Upgraded::downcast`](rwgi::upgrade::Upgraded::downcast) and use it as such;
+/// a portable app adapts `rwgi::upgrade::Upgraded` itself.
 ///
 /// ```no_run
 /// # async fn handler(io: rwgi::upgrade::Upgraded) {
@@ -51,30 +51,42 @@ use crate::worker::Peer;
 /// # }
 /// ```
 pub struct UpgradedIo {
-    io: TokioIo<Upgraded>,
+    /// Read from the connection but not yet by the handler.
+    read: Bytes,
+    io: Pin<Box<dyn Socket>>,
 }
 
+/// The connection's I/O, whatever its transport.
+trait Socket: AsyncRead + AsyncWrite + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + 'static> Socket for T {}
+
 impl UpgradedIo {
-    /// hyper's upgraded connection, with tokio's I/O traits.
-    pub fn into_inner(self) -> TokioIo<Upgraded> {
-        self.io
+    /// The connection `io`, with `read` already read from it.
+    pub(crate) fn new<T: AsyncRead + AsyncWrite + Send + 'static>(io: T, read: Bytes) -> Self {
+        UpgradedIo {
+            read,
+            io: Box::pin(io),
+        }
     }
 }
 
 impl fmt::Debug for UpgradedIo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpgradedIo").finish_non_exhaustive()
+        f.debug_struct("UpgradedIo")
+            .field("read", &self.read.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl Io for UpgradedIo {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let mut read = ReadBuf::new(buf);
-        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+        ready!(AsyncRead::poll_read(self, cx, &mut read))?;
         Poll::Ready(Ok(read.filled().len()))
     }
 
@@ -101,7 +113,13 @@ impl AsyncRead for UpgradedIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        if !self.read.is_empty() {
+            let n = buf.remaining().min(self.read.len());
+            let read = self.read.split_to(n);
+            buf.put_slice(&read);
+            return Poll::Ready(Ok(()));
+        }
+        self.io.as_mut().poll_read(cx, buf)
     }
 }
 
@@ -111,21 +129,22 @@ impl AsyncWrite for UpgradedIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        self.io.as_mut().poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        self.io.as_mut().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        self.io.as_mut().poll_shutdown(cx)
     }
 }
 
-/// An offer made on a connection: hyper's promise of the I/O, and the server's side of the
-/// offer.
+/// An offer made on a connection: the server's side of it, and (HTTP/2 builds, whose HTTP/1.1
+/// connections go through hyper's upgrade machinery) hyper's promise of the I/O.
 struct Pending {
+    #[cfg(feature = "http2")]
     on_upgrade: OnUpgrade,
     acceptance: Acceptance,
 }
@@ -151,14 +170,29 @@ impl Handoff {
             return;
         };
         request.extensions_mut().insert(upgrade);
+        #[cfg(not(feature = "http2"))]
+        drop(on_upgrade);
         *self.lock() = Some(Pending {
+            #[cfg(feature = "http2")]
             on_upgrade,
             acceptance,
         });
     }
 
     /// Once hyper is done with the connection: runs the app's handler on it, when the app took
+    /// the last offer and its `101` went out (REQ-UPGRADE-3); `io` takes the connection's I/O
+    /// back from hyper.
+    #[cfg(not(feature = "http2"))]
+    pub(crate) async fn run(&self, peer: Option<SocketAddr>, io: impl FnOnce() -> UpgradedIo) {
+        let Some(handler) = self.handler() else {
+            return;
+        };
+        finish(handler.run(Upgraded::new(io())).await, peer);
+    }
+
+    /// Once hyper is done with the connection: runs the app's handler on it, when the app took
     /// the last offer and its `101` went out (REQ-UPGRADE-3).
+    #[cfg(feature = "http2")]
     pub(crate) async fn run(&self, peer: Option<SocketAddr>) {
         let Some(Pending {
             on_upgrade,
@@ -170,22 +204,30 @@ impl Handoff {
         let Some(handler) = acceptance.take_handler() else {
             return;
         };
-        let io = match on_upgrade.await {
-            Ok(io) => io,
+        match on_upgrade.await {
+            Ok(io) => {
+                let io = UpgradedIo::new(hyper_util::rt::TokioIo::new(io), Bytes::new());
+                finish(handler.run(Upgraded::new(io)).await, peer);
+            }
             Err(error) => {
                 tracing::debug!("{}: the upgrade did not happen: {error}", Peer(peer));
-                return;
             }
-        };
-        let io = rwgi::upgrade::Upgraded::new(UpgradedIo {
-            io: TokioIo::new(io),
-        });
-        if let Err(error) = handler.run(io).await {
-            tracing::error!("{}: {error}", Peer(peer));
         }
+    }
+
+    #[cfg(not(feature = "http2"))]
+    fn handler(&self) -> Option<rwgi::upgrade::Handler> {
+        self.lock().take()?.acceptance.take_handler()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Pending>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Logs a handler that panicked.
+fn finish(ran: Result<(), rwgi::Error>, peer: Option<SocketAddr>) {
+    if let Err(error) = ran {
+        tracing::error!("{}: {error}", Peer(peer));
     }
 }

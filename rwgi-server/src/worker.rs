@@ -29,7 +29,9 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
-use std::pin::{pin, Pin};
+#[cfg(any(test, feature = "http2"))]
+use std::pin::pin;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
@@ -63,6 +65,8 @@ use crate::listen::{Listener, SocketFile};
 use crate::log::{AccessLog, Record};
 use crate::tls::Acceptor;
 use crate::upgrade::Handoff;
+#[cfg(not(feature = "http2"))]
+use crate::upgrade::UpgradedIo;
 use crate::SERVER_INFO;
 
 /// How a server stops.
@@ -675,11 +679,13 @@ async fn serve_connection<A>(
         return;
     };
     let io = WriteDeadline::new(io, shared.write_timeout);
+    // The plain connection, not hyper's `with_upgrades()` wrapper, whose layout costs every
+    // request (BENCHMARKS.md): after a `101` hyper leaves the connection whole, and the I/O is
+    // taken back from it below.
     #[cfg(not(feature = "http2"))]
-    let mut http = pin!(shared
-        .http
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades());
+    let mut connection = shared.http.serve_connection(TokioIo::new(io), service);
+    #[cfg(not(feature = "http2"))]
+    let mut http = Pin::new(&mut connection);
     #[cfg(feature = "http2")]
     let mut http = pin!(shared
         .http
@@ -731,6 +737,14 @@ async fn serve_connection<A>(
     }
     // A connection handed over after a `101`: the app's handler runs on it here, keeping the
     // connection's slot and its place among the open connections.
+    #[cfg(not(feature = "http2"))]
+    handoff
+        .run(peer, move || {
+            let parts = connection.into_parts();
+            UpgradedIo::new(parts.io.into_inner(), parts.read_buf)
+        })
+        .await;
+    #[cfg(feature = "http2")]
     handoff.run(peer).await;
 }
 
