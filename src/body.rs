@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http::{HeaderMap, HeaderName};
 
+use crate::file::FileRange;
 use crate::violation::Violation;
 use crate::Error;
 
@@ -116,6 +117,27 @@ pub trait Body: Stream<Item = Result<Bytes, Error>> {
         let _ = cx;
         Poll::Ready(Ok(None))
     }
+
+    /// The file range this body is, handed to a server that sends files its own way (§14.9,
+    /// REQ-FILE-1); the body is then empty.
+    ///
+    /// A server that declares file bodies calls it once, before it polls the body; what it
+    /// gets must be exactly the bytes the body would have yielded, so before the call
+    /// [`content_length`](Body::content_length) is `Some` of the range's length. The default is
+    /// `None`: not a file. [`FileBody`](crate::file::FileBody) hands out its range, and the
+    /// wrappers of this crate ([`BoxBody`], [`Either`], `Box`, `Pin`, `&mut`) pass the call
+    /// on; a middleware that wraps a body without changing its bytes should too (REQ-FILE-6).
+    ///
+    /// ```
+    /// use std::pin::Pin;
+    /// use rwgi::body::{Body, Full};
+    ///
+    /// let mut body = Full::new("not a file");
+    /// assert!(Pin::new(&mut body).take_file().is_none());
+    /// ```
+    fn take_file(self: Pin<&mut Self>) -> Option<FileRange> {
+        None
+    }
 }
 
 /// Conveniences for every [`Body`].
@@ -210,6 +232,10 @@ where
     ) -> Poll<Result<Option<HeaderMap>, Error>> {
         self.get_mut().as_mut().poll_trailers(cx)
     }
+
+    fn take_file(self: Pin<&mut Self>) -> Option<FileRange> {
+        self.get_mut().as_mut().take_file()
+    }
 }
 
 impl<B: Body + Unpin + ?Sized> Body for Box<B> {
@@ -227,6 +253,10 @@ impl<B: Body + Unpin + ?Sized> Body for Box<B> {
     ) -> Poll<Result<Option<HeaderMap>, Error>> {
         Pin::new(&mut **self.get_mut()).poll_trailers(cx)
     }
+
+    fn take_file(self: Pin<&mut Self>) -> Option<FileRange> {
+        Pin::new(&mut **self.get_mut()).take_file()
+    }
 }
 
 impl<B: Body + Unpin + ?Sized> Body for &mut B {
@@ -243,6 +273,10 @@ impl<B: Body + Unpin + ?Sized> Body for &mut B {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<HeaderMap>, Error>> {
         Pin::new(&mut **self.get_mut()).poll_trailers(cx)
+    }
+
+    fn take_file(self: Pin<&mut Self>) -> Option<FileRange> {
+        Pin::new(&mut **self.get_mut()).take_file()
     }
 }
 
@@ -587,6 +621,13 @@ where
             Either::Right(body) => Pin::new(body).poll_trailers(cx),
         }
     }
+
+    fn take_file(self: Pin<&mut Self>) -> Option<FileRange> {
+        match self.get_mut() {
+            Either::Left(body) => Pin::new(body).take_file(),
+            Either::Right(body) => Pin::new(body).take_file(),
+        }
+    }
 }
 
 /// Any body, type-erased: what routers and boxed apps answer with.
@@ -643,6 +684,10 @@ impl Body for BoxBody {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<HeaderMap>, Error>> {
         self.inner.as_mut().poll_trailers(cx)
+    }
+
+    fn take_file(self: Pin<&mut Self>) -> Option<FileRange> {
+        self.get_mut().inner.as_mut().take_file()
     }
 }
 
@@ -831,6 +876,31 @@ pub(crate) mod tests {
         assert!(boxed.contains("content_length: Some(2)"), "{boxed}");
         let mut body = Full::new("a");
         assert!(format!("{:?}", body.chunk()).starts_with("Chunk"));
+    }
+
+    #[test]
+    fn the_wrappers_pass_take_file_on() {
+        use crate::file::{FileBody, FileRange};
+        let temp = crate::file::tests::Temp::new("wrappers", b"abcdef");
+        let file = || FileBody::new(FileRange::new(temp.open(), 1, 3).unwrap());
+        let len = |range: Option<FileRange>| range.map(|range| range.len());
+        let mut boxed = BoxBody::new(file());
+        assert_eq!(len(Pin::new(&mut boxed).take_file()), Some(3));
+        assert_eq!(boxed.content_length(), Some(0));
+        let mut either: Either<Full, FileBody> = Either::Right(file());
+        assert_eq!(len(Pin::new(&mut either).take_file()), Some(3));
+        let mut left: Either<FileBody, Full> = Either::Left(file());
+        assert_eq!(len(Pin::new(&mut left).take_file()), Some(3));
+        let mut plain: Box<FileBody> = Box::new(file());
+        assert_eq!(len(Pin::new(&mut plain).take_file()), Some(3));
+        let mut inner = file();
+        let mut by_ref = &mut inner;
+        assert_eq!(len(Pin::new(&mut by_ref).take_file()), Some(3));
+        let mut pinned = Box::pin(file());
+        assert_eq!(len(Pin::new(&mut pinned).take_file()), Some(3));
+        let mut stream = StreamBody::new(ok(&["x"]));
+        assert!(Pin::new(&mut stream).take_file().is_none());
+        assert!(Pin::new(&mut Empty).take_file().is_none());
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub struct ServerInfo {
     pub(crate) run_once: bool,
     /// Shared: every connection of a server carries the same limits (REQ-LIMIT-1).
     pub(crate) limits: Option<Arc<Limits>>,
+    pub(crate) file_bodies: bool,
 }
 
 impl ServerInfo {
@@ -71,6 +72,7 @@ impl ServerInfo {
             multiprocess: false,
             run_once: false,
             limits: None,
+            file_bodies: false,
         }
     }
 
@@ -136,6 +138,25 @@ impl ServerInfo {
         self.limits.as_deref()
     }
 
+    /// Whether the server sends file bodies its own way (§14.9): it takes the range out of a
+    /// body with [`Body::take_file`](crate::body::Body::take_file) and sends it without reading
+    /// the file on the threads that poll apps (REQ-FILE-2, REQ-FILE-4). Without it, a
+    /// [`FileBody`](crate::file::FileBody) is polled as a stream and reads the file on the
+    /// polling thread (REQ-FILE-5).
+    ///
+    /// ```
+    /// use rwgi::environ::ServerInfo;
+    ///
+    /// let info = ServerInfo::new("my-server/1.0").file_bodies(true);
+    /// assert!(info.has_file_bodies());
+    /// assert!(!ServerInfo::new("other/1.0").has_file_bodies());
+    /// ```
+    #[must_use]
+    pub const fn file_bodies(mut self, yes: bool) -> Self {
+        self.file_bodies = yes;
+        self
+    }
+
     /// The server's name and version.
     pub fn software(&self) -> &str {
         &self.software
@@ -159,6 +180,11 @@ impl ServerInfo {
     /// See [`ServerInfo::run_once`].
     pub const fn is_run_once(&self) -> bool {
         self.run_once
+    }
+
+    /// See [`ServerInfo::file_bodies`].
+    pub const fn has_file_bodies(&self) -> bool {
+        self.file_bodies
     }
 }
 

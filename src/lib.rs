@@ -59,6 +59,7 @@ pub mod cgi;
 pub mod disconnect;
 pub mod environ;
 pub mod error;
+pub mod file;
 pub mod input;
 pub mod interim;
 pub mod lifespan;
@@ -71,6 +72,7 @@ pub mod response;
 pub mod server;
 pub mod start_response;
 pub mod trailers;
+pub mod upgrade;
 
 pub mod violation;
 

@@ -49,8 +49,10 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, Method, StatusCode, Version};
 
 use crate::body::{Body, Mismatch, Promise};
+use crate::file::FileRange;
 use crate::middleware::Middleware;
 use crate::response::{content_length, is_bodiless};
+use crate::upgrade::{asks_for_upgrade, Upgrade};
 use crate::violation::Violation;
 use crate::{App, Environ, Error, Input, Response, StartResponse};
 
@@ -58,8 +60,9 @@ use crate::{App, Environ, Error, Input, Response, StartResponse};
 ///
 /// Toward the server: REQ-ENV-7 (header names and values as received),
 /// REQ-INPUT-1 and REQ-INPUT-2 (the request body yields exactly its declared length, and a
-/// short one ends with an error), REQ-INPUT-3 (the declared length matches the headers) and
-/// REQ-BODY-2 (the response body is not polled again after it ended or failed).
+/// short one ends with an error), REQ-INPUT-3 (the declared length matches the headers),
+/// REQ-BODY-2 (the response body is not polled again after it ended or failed) and
+/// REQ-UPGRADE-1 (an upgrade offer only for a request that asked for one).
 ///
 /// Toward the middleware in front, when another lint is in front of that: REQ-CAP-2 (the
 /// environ's extensions reach this lint as the outer lint passed them on, not replaced or
@@ -69,7 +72,12 @@ use crate::{App, Environ, Error, Input, Response, StartResponse};
 /// Toward the app: REQ-INPUT-6 (the request body is not polled after it ended or failed),
 /// REQ-START-1 (the response comes from the callback the app received), REQ-RESP-1 to
 /// REQ-RESP-6 (the response head, and the body bytes against `Content-Length` and bodiless
-/// statuses) and REQ-BODY-4 (`Body::content_length` is exact).
+/// statuses), REQ-BODY-4 (`Body::content_length` is exact), REQ-FILE-1 (a file range handed
+/// out is what the body would have yielded) and REQ-UPGRADE-2 (a `101` takes an offer the
+/// right way).
+///
+/// The lint's body passes [`Body::take_file`] on to the app's body, so a file body stays a
+/// file for the server behind it.
 ///
 /// The lint only observes: it polls the app's body and the server's request body exactly when
 /// its own caller polls, never after they ended, so what the server sees is what the app sent.
@@ -92,6 +100,9 @@ pub const RULES: &[&str] = &[
     "REQ-BODY-2",
     "REQ-BODY-4",
     "REQ-CAP-2",
+    "REQ-FILE-1",
+    "REQ-UPGRADE-1",
+    "REQ-UPGRADE-2",
 ];
 
 /// What the lint does with a violation.
@@ -212,6 +223,9 @@ impl<A: App> App for LintApp<A> {
             self.reaction.raise(violation);
         }
         let method = environ.method().clone();
+        // A 101 is allowed exactly for a request that asked for an upgrade, with an offer.
+        let offered = environ.extensions().get::<Upgrade>().is_some()
+            && asks_for_upgrade(environ.method(), environ.version(), environ.headers());
         let input = LintInput::new(environ.take_input(), self.reaction.clone());
         // Put back as it is: the lint changes nothing the app sees, not even the headers of a
         // server whose input disagrees with them (reported above).
@@ -248,7 +262,13 @@ impl<A: App> App for LintApp<A> {
         }
 
         let status = response.status();
-        let head = response.check(&method);
+        let mut head = response.check(&method);
+        if head.is_ok() && status == StatusCode::SWITCHING_PROTOCOLS && !offered {
+            head = Err(Violation::new(
+                "REQ-RESP-1",
+                "a 101 answers only a request that asked for an upgrade and came with an offer (REQ-UPGRADE-1); this one did not",
+            ));
+        }
         // A head whose Content-Length is malformed or already known to be wrong is reported
         // once, here, rather than again when the bytes are counted.
         let length_reported =
@@ -297,9 +317,32 @@ struct EnvironMark(Mark);
 
 /// The environ-side rules, checked when the server hands the request over.
 fn check_environ(environ: &Environ) -> impl Iterator<Item = Violation> {
-    [check_headers(environ), check_declared_length(environ)]
-        .into_iter()
-        .flatten()
+    [
+        check_headers(environ),
+        check_declared_length(environ),
+        check_upgrade_offer(environ),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// REQ-UPGRADE-1: an upgrade offer only for an HTTP/1.1 request that asked for one.
+fn check_upgrade_offer(environ: &Environ) -> Option<Violation> {
+    environ.extensions().get::<Upgrade>()?;
+    (!asks_for_upgrade(environ.method(), environ.version(), environ.headers())).then(|| {
+        Violation::new(
+            "REQ-UPGRADE-1",
+            format!(
+                "an upgrade offer only comes with an HTTP/1.1 request with Upgrade and Connection: upgrade, got one for an {} request {}",
+                crate::cgi::server_protocol(environ.version()),
+                if environ.headers().contains_key(http::header::UPGRADE) {
+                    "without the upgrade option in Connection"
+                } else {
+                    "without an Upgrade header"
+                }
+            ),
+        )
+    })
 }
 
 /// REQ-ENV-7: header names as received (not CGI keys turned back into headers) and values
@@ -386,6 +429,7 @@ const BODY_4: u8 = 4;
 const BODY_2: u8 = 8;
 const INPUT_1: u8 = 16;
 const INPUT_6: u8 = 32;
+const FILE_1: u8 = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BodyState {
@@ -662,5 +706,31 @@ impl<B: Body + Unpin> Body for LintBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<HeaderMap>, Error>> {
         Pin::new(&mut self.inner).poll_trailers(cx)
+    }
+
+    /// Passes the call on, and checks REQ-FILE-1: the range is what the body would still have
+    /// yielded, and the body is empty afterwards. The range's bytes count as produced.
+    fn take_file(self: Pin<&mut Self>) -> Option<FileRange> {
+        let this = self.get_mut();
+        if this.state != BodyState::Streaming {
+            return None;
+        }
+        let before = this.inner.content_length();
+        let range = Pin::new(&mut this.inner).take_file()?;
+        let len = range.len();
+        let after = this.inner.content_length();
+        if before != Some(len) || after != Some(0) {
+            this.reporter.once(FILE_1, || {
+                Violation::new(
+                    "REQ-FILE-1",
+                    format!(
+                        "take_file() handed out a range of {len} bytes; content_length() said {before:?} before (expected Some({len})) and {after:?} after (expected Some(0))"
+                    ),
+                )
+            });
+        }
+        this.announced = Some(Promise::after(this.produced, len));
+        this.on_chunk(usize::try_from(len).unwrap_or(usize::MAX));
+        Some(range)
     }
 }

@@ -13,6 +13,7 @@ use http::header::{self, HeaderName, CONTENT_LENGTH};
 use http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::body::Body;
+use crate::upgrade::Switching;
 use crate::violation::Violation;
 
 /// An app's answer: status, headers, extensions and body.
@@ -169,13 +170,18 @@ impl<B: Body> Response<B> {
     /// # Errors
     ///
     /// The first rule broken.
+    ///
+    /// Unlike [`check_head`], it sees the response's extensions, so it lets through the `101`
+    /// that [`Upgrade::accept`](crate::upgrade::Upgrade::accept) makes (REQ-UPGRADE-2).
     pub fn check(&self, method: &Method) -> Result<(), Violation> {
-        check_head(
-            method,
+        check_head_declared(
+            method == Method::HEAD,
             self.status,
             &self.headers,
+            &self.extensions,
             self.body.content_length(),
         )
+        .map(|_| ())
     }
 }
 
@@ -269,8 +275,9 @@ pub fn is_bodiless(status: StatusCode) -> bool {
 /// [`content_length`](Body::content_length), when known.
 ///
 /// The rules:
-/// - REQ-RESP-1: the status is not informational (1xx); `101` belongs to the upgrade
-///   extension and the others are the server's to send.
+/// - REQ-RESP-1: the status is not informational (1xx). The one exception, a `101` taking an
+///   upgrade offer (REQ-UPGRADE-2), needs the response's extensions, so this function refuses
+///   every `101`; [`Response::check`] judges it.
 /// - REQ-RESP-2: no hop-by-hop header ([`HOP_BY_HOP`]).
 /// - REQ-RESP-3: at most one `Content-Length`, and it is a decimal number.
 /// - REQ-RESP-4: no `Content-Length` on a `204`.
@@ -302,7 +309,14 @@ pub fn check_head(
     headers: &HeaderMap,
     body_length: Option<u64>,
 ) -> Result<(), Violation> {
-    check_head_declared(method == Method::HEAD, status, headers, body_length).map(|_| ())
+    check_head_declared(
+        method == Method::HEAD,
+        status,
+        headers,
+        &Extensions::new(),
+        body_length,
+    )
+    .map(|_| ())
 }
 
 /// [`check_head`] for a request that was (`head`) or was not a `HEAD`, returning the declared
@@ -313,13 +327,11 @@ pub(crate) fn check_head_declared(
     head: bool,
     status: StatusCode,
     headers: &HeaderMap,
+    extensions: &Extensions,
     body_length: Option<u64>,
 ) -> Result<Option<u64>, Violation> {
     if status.is_informational() {
-        return Err(Violation::new(
-            "REQ-RESP-1",
-            format!("the final status must not be 1xx, got {}", status.as_u16()),
-        ));
+        return check_switching(status, headers, extensions, body_length).map(|()| None);
     }
     let mut declared = None;
     for (name, value) in headers {
@@ -351,6 +363,65 @@ pub(crate) fn check_head_declared(
             format!("Content-Length is {length} but the body has {actual} bytes"),
         )),
         _ => Ok(declared),
+    }
+}
+
+/// The head of a 1xx answer: only a `101` that takes an upgrade offer passes (REQ-RESP-1),
+/// with `Upgrade` naming a protocol the client asked for, `Connection: upgrade`, no other
+/// hop-by-hop header, no `Content-Length` and an empty body (REQ-UPGRADE-2).
+#[cold]
+fn check_switching(
+    status: StatusCode,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    body_length: Option<u64>,
+) -> Result<(), Violation> {
+    let switching = extensions.get::<Switching>();
+    let Some(switching) = switching.filter(|_| status == StatusCode::SWITCHING_PROTOCOLS) else {
+        let why = if status == StatusCode::SWITCHING_PROTOCOLS {
+            " (a 101 only takes an upgrade offer, with Upgrade::accept)"
+        } else {
+            ""
+        };
+        return Err(Violation::new(
+            "REQ-RESP-1",
+            format!(
+                "the final status must not be 1xx, got {}{why}",
+                status.as_u16()
+            ),
+        ));
+    };
+    let broken = |message: String| Err(Violation::new("REQ-UPGRADE-2", message));
+    let upgrades: Vec<&HeaderValue> = headers.get_all(header::UPGRADE).iter().collect();
+    let protocol = match upgrades[..] {
+        [one] => one.to_str().unwrap_or_default().trim(),
+        _ => {
+            return broken(format!(
+                "a 101 names the one protocol it switches to in one Upgrade header, got {} of them",
+                upgrades.len()
+            ))
+        }
+    };
+    if !switching.offered(protocol) {
+        return broken(format!(
+            "a 101 switches to a protocol the client asked for ({}), got Upgrade: {protocol:?}",
+            switching.protocols().join(", ")
+        ));
+    }
+    if !crate::upgrade::has_option(headers, "upgrade") {
+        return broken("a 101 carries Connection: upgrade".to_owned());
+    }
+    if headers.contains_key(CONTENT_LENGTH) || body_length.is_some_and(|n| n > 0) {
+        return broken("a 101 has no Content-Length and an empty body".to_owned());
+    }
+    match headers.keys().find(|name| {
+        is_hop_by_hop(name) && **name != header::UPGRADE && **name != header::CONNECTION
+    }) {
+        Some(name) => Err(Violation::new(
+            "REQ-RESP-2",
+            format!("apps must not set the hop-by-hop header `{name}`"),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -448,6 +519,61 @@ mod tests {
             "REQ-RESP-1"
         );
         assert_eq!(requirement(Method::GET, 200, &head(&[]), None), "ok");
+    }
+
+    #[test]
+    fn a_101_passes_only_with_an_accepted_offer_and_its_headers() {
+        use crate::body::Empty;
+        use crate::upgrade::offer;
+        use crate::StartResponse;
+        let mut asking = HeaderMap::new();
+        asking.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        asking.insert(header::UPGRADE, HeaderValue::from_static("echo, foo"));
+        let accepted = |protocol: &str, extra: &[(&'static str, &'static str)]| {
+            let (upgrade, _) = offer(&Method::GET, http::Version::HTTP_11, &asking).unwrap();
+            let mut response =
+                upgrade.accept(StartResponse::new(), protocol, head(&[]), |_| async {});
+            for (name, value) in extra {
+                response.headers_mut().append(
+                    HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                );
+            }
+            response
+                .check(&Method::GET)
+                .map_or_else(|v| v.requirement(), |()| "ok")
+        };
+        assert_eq!(accepted("echo", &[]), "ok");
+        assert_eq!(accepted("FOO", &[]), "ok");
+        assert_eq!(accepted("h2c", &[]), "REQ-UPGRADE-2");
+        assert_eq!(accepted("echo", &[("upgrade", "foo")]), "REQ-UPGRADE-2");
+        assert_eq!(
+            accepted("echo", &[("content-length", "0")]),
+            "REQ-UPGRADE-2"
+        );
+        assert_eq!(
+            accepted("echo", &[("transfer-encoding", "chunked")]),
+            "REQ-RESP-2"
+        );
+        let mut no_option = StartResponse::new();
+        let (upgrade, _) = offer(&Method::GET, http::Version::HTTP_11, &asking).unwrap();
+        let mut response = upgrade.accept(StartResponse::new(), "echo", head(&[]), |_| async {});
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert_eq!(
+            response.check(&Method::GET).unwrap_err().requirement(),
+            "REQ-UPGRADE-2"
+        );
+        // Without the mark of an accepted offer, a 101 is a 1xx final status.
+        no_option.extensions_mut().insert(7u8);
+        let by_hand = no_option
+            .start(StatusCode::SWITCHING_PROTOCOLS, head(&[]))
+            .body(Empty);
+        assert_eq!(
+            by_hand.check(&Method::GET).unwrap_err().requirement(),
+            "REQ-RESP-1"
+        );
     }
 
     #[test]

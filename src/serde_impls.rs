@@ -25,6 +25,8 @@ struct ServerInfoRepr<'a> {
     multithread: bool,
     multiprocess: bool,
     run_once: bool,
+    #[serde(default)]
+    file_bodies: bool,
 }
 
 impl Serialize for ServerInfo {
@@ -35,6 +37,7 @@ impl Serialize for ServerInfo {
             multithread: self.multithread,
             multiprocess: self.multiprocess,
             run_once: self.run_once,
+            file_bodies: self.file_bodies,
         }
         .serialize(serializer)
     }
@@ -51,6 +54,7 @@ impl<'de> Deserialize<'de> for ServerInfo {
             run_once: repr.run_once,
             // Not serialized: the limits are the running server's, not a fact of the request.
             limits: None,
+            file_bodies: repr.file_bodies,
         })
     }
 }

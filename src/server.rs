@@ -39,11 +39,13 @@ use futures_core::Stream;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
-use crate::body::{Body, Mismatch, Promise};
+use crate::body::{Body, BoxBody, Mismatch, Promise};
+use crate::file::{FileBody, FileRange};
 use crate::input::InputError;
 use crate::interim::FlushHead;
 use crate::response::{check_head_declared, http_response, is_bodiless};
 use crate::trailers::{announced, check_trailer_name};
+use crate::upgrade::Switching;
 use crate::violation::Violation;
 use crate::{App, Environ, Error, Response, StartResponse};
 
@@ -151,7 +153,7 @@ where
                 let advertised = guarded.length();
                 let body = ResponseBody {
                     first: None,
-                    rest: Some(guarded),
+                    rest: Some(Rest::App(guarded)),
                 };
                 break 'prepared Prepared::ready(status, headers, extensions, body, advertised);
             }
@@ -169,6 +171,7 @@ where
                         status,
                     )));
                 }
+                confirm_switching(status, &extensions);
                 let body = ResponseBody::empty();
                 break 'prepared Prepared::ready(status, headers, extensions, body, None);
             }
@@ -176,7 +179,7 @@ where
             let advertised = guarded.length().map(|rest| first_len + rest);
             let body = ResponseBody {
                 first,
-                rest: (!guarded.is_done()).then_some(guarded),
+                rest: (!guarded.is_done()).then_some(Rest::App(guarded)),
             };
             Prepared::ready(status, headers, extensions, body, advertised)
         };
@@ -190,9 +193,9 @@ where
 // into and out of `Checked` (measured in BENCHMARKS.md; a plain `#[inline]` hint does not take).
 #[inline(always)]
 fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked<B> {
-    let (status, headers, extensions, body) = response.into_all();
+    let (status, headers, extensions, mut body) = response.into_all();
     let length = body.content_length();
-    let declared = match check_head_declared(head, status, &headers, length) {
+    let declared = match check_head_declared(head, status, &headers, &extensions, length) {
         Ok(declared) => declared,
         Err(violation) => return Checked::Done(Prepared::failed(Failure::Violation(violation))),
     };
@@ -215,12 +218,24 @@ fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked
         // would have had.
         let advertised = declared.or(length).filter(|_| !bodiless);
         drop(body);
+        confirm_switching(status, &extensions);
         return Checked::Done(Prepared::ready(
             status,
             headers,
             extensions,
             ResponseBody::empty(),
             advertised,
+        ));
+    }
+    // A file body goes to the server as its range, unread (§14.9): one call, which a body
+    // type that is never a file answers with a `None` the compiler sees through.
+    if let Some(range) = Pin::new(&mut body).take_file() {
+        drop(body);
+        return Checked::Done(file_answer(
+            (status, headers, extensions),
+            range,
+            declared,
+            length,
         ));
     }
     let flush = !bodiless && extensions.get::<FlushHead>().is_some();
@@ -232,6 +247,73 @@ fn check_response<B: Body + Unpin>(head: bool, response: Response<B>) -> Checked
         bodiless,
         flush,
     })
+}
+
+/// Marks a `101` that passed the head checks as about to be sent, so that the server gets the
+/// upgrade handler (REQ-UPGRADE-3). Only answers without a body get here.
+#[inline(always)]
+fn confirm_switching(status: StatusCode, extensions: &Extensions) {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        confirm_switch(extensions);
+    }
+}
+
+#[cold]
+fn confirm_switch(extensions: &Extensions) {
+    if let Some(switching) = extensions.get::<Switching>() {
+        switching.confirm();
+    }
+}
+
+/// The answer whose body handed out a file range: checked against the lengths the app
+/// announced (REQ-FILE-1, REQ-RESP-5, REQ-RESP-6), then ready with the range unread.
+#[cold]
+fn file_answer<B: Body + Unpin>(
+    (status, headers, extensions): (StatusCode, HeaderMap, Extensions),
+    range: FileRange,
+    declared: Option<u64>,
+    length: Option<u64>,
+) -> Prepared<B> {
+    let len = range.len();
+    if length.is_some_and(|length| length != len) {
+        return Prepared::failed(Failure::Violation(Violation::new(
+            "REQ-FILE-1",
+            format!(
+                "take_file() handed out a range of {len} bytes, but content_length() said {}",
+                length.unwrap_or_default()
+            ),
+        )));
+    }
+    if let Some(declared) = declared.filter(|&declared| declared != len) {
+        return Prepared::failed(Failure::Violation(Violation::new(
+            "REQ-RESP-5",
+            format!("Content-Length is {declared} but the body is a file range of {len} bytes"),
+        )));
+    }
+    if is_bodiless(status) && len > 0 {
+        return Prepared::failed(Failure::Violation(Violation::new(
+            "REQ-RESP-6",
+            format!(
+                "a {} response must have an empty body, got a file range of {len} bytes",
+                status.as_u16()
+            ),
+        )));
+    }
+    let body = if len == 0 {
+        ResponseBody::empty()
+    } else {
+        let file = BoxBody::new(FileBody::new(range));
+        ResponseBody {
+            first: None,
+            rest: Some(Rest::File(Box::new(Guarded::new(
+                file,
+                declared,
+                Some(len),
+            )))),
+        }
+    };
+    let advertised = (!is_bodiless(status)).then_some(len);
+    Prepared::ready(status, headers, extensions, body, advertised)
 }
 
 /// What the head checks leave to do: stream a body, or nothing more.
@@ -552,7 +634,54 @@ impl fmt::Display for Failure {
 /// ```
 pub struct ResponseBody<B> {
     first: Option<Bytes>,
-    rest: Option<Guarded<B>>,
+    rest: Option<Rest<B>>,
+}
+
+/// What a [`ResponseBody`] streams after its first chunk: the app's body, or the file range
+/// a file body handed out (§14.9), both guarded against the announced length.
+enum Rest<B> {
+    App(Guarded<B>),
+    /// A [`FileBody`], or what the server put in its place ([`ResponseBody::map_file`]).
+    File(Box<Guarded<BoxBody>>),
+}
+
+impl<B: Body + Unpin> Rest<B> {
+    #[inline(always)]
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        match self {
+            Rest::App(guarded) => Pin::new(guarded).poll_next(cx),
+            Rest::File(guarded) => Pin::new(&mut **guarded).poll_next(cx),
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        match self {
+            Rest::App(guarded) => guarded.at_end(),
+            Rest::File(guarded) => guarded.at_end(),
+        }
+    }
+
+    fn length(&self) -> Option<u64> {
+        match self {
+            Rest::App(guarded) => guarded.length(),
+            Rest::File(guarded) => guarded.length(),
+        }
+    }
+
+    /// The trailer fields the app's body announced; a file has none.
+    fn trailer_names(&self) -> &[HeaderName] {
+        match self {
+            Rest::App(guarded) => guarded.body.trailer_names(),
+            Rest::File(_) => &[],
+        }
+    }
+
+    fn done(&self) -> bool {
+        match self {
+            Rest::App(guarded) => guarded.done,
+            Rest::File(guarded) => guarded.done,
+        }
+    }
 }
 
 impl<B> ResponseBody<B> {
@@ -583,9 +712,60 @@ impl<B: Body + Unpin> ResponseBody<B> {
     pub fn is_end_stream(&self) -> bool {
         self.first.is_none()
             && self.rest.as_ref().map_or(true, |rest| {
-                rest.body.trailer_names().is_empty()
-                    && (rest.done || (!rest.declared && rest.body.content_length() == Some(0)))
+                rest.trailer_names().is_empty() && rest.at_end()
             })
+    }
+
+    /// Whether the body is a file range that the server has not taken (§14.9).
+    pub fn is_file(&self) -> bool {
+        matches!(self.rest, Some(Rest::File(_)))
+    }
+
+    /// For a server that declares file bodies (REQ-FILE-2): when the body is a file range,
+    /// replaces the [`FileBody`] that would read it on the polling thread with `send`'s body,
+    /// which sends the range the server's way (read on threads of its own, say). The
+    /// replacement is held to the range's length like any body (REQ-SRV-7); a body that is no
+    /// file is left as it is.
+    ///
+    /// (A server that sends the range without a body, with `sendfile` on the socket, takes it
+    /// out with [`Body::take_file`] instead; the body is then empty.)
+    ///
+    /// ```
+    /// # use std::io::Write;
+    /// use rwgi::app::app_fn;
+    /// use rwgi::body::{BodyExt, BoxBody, Full};
+    /// use rwgi::file::FileBody;
+    /// use rwgi::server::prepare;
+    /// use rwgi_conformance::test_client::{block_on, TestRequest};
+    ///
+    /// # let path = std::env::temp_dir().join(format!("rwgi-map-file-doc-{}", std::process::id()));
+    /// # std::fs::File::create(&path).unwrap().write_all(b"hello").unwrap();
+    /// # let file = path.clone();
+    /// let app = app_fn(move |_, start: rwgi::StartResponse| {
+    ///     let file = file.clone();
+    ///     async move { Ok(start.start(Default::default(), Default::default()).body(FileBody::open(file)?)) }
+    /// });
+    /// let prepared = block_on(prepare(&app, TestRequest::get("/").into_environ()));
+    /// assert_eq!(prepared.content_length(), Some(5));
+    /// let (_, _, mut body) = prepared.into_parts();
+    /// assert!(body.is_file());
+    /// // This "server" sends every file as the same five bytes.
+    /// body.map_file(|range| BoxBody::new(Full::new(vec![b'x'; range.len() as usize])));
+    /// assert_eq!(block_on(body.chunk()).unwrap().unwrap(), "xxxxx");
+    /// # std::fs::remove_file(&path).unwrap();
+    /// ```
+    #[inline]
+    pub fn map_file(&mut self, send: impl FnOnce(FileRange) -> BoxBody) {
+        if let Some(Rest::File(guarded)) = &mut self.rest {
+            replace_file(guarded, send);
+        }
+    }
+}
+
+#[cold]
+fn replace_file(guarded: &mut Guarded<BoxBody>, send: impl FnOnce(FileRange) -> BoxBody) {
+    if let Some(range) = Pin::new(&mut guarded.body).take_file() {
+        guarded.body = send(range);
     }
 }
 
@@ -599,10 +779,10 @@ impl<B: Body + Unpin> Stream for ResponseBody<B> {
         let Some(rest) = self.rest.as_mut() else {
             return Poll::Ready(None);
         };
-        let polled = Pin::new(&mut *rest).poll_next(cx);
+        let polled = rest.poll_next(cx);
         match polled {
             // A body with trailers to come is kept until they are polled (REQ-TRAIL-3).
-            Poll::Ready(None) if !rest.body.trailer_names().is_empty() => {}
+            Poll::Ready(None) if !rest.trailer_names().is_empty() => {}
             // Dropping the app's body now is its close() (REQ-SRV-8).
             Poll::Ready(None | Some(Err(_))) => self.rest = None,
             _ => {}
@@ -621,9 +801,7 @@ impl<B: Body + Unpin> Body for ResponseBody<B> {
     }
 
     fn trailer_names(&self) -> &[HeaderName] {
-        self.rest
-            .as_ref()
-            .map_or(&[], |rest| rest.body.trailer_names())
+        self.rest.as_ref().map_or(&[], |rest| rest.trailer_names())
     }
 
     /// The app's trailers, of the fields it announced (REQ-TRAIL-1); the app's body is dropped
@@ -632,7 +810,7 @@ impl<B: Body + Unpin> Body for ResponseBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<HeaderMap>, Error>> {
-        let Some(rest) = self.rest.as_mut().filter(|rest| rest.done) else {
+        let Some(Rest::App(rest)) = self.rest.as_mut().filter(|rest| rest.done()) else {
             return Poll::Ready(Ok(None));
         };
         let polled = catch_unwind(AssertUnwindSafe(|| {
@@ -651,6 +829,17 @@ impl<B: Body + Unpin> Body for ResponseBody<B> {
         };
         self.rest = None;
         Poll::Ready(fields)
+    }
+
+    /// The file range, when the body is one the server has not taken; the body is then empty.
+    fn take_file(self: Pin<&mut Self>) -> Option<FileRange> {
+        let this = self.get_mut();
+        let Some(Rest::File(guarded)) = &mut this.rest else {
+            return None;
+        };
+        let range = Pin::new(&mut guarded.body).take_file();
+        this.rest = None;
+        range
     }
 }
 
@@ -685,6 +874,12 @@ impl<B: Body + Unpin> Guarded<B> {
 
     fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// Whether nothing is left to send: the body ended, or it promises no more bytes itself
+    /// and no `Content-Length` header has to be verified against it.
+    fn at_end(&self) -> bool {
+        self.done || (!self.declared && self.body.content_length() == Some(0))
     }
 }
 
@@ -1138,6 +1333,152 @@ mod tests {
         assert_eq!(fields["x-sum"], "3");
         assert!(body.is_end_stream());
         assert!(body.trailer_names().is_empty(), "the app's body is dropped");
+    }
+
+    #[test]
+    fn a_file_body_reaches_the_server_unread_with_its_length() {
+        use crate::file::{FileBody, FileRange};
+        let temp = crate::file::tests::Temp::new("prepare", b"0123456789");
+        let range = || FileBody::new(FileRange::new(temp.open(), 3, 4).unwrap());
+        let answer = prepared(Request::get("/"), StatusCode::OK, &[], range);
+        assert!(answer.failure().is_none());
+        assert_eq!(answer.content_length(), Some(4));
+        let (_, _, body) = answer.into_parts();
+        assert!(body.is_file());
+        assert_eq!(body.content_length(), Some(4));
+        assert!(!body.is_end_stream());
+        // A server without its own way reads it through the body.
+        assert_eq!(collect(body).unwrap().concat(), b"3456");
+        // One that takes it gets the range; the body is then empty.
+        let (_, _, mut body) =
+            prepared_file(Request::get("/"), &[("content-length", "4")], range).into_parts();
+        let taken = Pin::new(&mut body).take_file().unwrap();
+        assert_eq!((taken.offset(), taken.len()), (3, 4));
+        assert!(body.is_end_stream() && !body.is_file());
+        // HEAD: nothing to send, the length announced.
+        let head = prepared_file(Request::head("/"), &[], range);
+        assert_eq!(head.content_length(), Some(4));
+        assert!(!head.into_parts().2.is_file());
+        // An empty range is an empty body.
+        let empty = prepared(Request::get("/"), StatusCode::OK, &[], || {
+            FileBody::new(FileRange::new(temp.open(), 10, 0).unwrap())
+        });
+        assert_eq!(empty.content_length(), Some(0));
+        assert!(empty.into_parts().2.is_end_stream());
+    }
+
+    fn prepared_file(
+        request: Builder,
+        headers: &[(&'static str, &'static str)],
+        body: impl Fn() -> crate::file::FileBody + Send + Sync,
+    ) -> Prepared<crate::file::FileBody> {
+        prepared(request, StatusCode::OK, headers, body)
+    }
+
+    /// A body that says it has `said` bytes and hands out a range of `range` bytes.
+    struct Disagreeing {
+        said: Option<u64>,
+        range: Option<crate::file::FileRange>,
+    }
+
+    impl Stream for Disagreeing {
+        type Item = Result<Bytes, Error>;
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready(None)
+        }
+    }
+
+    impl Body for Disagreeing {
+        fn content_length(&self) -> Option<u64> {
+            self.said
+        }
+        fn take_file(mut self: Pin<&mut Self>) -> Option<crate::file::FileRange> {
+            self.range.take()
+        }
+    }
+
+    #[test]
+    fn a_file_range_the_answer_disagrees_with_is_a_500() {
+        use crate::file::FileRange;
+        let temp = crate::file::tests::Temp::new("disagree", b"0123456789");
+        let range = || Some(FileRange::new(temp.open(), 0, 5).unwrap());
+        type Case = (
+            StatusCode,
+            &'static [(&'static str, &'static str)],
+            Option<u64>,
+            &'static str,
+        );
+        let cases: [Case; 3] = [
+            (StatusCode::OK, &[], Some(7), "app broke REQ-FILE-1: take_file() handed out a range of 5 bytes, but content_length() said 7"),
+            (StatusCode::OK, &[("content-length", "6")], None, "app broke REQ-RESP-5: Content-Length is 6 but the body is a file range of 5 bytes"),
+            (StatusCode::NO_CONTENT, &[], None, "app broke REQ-RESP-6: a 204 response must have an empty body, got a file range of 5 bytes"),
+        ];
+        for (status, headers, said, failure) in cases {
+            let answer = prepared(Request::get("/"), status, headers, || Disagreeing {
+                said,
+                range: range(),
+            });
+            assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(answer.failure().unwrap().to_string(), failure);
+        }
+    }
+
+    #[test]
+    fn map_file_puts_the_servers_way_in_and_holds_it_to_the_length() {
+        use crate::file::{FileBody, FileRange};
+        let temp = crate::file::tests::Temp::new("map", b"0123456789");
+        let file = || FileBody::new(FileRange::new(temp.open(), 2, 3).unwrap());
+        let (_, _, mut body) = prepared(Request::get("/"), StatusCode::OK, &[], file).into_parts();
+        body.map_file(|range| {
+            assert_eq!((range.offset(), range.len()), (2, 3));
+            BoxBody::new(Full::new("abc"))
+        });
+        assert_eq!(collect(body).unwrap().concat(), b"abc");
+        let (_, _, mut body) = prepared(Request::get("/"), StatusCode::OK, &[], file).into_parts();
+        body.map_file(|_| BoxBody::new(Full::new("toolong")));
+        let error = collect(body).unwrap_err();
+        assert!(error.to_string().starts_with("REQ-RESP-5"), "{error}");
+        // A body that is no file is left alone.
+        let (_, _, mut body) =
+            prepared(Request::get("/"), StatusCode::OK, &[], || Full::new("x")).into_parts();
+        body.map_file(|_| unreachable!("not a file"));
+        assert_eq!(collect(body).unwrap().concat(), b"x");
+    }
+
+    #[test]
+    fn a_101_that_takes_an_offer_is_confirmed_and_a_broken_one_is_not() {
+        use crate::upgrade::offer;
+        let asking = || {
+            let mut headers = HeaderMap::new();
+            headers.insert("connection", HeaderValue::from_static("upgrade"));
+            headers.insert("upgrade", HeaderValue::from_static("echo"));
+            headers
+        };
+        for (extra, switched) in [(None, true), (Some(("content-length", "0")), false)] {
+            let (upgrade, acceptance) =
+                offer(&Method::GET, http::Version::HTTP_11, &asking()).unwrap();
+            let app = app_fn(move |_, start: StartResponse| {
+                let mut headers = HeaderMap::new();
+                if let Some((name, value)) = extra {
+                    headers.insert(name, HeaderValue::from_static(value));
+                }
+                let response = upgrade.clone().accept(start, "echo", headers, |_| async {});
+                async move { Ok(response) }
+            });
+            let answer = block_on(prepare(&app, environ_of(Request::get("/"))));
+            if switched {
+                assert_eq!(answer.status(), StatusCode::SWITCHING_PROTOCOLS);
+                assert_eq!(answer.headers()["upgrade"], "echo");
+                assert!(answer.into_parts().2.is_end_stream());
+                assert!(acceptance.take_handler().is_some());
+            } else {
+                assert_eq!(
+                    answer.failure().unwrap().to_string(),
+                    "app broke REQ-UPGRADE-2: a 101 has no Content-Length and an empty body"
+                );
+                assert!(acceptance.is_accepted() && acceptance.take_handler().is_none());
+            }
+        }
     }
 
     /// Yields one chunk, then panics.

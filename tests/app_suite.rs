@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use answers::{chunks, one_header};
+use answers::{chunks, one_header, ShortRange, TempFile};
 use apps::echo::Echo;
 use apps::framework::demo_app;
 use apps::hello::{hello_stack, Hello, PassThrough};
@@ -22,8 +22,10 @@ use bytes::Bytes;
 use futures_core::Stream;
 use rwgi::app::{app_fn, AppExt};
 use rwgi::body::{Body, Either, Empty, Full};
+use rwgi::file::FileBody;
 use rwgi::http::{header, HeaderMap, HeaderValue, StatusCode};
 use rwgi::lint::LintBody;
+use rwgi::upgrade::Upgrade;
 use rwgi::{App, Environ, Error, Middleware, StartResponse};
 use rwgi_conformance::app_suite::{
     self, run_blocking, run_middleware, run_with_time_limit, Probe, ProbeBody, APP_CHECKS, CHECKS,
@@ -519,7 +521,7 @@ fn calling_start_then_returning_err_breaks_only_app_4_and_judges_nothing_else() 
     let (_, detail) = outcome(&report, "answers_every_request");
     assert_eq!(
         detail,
-        "REQ-APP-4 (SHOULD): GET /: the app returned Err (changed my mind) where a response such as 404 or 405 was possible; and 15 more"
+        "REQ-APP-4 (SHOULD): GET /: the app returned Err (changed my mind) where a response such as 404 or 405 was possible; and 16 more"
     );
 }
 
@@ -555,6 +557,8 @@ fn an_app_that_fails_every_request_gets_a_red_report() {
                 "slow_reader",
                 "stalled_write",
                 "client_gone_during_download",
+                "file_body_exact",
+                "upgrade_taken_right",
             ],
             "{report}"
         );
@@ -570,7 +574,7 @@ fn an_app_that_fails_every_request_gets_a_red_report() {
         // The battery, three network faults on two requests, the failed upload, and the
         // client gone before the answer twice.
         let no_panic = report.results().iter().find(|r| r.name == "no_panic");
-        assert_eq!(no_panic.map(|r| r.judged), Some(16 + 3 * 2 + 1 + 2));
+        assert_eq!(no_panic.map(|r| r.judged), Some(17 + 3 * 2 + 1 + 2));
     }
 }
 
@@ -1122,5 +1126,74 @@ fn a_middleware_that_loses_the_response_extensions_fails_ext_2() {
              server through the middleware (response extensions travel outward) (request: GET /)"
         ),
         "{detail}"
+    );
+}
+
+// ---- extensions: file bodies (§14.9) and upgrades (§14.10) ----------------------------------
+
+/// Answers every request with the file at `path`, and takes an offer to upgrade to
+/// `protocol` with a handler that echoes until the client closes.
+fn files_and_upgrades(path: std::path::PathBuf, protocol: &'static str) -> impl App {
+    app_fn(move |mut environ: Environ, start: StartResponse| {
+        let path = path.clone();
+        async move {
+            if let Some(offer) = environ.extensions_mut().remove::<Upgrade>() {
+                let response =
+                    offer.accept(start, protocol, HeaderMap::new(), |mut io| async move {
+                        let mut buf = [0; 64];
+                        while let Ok(n @ 1..) = io.read(&mut buf).await {
+                            if io.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                return Ok(response.map_body(Either::Left));
+            }
+            let body = FileBody::open(path)?;
+            Ok(start
+                .start(StatusCode::OK, text_headers())
+                .body(Either::Right(body)))
+        }
+    })
+}
+
+#[test]
+fn an_app_with_file_bodies_and_upgrades_passes() {
+    let file = TempFile::new("passes", b"hello from a file\n");
+    let report = run_blocking(&files_and_upgrades(file.0.clone(), "rwgi-suite"));
+    report.assert_ok_strict();
+    assert_complete(&report);
+}
+
+#[test]
+fn a_file_range_that_is_not_the_body_fails_file_1() {
+    let file = TempFile::new("short-range", b"abcdef");
+    let path = file.0.clone();
+    let app = app_fn(move |_, start: StartResponse| {
+        let body = ShortRange::new(path.clone());
+        async move { Ok(start.start(StatusCode::OK, text_headers()).body(body)) }
+    });
+    let report = run_blocking(&app);
+    assert_fails(&report, "REQ-FILE-1", &["file_body_exact"]);
+    let (_, detail) = outcome(&report, "file_body_exact");
+    assert!(
+        detail.starts_with(
+            "REQ-FILE-1: take_file() handed out a range of 2 bytes; content_length() said \
+             Some(6) before (expected Some(2)) and Some(0) after (expected Some(0)) (request: GET /)"
+        ),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_101_to_a_protocol_the_request_did_not_ask_for_fails_upgrade_2() {
+    let file = TempFile::new("wrong-protocol", b"hello\n");
+    let report = run_blocking(&files_and_upgrades(file.0.clone(), "h2c"));
+    assert_fails(&report, "REQ-UPGRADE-2", &["upgrade_taken_right"]);
+    let (_, detail) = outcome(&report, "upgrade_taken_right");
+    assert_eq!(
+        detail,
+        "REQ-UPGRADE-2: a 101 switches to a protocol the client asked for (rwgi-suite), got \
+         Upgrade: \"h2c\" (request: GET / asking to upgrade to rwgi-suite)"
     );
 }

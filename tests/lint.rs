@@ -11,15 +11,17 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use answers::{chunks, one_header};
+use answers::{chunks, one_header, ShortRange, TempFile};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
 use rwgi::app::{app_fn, AppExt};
 use rwgi::body::{Body, BoxBody, Empty, Full, StreamBody};
 use rwgi::environ::{ConnectionInfo, Environ};
+use rwgi::file::{FileBody, FileRange};
 use rwgi::http::{header, HeaderMap, Method, Request, StatusCode, Version};
 use rwgi::lint::{Lint, RULES};
+use rwgi::upgrade::{offer, Acceptance, Upgrade};
 use rwgi::violation::Violation;
 use rwgi::{App, Error, Input, Response, StartResponse};
 use rwgi_conformance::test_client::{block_on, TestRequest, TestResponse};
@@ -622,6 +624,9 @@ fn rules_are_unique_requirement_ids() {
         "REQ-BODY-2",
         "REQ-BODY-4",
         "REQ-START-1",
+        "REQ-FILE-1",
+        "REQ-UPGRADE-1",
+        "REQ-UPGRADE-2",
     ] {
         assert!(RULES.contains(&rule), "{rule}");
     }
@@ -683,4 +688,141 @@ fn a_middleware_between_two_lints_that_replaces_the_extensions_is_cap_2() {
         extensions.remove::<u16>();
     })
     .is_empty());
+}
+
+// ---- extensions: file bodies (§14.9) and upgrades (§14.10) ----------------------------------
+
+#[test]
+fn a_file_range_shorter_than_the_body_is_file_1() {
+    let file = TempFile::new("short-range", b"abcdef");
+    let path = file.0.clone();
+    let app = app_fn(move |_, start: StartResponse| {
+        let body = ShortRange::new(path.clone());
+        async move { ok(start, HeaderMap::new(), body) }
+    });
+    assert_eq!(
+        violations(app, TestRequest::get("/")),
+        [
+            "REQ-FILE-1: take_file() handed out a range of 2 bytes; content_length() said Some(6) \
+          before (expected Some(2)) and Some(0) after (expected Some(0))"
+        ]
+    );
+}
+
+#[test]
+fn a_file_body_passes_through_the_lint_as_a_file() {
+    let file = TempFile::new("passes", b"0123456789");
+    let path = file.0.clone();
+    let app = app_fn(move |_, start: StartResponse| {
+        let path = path.clone();
+        async move {
+            let range = FileRange::new(std::fs::File::open(path)?, 2, 5)?;
+            ok(start, HeaderMap::new(), FileBody::new(range))
+        }
+    });
+    let (lint, seen) = collecting();
+    let linted = app.with(lint);
+    let prepared = block_on(rwgi::server::prepare(
+        &linted,
+        TestRequest::get("/").into_environ(),
+    ));
+    assert_eq!(prepared.content_length(), Some(5));
+    let (_, _, mut body) = prepared.into_parts();
+    assert!(body.is_file(), "the lint hid the file from the server");
+    let range = Pin::new(&mut body).take_file().unwrap();
+    assert_eq!((range.offset(), range.len()), (2, 5));
+    assert_eq!(*seen.lock().unwrap(), []);
+}
+
+/// The headers of a request that asks to upgrade to `echo`.
+fn asking_for_echo(builder: rwgi::http::request::Builder) -> rwgi::http::request::Builder {
+    builder
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+}
+
+/// An environ for `builder`, with the offer a server makes when the request asks for one.
+fn offered(builder: rwgi::http::request::Builder) -> (Environ, Option<Acceptance>) {
+    let mut environ = environ(builder, Input::empty());
+    let offer = offer(&Method::GET, Version::HTTP_11, &{
+        let mut asking = HeaderMap::new();
+        asking.insert(header::CONNECTION, "upgrade".parse().unwrap());
+        asking.insert(header::UPGRADE, "echo".parse().unwrap());
+        asking
+    });
+    let (upgrade, acceptance) = offer.unwrap();
+    environ.extensions_mut().insert(upgrade);
+    (environ, Some(acceptance))
+}
+
+/// Takes the offer with `protocol`, or answers `200` without one.
+fn switcher(protocol: &'static str) -> impl App {
+    app_fn(
+        move |mut environ: Environ, start: StartResponse| async move {
+            Ok(match environ.extensions_mut().remove::<Upgrade>() {
+                Some(offer) => offer
+                    .accept(start, protocol, HeaderMap::new(), |_| async {})
+                    .map_body(BoxBody::new),
+                None => start
+                    .start(StatusCode::OK, HeaderMap::new())
+                    .body(BoxBody::new(Empty)),
+            })
+        },
+    )
+}
+
+#[test]
+fn an_upgrade_offer_for_a_request_that_did_not_ask_is_upgrade_1() {
+    // The offer a broken server puts in every environ.
+    let (environ, _) = offered(Request::get("/"));
+    assert_eq!(
+        serve(switcher("echo"), environ),
+        [
+            "REQ-UPGRADE-1: an upgrade offer only comes with an HTTP/1.1 request with Upgrade \
+             and Connection: upgrade, got one for an HTTP/1.1 request without an Upgrade header",
+            // The app that took it answered a request that did not ask with a 101.
+            "REQ-RESP-1: a 101 answers only a request that asked for an upgrade and came with \
+             an offer (REQ-UPGRADE-1); this one did not",
+        ]
+    );
+    let (environ, _) = offered(asking_for_echo(Request::get("/")));
+    assert_eq!(serve(switcher("echo"), environ), Vec::<String>::new());
+}
+
+#[test]
+fn a_101_switching_to_a_protocol_not_asked_for_is_upgrade_2() {
+    let (environ, _) = offered(asking_for_echo(Request::get("/")));
+    assert_eq!(
+        serve(switcher("h2c"), environ),
+        ["REQ-UPGRADE-2: a 101 switches to a protocol the client asked for (echo), got Upgrade: \"h2c\""]
+    );
+    // An offer kept from another request does not make a 101 right for this one.
+    let kept = Mutex::new(offered(asking_for_echo(Request::get("/"))).0);
+    let stale = app_fn(move |_, start: StartResponse| {
+        let offer = kept.lock().unwrap().extensions_mut().remove::<Upgrade>();
+        async move {
+            let offer = offer.expect("the kept offer");
+            Ok(offer.accept(start, "echo", HeaderMap::new(), |_| async {}))
+        }
+    });
+    assert_eq!(
+        violations(stale, TestRequest::get("/")),
+        [
+            "REQ-RESP-1: a 101 answers only a request that asked for an upgrade and came with an \
+          offer (REQ-UPGRADE-1); this one did not"
+        ]
+    );
+    // A 101 made by hand, without an offer, is a 1xx final status.
+    let by_hand = app_fn(|_, start: StartResponse| async move {
+        Ok(start
+            .start(StatusCode::SWITCHING_PROTOCOLS, HeaderMap::new())
+            .body(Empty))
+    });
+    assert_eq!(
+        violations(by_hand, TestRequest::get("/")),
+        [
+            "REQ-RESP-1: the final status must not be 1xx, got 101 (a 101 only takes an upgrade \
+          offer, with Upgrade::accept)"
+        ]
+    );
 }

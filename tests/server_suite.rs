@@ -119,9 +119,10 @@ mod broken {
     use bytes::Bytes;
     use futures_util::StreamExt;
     use rwgi::app::BoxApp;
-    use rwgi::body::{Body, StreamBody};
+    use rwgi::body::{Body, BoxBody, Full, StreamBody};
     use rwgi::environ::{ConnectionInfo, ServerInfo};
-    use rwgi::http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+    use rwgi::file::{FileBody, FileRange};
+    use rwgi::http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
     use rwgi::http::uri::Scheme;
     use rwgi::http::{
         HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version,
@@ -132,9 +133,12 @@ mod broken {
     use rwgi::path::percent_decode;
     use rwgi::response::{check_head, content_length, is_bodiless};
     use rwgi::server::prepare;
+    use rwgi::upgrade::{asks_for_upgrade, offer, Acceptance, Handler, Io, Switching, Upgraded};
     use rwgi::{App, Environ, Input, StartResponse};
     use rwgi_conformance::server_suite::{Hosting, ServerHandle};
     use rwgi_conformance::test_client::block_on;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
 
     /// What the server gets wrong.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,6 +256,17 @@ mod broken {
         ForgetsStateAfterFirstRequest,
         /// Offers interim responses and never sends them.
         DropsInterim,
+        /// Sends the length of a file range from the file's start, whatever its offset.
+        SendsFileFromStart,
+        /// Fills a file range whose file ends early with zeros, ending the response normally.
+        PadsShortFile,
+        /// Puts an upgrade offer in every environ, asked for or not.
+        OffersUpgradeUnasked,
+        /// Hands the upgraded connection over without the bytes that came with the request.
+        DropsBytesAfterUpgradeRequest,
+        /// Runs the handler of an app that took the upgrade offer even when it answers `500`
+        /// because the app's `101` broke a rule.
+        RunsRefusedUpgrade,
     }
 
     /// The interim responses an app sent, to go out before the final head (REQ-INTERIM-2).
@@ -366,8 +381,12 @@ mod broken {
             Flaw::HidesPeer => connection,
             _ => connection.peer_addr(peer),
         };
-        let connection = connection
-            .server(ServerInfo::new(software(flaw)).multithread(flaw != Flaw::ClaimsSingleThread));
+        // File bodies are read on this connection's own thread, never an async one (§14.9).
+        let connection = connection.server(
+            ServerInfo::new(software(flaw))
+                .multithread(flaw != Flaw::ClaimsSingleThread)
+                .file_bodies(true),
+        );
         let mut buffer = Vec::new();
         // The bodies a `KeepsBody` server holds on to.
         let mut kept = Vec::new();
@@ -378,10 +397,28 @@ mod broken {
             } else {
                 StatusCode::BAD_REQUEST
             };
-            let Ok((request, head)) = parsed else {
+            let Ok((mut request, head)) = parsed else {
                 let _ = plain(&mut stream, refused);
                 return;
             };
+            // Upgrades (§14.10): an offer for a request that asks for one.
+            let asking = if flaw == Flaw::OffersUpgradeUnasked {
+                let mut asking = HeaderMap::new();
+                asking.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+                asking.insert(UPGRADE, HeaderValue::from_static("rwgi-probe"));
+                asking
+            } else {
+                request.headers().clone()
+            };
+            let acceptance = offer(request.method(), Version::HTTP_11, &asking)
+                .filter(|_| {
+                    flaw == Flaw::OffersUpgradeUnasked
+                        || asks_for_upgrade(request.method(), request.version(), request.headers())
+                })
+                .map(|(upgrade, acceptance)| {
+                    request.extensions_mut().insert(upgrade);
+                    acceptance
+                });
             if flaw == Flaw::RefusesUnknownMethods && request.method().as_str() == "PURGE" {
                 let _ = plain(&mut stream, StatusCode::NOT_IMPLEMENTED);
                 return;
@@ -437,10 +474,34 @@ mod broken {
                 | Flaw::RefusesLengthOn304
                 | Flaw::AllowsBodyOn205
                 | Flaw::HeadEarlyForKnownLength
-                | Flaw::StopsAtLength => {
+                | Flaw::StopsAtLength
+                | Flaw::RunsRefusedUpgrade => {
                     let Ok(response) = block_on(app.call(environ, StartResponse::new())) else {
                         return;
                     };
+                    if flaw == Flaw::RunsRefusedUpgrade {
+                        // Takes the handler of any answer that took the offer, checked or not.
+                        if let Some(switching) = response.extensions().get::<Switching>() {
+                            switching.confirm();
+                        }
+                        let handler = acceptance.as_ref().and_then(Acceptance::take_handler);
+                        let refused = response.check(&Method::GET).is_err();
+                        if refused && plain(&mut stream, StatusCode::INTERNAL_SERVER_ERROR).is_err()
+                        {
+                            return;
+                        }
+                        if let Some(handler) = handler {
+                            if !refused {
+                                let (status, headers, mut body) = response.into_parts();
+                                send(&mut stream, head, (status, headers, None), &mut body, flaw);
+                            }
+                            hand_over(&stream, std::mem::take(&mut buffer), handler);
+                            return;
+                        }
+                        if refused {
+                            continue;
+                        }
+                    }
                     let (status, headers, mut body) = response.into_parts();
                     // The head this server judges, when it judges one.
                     let judged = match flaw {
@@ -540,7 +601,43 @@ mod broken {
                         continue;
                     }
                     let length = prepared.content_length();
-                    let (status, headers, body) = prepared.into_parts();
+                    let switching = prepared.status() == StatusCode::SWITCHING_PROTOCOLS;
+                    let (status, headers, mut body) = prepared.into_parts();
+                    match flaw {
+                        Flaw::SendsFileFromStart => body.map_file(|range| {
+                            let (file, _, len) = range.into_parts();
+                            BoxBody::new(FileBody::new(FileRange::new(file, 0, len).unwrap()))
+                        }),
+                        Flaw::PadsShortFile => body.map_file(|range| {
+                            let mut bytes = vec![0; range.len() as usize];
+                            let mut filled = 0;
+                            while let Ok(n @ 1..) =
+                                range.read_at(&mut bytes[filled..], range.offset() + filled as u64)
+                            {
+                                filled += n;
+                            }
+                            BoxBody::new(Full::new(bytes))
+                        }),
+                        // Otherwise a file body reads its file itself, on this thread.
+                        _ => {}
+                    }
+                    if switching {
+                        // The head, then the connection is the app's handler's (REQ-UPGRADE-3).
+                        if !send(&mut stream, head, (status, headers, None), &mut body, flaw) {
+                            return;
+                        }
+                        if let Some(handler) =
+                            acceptance.as_ref().and_then(Acceptance::take_handler)
+                        {
+                            let buffered = if flaw == Flaw::DropsBytesAfterUpgradeRequest {
+                                Vec::new()
+                            } else {
+                                std::mem::take(&mut buffer)
+                            };
+                            hand_over(&stream, buffered, handler);
+                        }
+                        return;
+                    }
                     let mut body = StopsAtEnd {
                         body,
                         at_end: flaw == Flaw::ForgetsEndedBody,
@@ -575,6 +672,52 @@ mod broken {
             if !alive || close {
                 return;
             }
+        }
+    }
+
+    /// Runs an upgrade handler on the connection, reading first what came after the request.
+    fn hand_over(stream: &TcpStream, buffered: Vec<u8>, handler: Handler) {
+        let Ok(stream) = stream.try_clone() else {
+            return;
+        };
+        let _ = block_on(handler.run(Upgraded::new(Blocking { stream, buffered })));
+    }
+
+    /// The connection as an upgraded I/O: blocking reads and writes, on the connection's thread.
+    struct Blocking {
+        stream: TcpStream,
+        buffered: Vec<u8>,
+    }
+
+    impl Io for Blocking {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            if !self.buffered.is_empty() {
+                let n = buf.len().min(self.buffered.len());
+                buf[..n].copy_from_slice(&self.buffered[..n]);
+                self.buffered.drain(..n);
+                return Poll::Ready(Ok(n));
+            }
+            Poll::Ready(self.stream.read(buf))
+        }
+
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(self.stream.write(buf))
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(self.stream.flush())
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(self.stream.shutdown(std::net::Shutdown::Write))
         }
     }
 
@@ -749,7 +892,9 @@ mod broken {
         body: &mut B,
         flaw: Flaw,
     ) -> bool {
-        let no_content = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+        let no_content = status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+            || status == StatusCode::SWITCHING_PROTOCOLS;
         let framed_anyway = no_content && flaw == Flaw::FramesBodiless;
         let bodiless = head_only || (no_content && !framed_anyway);
         let length = match flaw {
@@ -1993,6 +2138,17 @@ fn a_server_that_reports_every_outcome_completed_fails_req_outcome_2() {
 }
 
 #[test]
+fn a_server_that_sends_a_file_range_from_the_start_of_the_file_fails_req_file_2() {
+    fails_with(
+        Flaw::SendsFileFromStart,
+        "file_body_range",
+        "REQ-FILE-2: expected the 200000 bytes from 1000 of a 300000-byte file for GET /range, \
+         with Content-Length: 200000, seen status 200 with Content-Length Some(\"200000\") and \
+         200000 body bytes, differing from byte 0 on",
+    );
+}
+
+#[test]
 fn a_server_that_never_completes_gone_fails_req_disc_1() {
     wrapped_fails_with(
         Wrap::NeverNotifies,
@@ -2033,6 +2189,16 @@ fn a_server_that_drops_interim_responses_fails_req_interim_2() {
 }
 
 #[test]
+fn a_server_that_pads_a_file_that_shrank_fails_req_file_3() {
+    fails_with(
+        Flaw::PadsShortFile,
+        "file_body_short",
+        "REQ-FILE-3: expected a response cut short (or a 500) for a file body of 300000 bytes whose \
+         file shrank to 30000, seen status 200 with a 300000-byte body ",
+    );
+}
+
+#[test]
 fn a_server_without_the_outcome_skips_the_outcome_check_without_claiming_it() {
     // Not asked for the outcome, the reference server offers no handle: nothing is claimed.
     let report = server_suite::run_checks(
@@ -2068,6 +2234,15 @@ fn a_server_that_never_reports_the_outcome_fails_req_outcome_1() {
 }
 
 #[test]
+fn a_server_that_offers_upgrades_unasked_fails_req_upgrade_1() {
+    fails_with(
+        Flaw::OffersUpgradeUnasked,
+        "upgrade_offered_when_asked",
+        "REQ-UPGRADE-1: expected no upgrade offer in the environ for a plain GET, seen one",
+    );
+}
+
+#[test]
 fn a_server_that_drops_response_trailers_fails_req_trail_3() {
     wrapped_fails_with(
         Wrap::DropsTrailers,
@@ -2083,6 +2258,16 @@ fn a_server_that_starts_the_app_per_connection_fails_req_life_1() {
         Flaw::StartsAppPerConnection,
         "lifespan_state",
         "REQ-LIFE-1: expected one startup per process, seen requests of process ",
+    );
+}
+
+#[test]
+fn a_server_that_drops_the_bytes_sent_with_the_upgrade_request_fails_req_upgrade_3() {
+    fails_with(
+        Flaw::DropsBytesAfterUpgradeRequest,
+        "upgrade_hands_over_connection",
+        "REQ-UPGRADE-3: expected a 101 with Upgrade: rwgi-probe, then \"HELLO\" for the \"hello\" \
+         sent with the request, seen \"\" (nothing arrived before the timeout)",
     );
 }
 
@@ -2122,5 +2307,15 @@ fn a_server_that_drops_request_trailers_fails_req_trail_4() {
         "request_trailers",
         "REQ-TRAIL-4: expected the app to read the trailer `x-probe-trailer: 9` after the body, \
          seen Some([])",
+    );
+}
+
+#[test]
+fn a_server_that_runs_the_handler_of_a_refused_101_fails_req_upgrade_3() {
+    fails_with(
+        Flaw::RunsRefusedUpgrade,
+        "upgrade_hands_over_connection",
+        "REQ-UPGRADE-3: expected a 500 for a 101 that carries a Content-Length (REQ-UPGRADE-2), \
+         and no handler run, seen the handler run after the 500",
     );
 }

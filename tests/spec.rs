@@ -250,6 +250,16 @@ const PROOFS: &[(Kind, &str, &str, &[&str])] = &[
     (Kind::Lint, "REQ-BODY-2", "polling_an_ended_body_again_is_body_2", &["REQ-BODY-2"]),
     (Kind::Lint, "REQ-START-1", "answering_through_a_callback_of_ones_own_is_start_1", &["REQ-START-1"]),
     (Kind::Lint, "REQ-BODY-4", "wrong_content_length_is_body_4", &["REQ-BODY-4"]),
+    (Kind::Server, "file_body_range", "a_server_that_sends_a_file_range_from_the_start_of_the_file_fails_req_file_2", &["REQ-FILE-2"]),
+    (Kind::Server, "file_body_short", "a_server_that_pads_a_file_that_shrank_fails_req_file_3", &["REQ-FILE-3"]),
+    (Kind::Server, "upgrade_offered_when_asked", "a_server_that_offers_upgrades_unasked_fails_req_upgrade_1", &["REQ-UPGRADE-1"]),
+    (Kind::Server, "upgrade_hands_over_connection", "a_server_that_drops_the_bytes_sent_with_the_upgrade_request_fails_req_upgrade_3", &["REQ-UPGRADE-3"]),
+    (Kind::Server, "upgrade_hands_over_connection", "a_server_that_runs_the_handler_of_a_refused_101_fails_req_upgrade_3", &["REQ-UPGRADE-3"]),
+    (Kind::App, "file_body_exact", "a_file_range_that_is_not_the_body_fails_file_1", &["REQ-FILE-1"]),
+    (Kind::App, "upgrade_taken_right", "a_101_to_a_protocol_the_request_did_not_ask_for_fails_upgrade_2", &["REQ-UPGRADE-2"]),
+    (Kind::Lint, "REQ-FILE-1", "a_file_range_shorter_than_the_body_is_file_1", &["REQ-FILE-1"]),
+    (Kind::Lint, "REQ-UPGRADE-1", "an_upgrade_offer_for_a_request_that_did_not_ask_is_upgrade_1", &["REQ-UPGRADE-1"]),
+    (Kind::Lint, "REQ-UPGRADE-2", "a_101_switching_to_a_protocol_not_asked_for_is_upgrade_2", &["REQ-UPGRADE-2"]),
 ];
 
 /// The text of the function `name` in `file`, from its `#[test]` to its closing brace at the

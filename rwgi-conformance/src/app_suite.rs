@@ -24,9 +24,13 @@
 //! `GET /`, a `GET` of a path the app cannot know, `HEAD /`, `OPTIONS *`, `DELETE /`, and `POST`
 //! with an empty body, a small form, a chunked body of unknown length, a 4 MiB body in 64 KiB
 //! chunks, and a slow body (every chunk preceded by `Pending`); a request under a mount prefix
-//! (`script_name` not empty); odd paths (`%2F`, `%FF`, `//`) and a raw query; and a request with
-//! a hundred headers, some repeated. The failure of a rule check names the request that broke
-//! the rule.
+//! (`script_name` not empty); odd paths (`%2F`, `%FF`, `//`) and a raw query; a request with
+//! a hundred headers, some repeated; and a `GET /` that asks to upgrade to `rwgi-suite`, with an
+//! upgrade offer in its environ. The failure of a rule check names the request that broke the
+//! rule.
+//!
+//! The driver declares file bodies (§14.9): it takes the file range out of a body that has one
+//! and reads it itself.
 //!
 //! # Fault injection
 //!
@@ -78,6 +82,7 @@
 //! - A `HEAD` answer's body is dropped unpolled, as servers do (REQ-SRV-6), so an app may
 //!   produce one.
 
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -88,8 +93,10 @@ use super::{Check, Outcome, Report};
 use crate::facts;
 use crate::test_client::{block_on, TestRequest};
 use rwgi::body::Body;
+use rwgi::file::FileRange;
 use rwgi::lint::{Lint, LintApp};
 use rwgi::middleware::Middleware;
+use rwgi::upgrade::{offer, Handler, Switching, Upgraded};
 use rwgi::violation::Violation;
 use rwgi::{App, Environ, Input, StartResponse};
 
@@ -117,6 +124,8 @@ const STALLED_WRITE: Check = rule("stalled_write", &["REQ-RESP-5", "REQ-BODY-4",
 const GONE_UPLOAD: Check = rule("client_gone_during_upload", &["REQ-INPUT-6", "REQ-APP-5"]);
 const GONE_DOWNLOAD: Check = rule("client_gone_during_download", &["REQ-CONC-2", "REQ-APP-5"]);
 const GONE_BEFORE: Check = rule("client_gone_before_response", &["REQ-CONC-2", "REQ-APP-5"]);
+const FILE_EXACT: Check = rule("file_body_exact", &["REQ-FILE-1"]);
+const UPGRADE_TAKEN: Check = rule("upgrade_taken_right", &["REQ-UPGRADE-2"]);
 const MW_SERVES: Check = rule("middleware_serves_inner_app", &["REQ-MW-1"]);
 const MW_STREAMS: Check = rule("middleware_streams_inner_body", &["REQ-MW-2"]);
 const MW_LENGTH: Check = rule(
@@ -151,6 +160,8 @@ pub const APP_CHECKS: &[Check] = &[
     GONE_UPLOAD,
     GONE_DOWNLOAD,
     GONE_BEFORE,
+    FILE_EXACT,
+    UPGRADE_TAKEN,
 ];
 
 /// The checks [`run_middleware`] adds: what a middleware does toward the app it wraps.
@@ -187,6 +198,8 @@ pub const MIDDLEWARE_CHECKS: &[Check] = &[
 /// | `client_gone_during_upload` | REQ-INPUT-6, REQ-APP-5 | The request body fails at byte 100 000: the app copes. |
 /// | `client_gone_during_download` | REQ-CONC-2, REQ-APP-5 | The body dropped after its first chunk: no panic. |
 /// | `client_gone_before_response` | REQ-CONC-2, REQ-APP-5 | The app's future dropped while it waits: no panic. |
+/// | `file_body_exact` | REQ-FILE-1 | A file range a body hands out (the driver declares file bodies and takes them) is what the body would have yielded, and the file holds it. |
+/// | `upgrade_taken_right` | REQ-UPGRADE-2 | Offered an upgrade, the app answers as usual or takes the offer with `Upgrade::accept`: a `101` naming a protocol the request asked for, whose handler then runs on a closed connection without panicking. |
 /// | `middleware_serves_inner_app` | REQ-MW-1 | Toward the app it wraps, the middleware keeps every server rule and passes requests on. |
 /// | `middleware_streams_inner_body` | REQ-MW-2 | The middleware's body yields at least once per inner chunk. |
 /// | `middleware_fixes_content_length` | REQ-MW-3, REQ-RESP-5 | A middleware that changes the body fixes `Content-Length`. |
@@ -358,6 +371,7 @@ const SLOW_READER_PAUSE: Duration = Duration::from_millis(2);
 const STALL: Duration = Duration::from_millis(100);
 const KIB: u64 = 1024;
 const STREAMING_LABEL: &str = "POST / with a chunked body held back after its first chunk";
+const UPGRADE_LABEL: &str = "GET / asking to upgrade to rwgi-suite";
 
 /// A `POST /` whose body is `upload`, chunked when its length is not declared.
 fn post(upload: Upload) -> TestRequest {
@@ -428,6 +442,12 @@ fn battery() -> Vec<(&'static str, TestRequest)> {
             TestRequest::get("/").version(Version::HTTP_10),
         ),
         ("GET / with 103 headers, some repeated", many),
+        (
+            UPGRADE_LABEL,
+            TestRequest::get("/")
+                .header("connection", "upgrade")
+                .header("upgrade", "rwgi-suite"),
+        ),
     ]
 }
 
@@ -469,6 +489,41 @@ fn faults() -> Vec<(Check, &'static str, TestRequest, Network)> {
     faults
 }
 
+/// Reads all of `range` as a server would send it: the bytes read, and a REQ-FILE-1 violation
+/// when the file holds fewer than the range says.
+fn read_range(range: &FileRange, found: &mut Found) -> usize {
+    let mut buf = vec![0; 64 * 1024];
+    let mut read = 0u64;
+    while read < range.len() {
+        let want = usize::try_from(range.len() - read).map_or(buf.len(), |n| n.min(buf.len()));
+        match range.read_at(&mut buf[..want], range.offset() + read) {
+            Ok(0) => {
+                found.violations.push(Violation::new(
+                    "REQ-FILE-1",
+                    format!(
+                        "take_file() handed out a range of {} bytes, but the file ended after {read} of them",
+                        range.len()
+                    ),
+                ));
+                break;
+            }
+            Ok(n) => read += n as u64,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                found.violations.push(Violation::new(
+                    "REQ-FILE-1",
+                    format!(
+                        "the file range of {} bytes could not be read: {error}",
+                        range.len()
+                    ),
+                ));
+                break;
+            }
+        }
+    }
+    usize::try_from(read).unwrap_or(usize::MAX)
+}
+
 /// What one exchange showed: rules broken, notes for checks that are not failures, and the
 /// checks that had something to judge.
 #[derive(Debug, Default)]
@@ -500,6 +555,7 @@ const ON_BODY_END: &[Check] = &[
     LENGTH_EXACT,
     LAZY,
     NO_READ_AFTER_END,
+    FILE_EXACT,
 ];
 
 impl Found {
@@ -545,8 +601,16 @@ impl<A: App> Driver<'_, A> {
         faulted: bool,
     ) -> Found {
         let before = self.probe_counts();
-        let environ = self.environ(request);
+        let mut environ = self.environ(request);
         let method = environ.method().clone();
+        // Upgrades (§14.10): the driver offers one when the request asks.
+        let offered = offer(environ.method(), environ.version(), environ.headers()).map(
+            |(upgrade, acceptance)| {
+                let asked: Vec<String> = upgrade.protocols().map(str::to_owned).collect();
+                environ.extensions_mut().insert(upgrade);
+                (asked, acceptance)
+            },
+        );
         let mut found = Found::default();
         let mut call = Box::pin(self.app.call(environ, StartResponse::new()));
 
@@ -579,14 +643,44 @@ impl<A: App> Driver<'_, A> {
                 if !faulted && self.probe_counts().0 > before.0 {
                     self.inner_answer_passed(&response, &mut found);
                 }
+                // A 101 that takes the offer is judged by the facts of a 101; its handler runs
+                // once the head passed (as `prepare` lets it through).
+                let switching = response
+                    .extensions()
+                    .get::<Switching>()
+                    .filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS)
+                    .cloned();
+                let switch = match (&offered, switching) {
+                    (Some((asked, acceptance)), Some(switching)) => {
+                        let asked: Vec<&str> = asked.iter().map(String::as_str).collect();
+                        found
+                            .by_facts
+                            .extend(facts::check_switching_head(response.headers(), &asked));
+                        response.check(&method).is_ok().then(|| {
+                            switching.confirm();
+                            acceptance.take_handler()
+                        })
+                    }
+                    _ => {
+                        found
+                            .by_facts
+                            .extend(facts::check_head(response.status(), response.headers()));
+                        None
+                    }
+                };
+                if offered.is_some() {
+                    found.judge(&[UPGRADE_TAKEN]);
+                }
                 let (status, headers, body) = response.into_parts();
-                found.by_facts.extend(facts::check_head(status, &headers));
                 if method == Method::HEAD {
                     // Servers drop a HEAD answer's body unpolled (REQ-SRV-6).
                     found.drop_value("the body", body, "REQ-APP-5");
                 } else {
                     self.read_body(body, (status, &headers), network, &mut found)
                         .await;
+                }
+                if let Some(Some(handler)) = switch {
+                    self.run_handler(handler, &mut found).await;
                 }
             }
             Ok(Err(error)) => {
@@ -611,7 +705,13 @@ impl<A: App> Driver<'_, A> {
         let mut produced = 0;
         let mut stalled = false;
         // REQ-BODY-4 judged here too: what the body announced before its first poll.
-        let announced = body.content_length();
+        let mut announced = body.content_length();
+        // A file body hands its range to the driver, which reads it itself (REQ-FILE-1: the
+        // lint checks the range against the body's length, which then judges it alone).
+        if let Some(range) = Pin::new(&mut body).take_file() {
+            produced = read_range(&range, found);
+            announced = None;
+        }
         loop {
             match network {
                 Network::SlowReader => Sleep::new(SLOW_READER_PAUSE).await,
@@ -658,6 +758,18 @@ impl<A: App> Driver<'_, A> {
             }
         }
         found.drop_value("the body", body, "REQ-APP-5");
+    }
+
+    /// Runs an upgrade handler on a connection the client closed at once: it must end, or at
+    /// least not panic (REQ-APP-5).
+    async fn run_handler(&self, handler: Handler, found: &mut Found) {
+        let mut run = Box::pin(handler.run(Upgraded::new(driver::Closed)));
+        match drive(run.as_mut(), self.limit, None).await {
+            Ok(Ok(())) | Err(Stop::Stalled | Stop::Gated) => {}
+            Ok(Err(error)) => found.panicked("the upgrade handler", &error.to_string()),
+            Err(Stop::Panicked(message)) => found.panicked("the upgrade handler", &message),
+        }
+        found.drop_value("the upgrade handler", run, "REQ-APP-5");
     }
 
     /// REQ-BODY-6, where it can be seen: the request body is held back after its first chunk.
@@ -781,6 +893,9 @@ impl<A: App> Driver<'_, A> {
     /// The environ of `request`, marked for the probe in middleware mode.
     fn environ(&self, request: TestRequest) -> Environ {
         let mut environ = request.into_environ();
+        // The driver takes file bodies' ranges and reads them itself (§14.9).
+        let server = environ.server().clone().file_bodies(true);
+        environ.set_connection(environ.connection().clone().server(server));
         if let Some(probe) = self.probe {
             environ.extensions_mut().insert(Mark);
             let sent = format!("{}{}", environ.script_name(), environ.path_info());

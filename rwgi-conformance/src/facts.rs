@@ -82,6 +82,62 @@ pub(crate) fn check_head(status: StatusCode, headers: &HeaderMap) -> Option<Viol
     }
 }
 
+/// The head of a `101` that takes an upgrade offer for `asked` (the protocols of the
+/// request's `Upgrade` header), by RFC 9110 §7.8 and §8.6 (REQ-UPGRADE-2): one `Upgrade`
+/// value naming one of them, the `upgrade` option in `Connection`, no `Content-Length`, and no
+/// other hop-by-hop field (REQ-RESP-2).
+pub(crate) fn check_switching_head(headers: &HeaderMap, asked: &[&str]) -> Option<Violation> {
+    let upgrades: Vec<&[u8]> = headers
+        .get_all("upgrade")
+        .iter()
+        .map(|value| value.as_bytes())
+        .collect();
+    let broken = |message: String| Some(Violation::new("REQ-UPGRADE-2", message));
+    let [protocol] = upgrades[..] else {
+        return broken(format!(
+            "a 101 names its one protocol in one Upgrade field, got {} of them",
+            upgrades.len()
+        ));
+    };
+    let protocol = String::from_utf8_lossy(protocol);
+    if !asked
+        .iter()
+        .any(|asked| asked.eq_ignore_ascii_case(protocol.trim()))
+    {
+        return broken(format!(
+            "a 101 switches to a protocol the request asked for ({}), got {protocol:?}",
+            asked.join(", ")
+        ));
+    }
+    let upgrade_option = headers
+        .get_all("connection")
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .any(|token| {
+            String::from_utf8_lossy(token)
+                .trim()
+                .eq_ignore_ascii_case("upgrade")
+        });
+    if !upgrade_option {
+        return broken("a 101 carries the upgrade option in Connection".to_owned());
+    }
+    if headers.contains_key("content-length") {
+        return broken("a 101 has no Content-Length".to_owned());
+    }
+    headers
+        .keys()
+        .find(|name| {
+            HOP_BY_HOP.contains(&name.as_str())
+                && !["upgrade", "connection"].contains(&name.as_str())
+        })
+        .map(|name| {
+            Violation::new(
+                "REQ-RESP-2",
+                format!("apps must not set the hop-by-hop header `{name}`"),
+            )
+        })
+}
+
 /// The body rules once a body ended after `produced` bytes (REQ-RESP-5, REQ-RESP-6), for a
 /// response that is sent (not `HEAD`).
 pub(crate) fn check_body_end(

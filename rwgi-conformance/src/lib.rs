@@ -653,7 +653,13 @@ mod tests {
             .collect();
         assert_eq!(
             marked,
-            ["REQ-APP-4", "REQ-INPUT-7", "REQ-SRV-10", "REQ-SRV-11"]
+            [
+                "REQ-APP-4",
+                "REQ-INPUT-7",
+                "REQ-SRV-10",
+                "REQ-SRV-11",
+                "REQ-FILE-6"
+            ]
         );
         assert!(marked.iter().all(|id| is_should(id)));
         for must in ["REQ-SRV-9", "REQ-ENV-10", "REQ-BODY-1", "REQ-SRV-1"] {

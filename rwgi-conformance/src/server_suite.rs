@@ -70,11 +70,13 @@ use rwgi::lifespan::BoxLifespan;
 
 mod client;
 mod extensions;
+mod files;
 mod lifecycle;
 mod probe;
 mod remote;
 mod requests;
 mod responses;
+mod upgrades;
 mod vectors;
 
 use client::{Connection, Response};
@@ -473,6 +475,20 @@ checks! {
     extensions::request_trailers: ["REQ-TRAIL-4"]
         "With `Trailers` offered, the trailer fields of a chunked upload reach the app after \
          its input.";
+    files::file_body_range: ["REQ-FILE-2"]
+        "A file body goes out as exactly the bytes of its range, with the range's length as \
+         `Content-Length` (also for `HEAD`, and for an empty range), whether or not the server \
+         declares file bodies.";
+    files::file_body_short: ["REQ-FILE-3"]
+        "A file that shrank below its range after the body was made: the response is aborted \
+         (before or after its head) or is a `500`, never completed or padded.";
+    upgrades::upgrade_offered_when_asked: ["REQ-UPGRADE-1"]
+        "No upgrade offer for a request that does not ask for one: no `Upgrade`, no \
+         `Connection: upgrade`, or HTTP/1.0.";
+    upgrades::upgrade_hands_over_connection: ["REQ-UPGRADE-3"]
+        "After the app's `101` its handler gets the connection, with the bytes sent along with \
+         the request, and the connection closes when it ends; a `101` refused as a `500` runs no \
+         handler. Skipped when the server offers no upgrades (spec §14.10).";
 }
 
 /// Runs every check against the server that `start` starts.
@@ -593,6 +609,22 @@ impl Suite<'_> {
     }
 
     /// Sends `request` on a new connection and reads the answer.
+    /// For a check whose app holds what only the suite's process has (a file it made, a flag
+    /// it watches): `Err` with a skip saying so when the server runs the app in another
+    /// process, found out with one request.
+    fn needs_app_in_process(&mut self, check: &str) -> Result<(), Problem> {
+        self.probe.set(probe::record());
+        let _ = self.exchange(&get("/where"));
+        let calls = self.probe.wait(IO_TIMEOUT, |calls| !calls.is_empty());
+        match calls {
+            Ok(calls) if !calls[0].in_suite_process() => Err(Problem::Skip(format!(
+                "{check}: the app runs in another process, where the suite cannot hold what \
+                 the check's app needs"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     fn exchange(&mut self, request: &[u8]) -> Result<(Response, Connection), String> {
         let mut connection = self.connect()?;
         connection

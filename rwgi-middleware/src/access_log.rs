@@ -236,6 +236,7 @@ impl<A: App> App for AccessLogApp<A> {
             },
             started,
             bodiless,
+            handed_off: false,
             sink: Arc::clone(&self.sink),
         };
         Ok(response.map_body(|inner| LoggedBody {
@@ -250,6 +251,8 @@ struct Pending {
     record: Record,
     started: Instant,
     bodiless: bool,
+    /// The body was a file range the server took (§14.9): it sends it beyond our sight.
+    handed_off: bool,
     sink: Sink,
 }
 
@@ -265,6 +268,9 @@ impl Pending {
 ///
 /// Dropping it drops the inner body right after the record goes out, so the inner app's
 /// cleanup still runs (REQ-MW-4).
+///
+/// A file body stays a file for the server (REQ-FILE-6): [`Body::take_file`] is passed on, and
+/// the range, which the server then sends on its own, counts as sent in full.
 pub struct LoggedBody<B> {
     inner: B,
     /// `None` once the record is out, so it goes out once.
@@ -322,12 +328,22 @@ impl<B: Body + Unpin> Body for LoggedBody<B> {
     ) -> Poll<Result<Option<HeaderMap>, Error>> {
         Pin::new(&mut self.inner).poll_trailers(cx)
     }
+
+    fn take_file(mut self: Pin<&mut Self>) -> Option<rwgi::file::FileRange> {
+        let this = &mut *self;
+        let range = Pin::new(&mut this.inner).take_file()?;
+        if let Some(pending) = &mut this.pending {
+            pending.record.bytes_sent += range.len();
+            pending.handed_off = true;
+        }
+        Some(range)
+    }
 }
 
 impl<B> Drop for LoggedBody<B> {
     fn drop(&mut self) {
         let outcome = match &self.pending {
-            Some(pending) if pending.bodiless => Outcome::Complete,
+            Some(pending) if pending.bodiless || pending.handed_off => Outcome::Complete,
             _ => Outcome::Dropped,
         };
         self.finish(outcome);

@@ -7,6 +7,8 @@
 //! - [`ProxyHeaders`]: the client's address, scheme, host and path prefix as a trusted proxy in
 //!   front (nginx) reports them in `X-Forwarded-*` or `Forwarded` headers; nothing is trusted
 //!   by default.
+//! - [`StaticFiles`]: a directory served at a path prefix as file bodies (spec §14.9), with
+//!   `ETag`, `Last-Modified`, conditional requests and byte ranges.
 //!
 //! Each passes the app suite's middleware checks (`rwgi_conformance::app_suite::run_middleware`
 //! for the access log; the app suite for the URL map), and works on any rwgi server: this crate
@@ -45,8 +47,10 @@
 
 pub mod access_log;
 pub mod proxy;
+pub mod static_files;
 pub mod url_map;
 
 pub use access_log::AccessLog;
 pub use proxy::ProxyHeaders;
+pub use static_files::StaticFiles;
 pub use url_map::UrlMap;

@@ -161,6 +161,19 @@
 //!   knowledge), or chosen by ALPN with `tls`. Without it, a connection that opens with the
 //!   HTTP/2 preface gets `505 HTTP Version Not Supported` and is closed.
 //!
+//! # Extensions
+//!
+//! - File bodies (spec §14.9): declared in [`SERVER_INFO`]. A file range an app answers with
+//!   is read in chunks of 128 KiB on tokio's blocking pool, one chunk ahead of the socket, with
+//!   positional reads; hyper owns the socket (which may be TLS), so there is no `sendfile`. The
+//!   head goes out before the first read; a file that comes up short aborts the response.
+//! - Upgrades (spec §14.10): an HTTP/1.1 request that asks for one gets an
+//!   [`rwgi::upgrade::Upgrade`] offer. After the app's `101`, its handler runs on the
+//!   connection, as an [`UpgradedIo`] inside the [`rwgi::upgrade::Upgraded`], in the
+//!   connection's own task: it keeps the connection's `worker_connections` slot and its
+//!   `write_timeout`, and a graceful stop waits for it up to `graceful_timeout`. No offers on
+//!   HTTP/2 (extended `CONNECT` is for later).
+//!
 //! # Signals
 //!
 //! `SIGTERM` and `SIGINT` stop gracefully (a second `SIGINT` stops at once), `SIGQUIT` stops at
@@ -177,11 +190,13 @@
 mod arbiter;
 mod config;
 mod deadline;
+mod files;
 mod hooks;
 mod lifespan;
 mod listen;
 mod log;
 mod tls;
+mod upgrade;
 mod worker;
 
 use std::fmt;
@@ -202,6 +217,7 @@ use tokio::sync::watch;
 pub use hooks::{Ending, Hooks, Outcome, RequestInfo};
 pub use listen::{Bind, BindParseError};
 pub use rwgi::input::{InputError, InputErrorKind};
+pub use upgrade::UpgradedIo;
 
 use config::{ConfigError, Settings};
 use listen::{bind_all, Listener};
@@ -209,15 +225,19 @@ use log::{AccessLog, Format};
 use worker::{ServeConfig, Stop, Stopped};
 
 /// What the server tells apps about itself (REQ-ENV-9): each request may run on any of the
-/// runtime's worker threads. This is what a single process (and an embedded [`Server`]) says;
-/// a worker process of a master says `multiprocess` too, since copies of the app run, or may
-/// start at any time, in the other workers.
+/// runtime's worker threads, and file bodies are read off those threads (§14.9, REQ-FILE-4).
+/// This is what a single process (and an embedded [`Server`]) says; a worker process of a
+/// master says `multiprocess` too, since copies of the app run, or may start at any time, in the
+/// other workers.
 ///
 /// ```
 /// assert!(rwgi_server::SERVER_INFO.is_multithread());
 /// assert!(!rwgi_server::SERVER_INFO.is_multiprocess());
+/// assert!(rwgi_server::SERVER_INFO.has_file_bodies());
 /// ```
-pub const SERVER_INFO: ServerInfo = ServerInfo::new("rwgi-server/0.1").multithread(true);
+pub const SERVER_INFO: ServerInfo = ServerInfo::new("rwgi-server/0.1")
+    .multithread(true)
+    .file_bodies(true);
 
 /// Runs `app` as a server program: reads the settings (flags, `RWGI_*` environment, `--config`
 /// file), binds, and serves until told to stop by a signal. Returns the process's exit status:

@@ -51,8 +51,9 @@ use hyper::body::Incoming;
 #[cfg(not(feature = "http2"))]
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rwgi::body::Body;
+use rwgi::body::{Body, BoxBody};
 use rwgi::disconnect::Departure;
 use rwgi::environ::{ConnectionInfo, ServerInfo};
 use rwgi::http::header::{CONTENT_LENGTH, TRAILER};
@@ -73,10 +74,14 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use crate::deadline::{
     bare_lf_after_last_chunk, body_error, too_large, BodyClock, BodyPace, WriteDeadline,
 };
+use crate::files::FileReader;
 use crate::hooks::{Ending, Hooks, Outcome, RequestInfo};
 use crate::listen::{Listener, SocketFile};
 use crate::log::{AccessLog, Record};
 use crate::tls::Acceptor;
+use crate::upgrade::Handoff;
+#[cfg(not(feature = "http2"))]
+use crate::upgrade::UpgradedIo;
 
 /// How a server stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -727,10 +732,16 @@ async fn serve_connection<A>(
         .offer(departure.disconnect())
         .offer(FlushHead::new())
         .offer(Trailers::new());
+    // The connection's upgrade offer, if a request asks for one (the `upgrade` module).
+    let handoff = Handoff::default();
     // Requests borrow what the connection owns: no reference count changes per request.
     #[cfg(not(feature = "http2"))]
-    let service = service_fn(|request| {
+    let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
+        // hyper marks a request with an `Upgrade` header; an ordinary one has no extensions.
+        if request.extensions().get::<OnUpgrade>().is_some() {
+            handoff.offer(&mut request);
+        }
         respond(&shared, &connection, peer, request, &departure)
     });
     // HTTP/2 runs each request as a task of its own, which must own what it uses. Only a new
@@ -741,6 +752,10 @@ async fn serve_connection<A>(
     let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
         mark_active();
+        // Only HTTP/1.1 requests are marked (no extended CONNECT on HTTP/2).
+        if request.extensions().get::<OnUpgrade>().is_some() {
+            handoff.offer(&mut request);
+        }
         let shared = Arc::clone(&shared);
         let connection = Arc::clone(&connection);
         // An HTTP/2 stream can be reset alone: each request has a departure of its own, whose
@@ -760,15 +775,18 @@ async fn serve_connection<A>(
         return;
     };
     let io = WriteDeadline::new(io, shared.write_timeout);
-    let served = shared.http.serve_connection(TokioIo::new(io), service);
     // HTTP/1 alone: hyper's connection is `Unpin` and stays where it is, movable, so that its
-    // socket can be taken back to answer an HTTP/2 preface (`refuse_http2`).
+    // socket can be taken back, after a `101` or to answer an HTTP/2 preface (`refuse_http2`).
+    // The plain connection, not hyper's `with_upgrades()` wrapper, whose layout costs every
+    // request (BENCHMARKS.md): after a `101` hyper leaves the connection whole.
     #[cfg(not(feature = "http2"))]
-    let mut served = served;
+    let mut served = shared.http.serve_connection(TokioIo::new(io), service);
     #[cfg(not(feature = "http2"))]
     let mut http = Pin::new(&mut served);
     #[cfg(feature = "http2")]
-    let mut http = pin!(served);
+    let mut http = pin!(shared
+        .http
+        .serve_connection_with_upgrades(TokioIo::new(io), service));
     let mut stop = false;
     let mut draining = false;
     let keepalive = shared.keepalive;
@@ -819,6 +837,17 @@ async fn serve_connection<A>(
             tracing::debug!("connection from {}: {error}", Peer(peer));
         }
     }
+    // A connection handed over after a `101`: the app's handler runs on it here, keeping the
+    // connection's slot and its place among the open connections.
+    #[cfg(not(feature = "http2"))]
+    handoff
+        .run(peer, move || {
+            let parts = served.into_parts();
+            UpgradedIo::new(parts.io.into_inner(), parts.read_buf)
+        })
+        .await;
+    #[cfg(feature = "http2")]
+    handoff.run(peer).await;
 }
 
 /// Answers an HTTP/2 connection preface sent to this HTTP/1-only server with `505` and closes,
@@ -1148,7 +1177,9 @@ where
     B: Body + Unpin,
 {
     let length = prepared.content_length();
-    let (status, mut headers, body) = prepared.into_parts();
+    let (status, mut headers, mut body) = prepared.into_parts();
+    // A file body is read on the blocking pool, not by the app's body on this thread.
+    body.map_file(|range| BoxBody::new(FileReader::new(range)));
     // `prepare` dropped the body of a HEAD answer; announce the length a GET would have had.
     if head && !headers.contains_key(CONTENT_LENGTH) {
         if let Some(length) = length {
@@ -1365,7 +1396,7 @@ impl<B: Body + Unpin> Drop for WireBody<B> {
 }
 
 /// A peer address for logs: `-` when there is none (Unix sockets).
-struct Peer(Option<SocketAddr>);
+pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
 
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -230,3 +230,50 @@ fn a_raw_http2_preface_is_answered_with_settings() {
     drop(stream);
     server.shutdown();
 }
+
+/// With the `http2` feature, an HTTP/1.1 connection can still be upgraded (§14.10): the
+/// auto-detecting HTTP stack hands it over after the app's `101`.
+#[test]
+fn an_http1_upgrade_still_works_beside_http2() {
+    use rwgi::body::BoxBody;
+    use rwgi::upgrade::Upgrade;
+    use std::io::{Read, Write};
+
+    let app = app_fn(|mut environ: Environ, start: StartResponse| async move {
+        let Some(offer) = environ.extensions_mut().remove::<Upgrade>() else {
+            return Ok(start
+                .start(StatusCode::OK, Default::default())
+                .body(BoxBody::new(Full::new("no offer"))));
+        };
+        let response = offer.accept(start, "echo", Default::default(), |mut io| async move {
+            let mut buf = [0; 5];
+            if let Ok(n) = io.read(&mut buf).await {
+                let _ = io.write_all(&buf[..n]).await;
+            }
+        });
+        Ok(response.map_body(BoxBody::new))
+    });
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .accesslog("off")
+        .serve(app)
+        .expect("the server starts");
+    let mut stream = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nhello",
+        )
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+    server.shutdown();
+}

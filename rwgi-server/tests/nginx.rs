@@ -17,6 +17,11 @@
 
 mod support;
 
+// The WebSocket example app, which the child serves at /ws.
+#[allow(dead_code)]
+#[path = "../../examples/apps/websocket.rs"]
+mod websocket;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -118,6 +123,7 @@ fn main() -> ExitCode {
             socket_activated_with_the_shipped_settings,
             &[Transport::Unix],
         ),
+        ("websocket_through_nginx", websocket_through_nginx, BOTH),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, test, transports) in tests {
@@ -181,6 +187,7 @@ fn child() -> ExitCode {
     rwgi_server::run(app_fn(answer))
 }
 
+/// `/ws`: the WebSocket example's echo (`examples/apps/websocket.rs`).
 /// `/environ`: what the app was told, as JSON. `/stream?signal=PATH`: `first`, then, once the
 /// file `PATH` exists, `last: signalled` (`last: timed out` after [`WAIT`]), marked
 /// `X-Accel-Buffering: no`. `/big?chunks=N&done=PATH[&unbuffered]`: N chunks of 64 KiB,
@@ -198,6 +205,10 @@ async fn answer(
             .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
             .map(str::to_owned)
     };
+    if environ.path_info() == "/ws" {
+        let response = rwgi::App::call(&websocket::app(), environ, start).await?;
+        return Ok(response.map_body(BoxBody::new));
+    }
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     let body = match environ.path_info() {
@@ -949,6 +960,55 @@ fn shipped_settings_are_valid() {
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
+}
+
+/// WebSocket through nginx with the shipped site's upgrade headers: a real client
+/// (`tokio-tungstenite`'s) opens `/app/ws`, nginx passes the handshake on, the app takes the
+/// connection over after its `101`, and messages go both ways until the client closes.
+fn websocket_through_nginx(nginx: &Path, transport: Transport) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let folder = Folder::new("websocket");
+    let a = Address::new(transport, &folder, "a");
+    let app = AppServer::start(&folder, &a, transport, &["--single-process"]);
+    let front = Nginx::start(nginx, &folder, &[&a]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let url = format!("ws://{}/app/ws", front.address);
+        let (mut socket, response) =
+            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+                .await
+                .expect("the handshake in time")
+                .expect("the WebSocket handshake through nginx");
+        assert_eq!(response.status(), 101);
+        for message in [
+            Message::text("hello through nginx"),
+            Message::binary(vec![7; 100_000]),
+            Message::text("again"),
+        ] {
+            socket.send(message.clone()).await.unwrap();
+            let echo = tokio::time::timeout(WAIT, socket.next())
+                .await
+                .expect("an echo in time")
+                .expect("an echo")
+                .expect("a message");
+            assert_eq!(echo, message);
+        }
+        socket.close(None).await.unwrap();
+        tokio::time::timeout(WAIT, async {
+            while let Some(Ok(_)) = socket.next().await {}
+        })
+        .await
+        .expect("the connection ends after the close");
+    });
+    // An ordinary request on the same site still works (its Connection header is empty).
+    let answer = front.client().get("/app/pid").unwrap();
+    assert_eq!(answer.status, 200);
+    drop(app);
 }
 
 /// A file under the static root is nginx's alone: the app's access log never shows it. A

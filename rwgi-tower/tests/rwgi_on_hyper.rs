@@ -16,7 +16,8 @@ use rwgi_tower::AppService;
 use support::{hyper_hosting, request, send};
 
 /// Asserts that `report` passed every check of the server suite, in order, with nothing
-/// skipped but the checks of the extensions plain hyper does not offer.
+/// skipped but the checks of the extensions plain hyper does not offer, upgrades among them (a
+/// tower service has no connection to hand over).
 fn assert_passes_everything(report: &Report) {
     report.assert_ok_offered();
     let names: Vec<&str> = report.results().iter().map(|result| result.name).collect();

@@ -457,7 +457,8 @@ impl Connection {
     /// Reads the body as RFC 9112 §6.3 frames it.
     fn body(&mut self, method: &str, response: &mut Response) -> Result<(), WireError> {
         let status = response.status;
-        if method == "HEAD" || status == 204 || status == 304 {
+        // A 101 ends the HTTP exchange: what follows belongs to the new protocol.
+        if method == "HEAD" || status == 204 || status == 304 || status == 101 {
             return Ok(());
         }
         if response.is_chunked() {

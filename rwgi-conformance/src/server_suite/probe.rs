@@ -932,6 +932,11 @@ impl Body for Traced {
     ) -> Poll<Result<Option<HeaderMap>, Error>> {
         Pin::new(&mut self.body).poll_trailers(cx)
     }
+
+    /// A file body stays a file for the server (§14.9).
+    fn take_file(mut self: Pin<&mut Self>) -> Option<rwgi::file::FileRange> {
+        Pin::new(&mut self.body).take_file()
+    }
 }
 
 impl Drop for Traced {
@@ -995,6 +1000,15 @@ async fn perform(
             Err(Error::msg(format!("probe app failed: {SECRET}")))
         }
     }
+}
+
+/// [`Behavior::InProcess`] running `app`.
+pub(super) fn in_process_app<A>(app: A) -> Behavior
+where
+    A: App + Send + Sync + 'static,
+    A::Body: Send + Unpin + 'static,
+{
+    Behavior::InProcess(BoxApp::new(app))
 }
 
 /// [`Behavior::InProcess`] running `handler`.
