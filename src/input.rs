@@ -406,6 +406,8 @@ mod tests {
         let input = Input::from("");
         assert!(input.is_end());
         assert!(collect(input).unwrap().is_empty());
+        assert!(!Input::from("x").is_end());
+        assert!(!Input::from_body(Chunks(vec![Ok("x")], None)).is_end(), "unknown length");
     }
 
     #[test]
