@@ -129,12 +129,17 @@ mod tests {
     fn debug_shows_the_wrapped_error() {
         let error = Error::new(std::io::Error::new(std::io::ErrorKind::NotFound, "nope"));
         let debug = format!("{error:?}");
-        assert!(debug.contains("NotFound") && debug.contains("nope"), "{debug}");
+        assert!(
+            debug.contains("NotFound") && debug.contains("nope"),
+            "{debug}"
+        );
     }
 
     #[test]
     fn source_is_the_wrapped_errors_source() {
-        let error = Error::new(crate::input::ReadError::Body(Error::msg("client went away")));
+        let error = Error::new(crate::input::ReadError::Body(Error::msg(
+            "client went away",
+        )));
         assert_eq!(error.source().unwrap().to_string(), "client went away");
         assert!(Error::msg("alone").source().is_none());
     }

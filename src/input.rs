@@ -407,7 +407,10 @@ mod tests {
         assert!(input.is_end());
         assert!(collect(input).unwrap().is_empty());
         assert!(!Input::from("x").is_end());
-        assert!(!Input::from_body(Chunks(vec![Ok("x")], None)).is_end(), "unknown length");
+        assert!(
+            !Input::from_body(Chunks(vec![Ok("x")], None)).is_end(),
+            "unknown length"
+        );
     }
 
     #[test]
@@ -437,6 +440,28 @@ mod tests {
             Err(ReadError::TooLarge { limit: 5 })
         ));
         assert_eq!(input.content_length(), Some(6), "nothing was read");
+    }
+
+    #[test]
+    fn inspect_sees_every_chunk_and_keeps_the_length() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let input = Input::from_body(StreamBody::with_length(
+            Chunks(vec![Ok("ab"), Ok("c")], None),
+            3,
+        ))
+        .inspect(move |chunk| tx.send(chunk.clone()).unwrap());
+        assert_eq!(input.content_length(), Some(3));
+        assert_eq!(collect(input).unwrap(), ["ab", "c"]);
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["ab", "c"]);
+    }
+
+    #[test]
+    fn map_replaces_chunks_and_forgets_the_length_until_the_end() {
+        let mut input = Input::from("ab").map(|chunk| Ok(chunk.to_ascii_uppercase().into()));
+        assert_eq!(input.content_length(), None);
+        assert_eq!(block_on(input.chunk()).unwrap().unwrap(), "AB");
+        assert_eq!(input.content_length(), Some(0), "the body says it is done");
+        assert!(input.is_end());
     }
 
     #[test]
