@@ -414,6 +414,20 @@ mod tests {
     }
 
     #[test]
+    fn every_conversion_keeps_the_bytes() {
+        let inputs = [
+            Input::from(Bytes::from_static(b"ab")),
+            Input::from("ab"),
+            Input::from(b"ab".to_vec()),
+            Input::from(String::from("ab")),
+        ];
+        for input in inputs {
+            assert_eq!(format!("{input:?}"), "Input { content_length: Some(2) }");
+            assert_eq!(collect(input).unwrap(), ["ab"]);
+        }
+    }
+
+    #[test]
     fn read_to_end_joins_chunks() {
         let mut input = Input::from_body(Chunks(vec![Ok("ab"), Ok("cd"), Ok("e")], None));
         assert_eq!(input.content_length(), None);
