@@ -486,5 +486,9 @@ mod tests {
             panic!("expected a body error, got {error:?}");
         };
         assert_eq!(inner.to_string(), "client went away");
+        let source = std::error::Error::source(&error).expect("the body's error is the source");
+        assert_eq!(source.to_string(), "client went away");
+        let too_large = ReadError::TooLarge { limit: 1 };
+        assert!(std::error::Error::source(&too_large).is_none());
     }
 }

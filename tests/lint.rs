@@ -161,13 +161,30 @@ fn head_and_304_may_describe_the_get_answer() {
             .start(status, one_header(header::CONTENT_LENGTH, "1000"))
             .body(Empty))
     });
-    let linted = app.with(Lint::new());
+    let linted = (&app).with(Lint::new());
     let head = block_on(TestRequest::head("/").send(&linted));
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(head.header("content-length"), Some("1000"));
     let cached = block_on(TestRequest::get("/cached").send(&linted));
     assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(cached.body(), "");
+
+    // Even a caller that polls those bodies to their end hears nothing about the length.
+    let (lint, seen) = collecting();
+    let linted = app.with(lint);
+    for request in [TestRequest::head("/"), TestRequest::get("/cached")] {
+        let environ = request.into_environ();
+        block_on(async {
+            let response = linted.call(environ, StartResponse::new()).await.unwrap();
+            let (_, _, mut body) = response.into_parts();
+            assert!(body.next().await.is_none());
+        });
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
 }
 
 #[test]
@@ -343,6 +360,12 @@ fn an_app_answering_with_its_request_body_is_not_blamed_for_the_lints_probe() {
     let response = block_on(TestRequest::post("/").body("mirror").send(&app.with(lint)));
     assert_eq!(response.body(), "mirror");
     assert_eq!(*seen.lock().unwrap(), []);
+}
+
+#[test]
+fn debug_names_the_reaction() {
+    assert_eq!(format!("{:?}", Lint::new()), "Lint { reaction: Panic }");
+    assert_eq!(format!("{:?}", collecting().0), "Lint { reaction: Hook }");
 }
 
 #[test]
