@@ -202,6 +202,16 @@ mod tests {
     use crate::body::Empty;
 
     #[test]
+    fn with_extensions_hands_them_to_the_app_and_the_response() {
+        let mut extensions = Extensions::new();
+        extensions.insert(7u8);
+        let start = StartResponse::with_extensions(extensions);
+        assert_eq!(start.extensions().get::<u8>(), Some(&7));
+        let response = start.start(StatusCode::OK, HeaderMap::new()).body(Empty);
+        assert_eq!(response.extensions().get::<u8>(), Some(&7));
+    }
+
+    #[test]
     fn respond_keeps_both_sets_of_extensions() {
         let mut start = StartResponse::new();
         start.extensions_mut().insert(1u8);

@@ -213,6 +213,56 @@ fn body_for_205_is_resp_6() {
     );
 }
 
+#[test]
+fn streamed_bytes_for_204_are_resp_6_and_empty_chunks_are_not() {
+    let app = app_fn(|environ: Environ, start: StartResponse| async move {
+        let parts: &[&str] = match environ.path_info() {
+            "/bytes" => &["", "x"],
+            _ => &[""],
+        };
+        Ok(start
+            .start(StatusCode::NO_CONTENT, HeaderMap::new())
+            .body(chunks(parts)))
+    });
+    assert_eq!(
+        serve(&app, TestRequest::get("/bytes").into_environ()),
+        ["REQ-RESP-6: a 204 response must have an empty body, got a chunk of 1 bytes"]
+    );
+    assert_eq!(
+        serve(&app, TestRequest::get("/empty").into_environ()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_body_debug_form_shows_the_count() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        ok(
+            start,
+            one_header(header::CONTENT_LENGTH, "4"),
+            Full::new("four"),
+        )
+    });
+    let linted = app.with(Lint::new());
+    block_on(async {
+        let response = linted
+            .call(TestRequest::get("/").into_environ(), StartResponse::new())
+            .await
+            .unwrap();
+        let (_, _, mut body) = response.into_parts();
+        assert_eq!(
+            format!("{body:?}"),
+            "LintBody { produced: 0, declared: Some(4), state: Streaming, .. }"
+        );
+        body.next().await.unwrap().unwrap();
+        assert!(body.next().await.is_none());
+        assert_eq!(
+            format!("{body:?}"),
+            "LintBody { produced: 4, declared: Some(4), state: Ended, .. }"
+        );
+    });
+}
+
 /// Yields "abc" and then says it has more.
 struct Liar(bool);
 
