@@ -771,12 +771,37 @@ mod tests {
     }
 
     #[test]
+    fn extensions_and_debug_form() {
+        let app = app_fn(|_, start: StartResponse| async move {
+            let mut response = start
+                .start(StatusCode::OK, HeaderMap::new())
+                .body(Full::new("hi"));
+            response.extensions_mut().insert(7u8);
+            Ok(response)
+        });
+        let mut prepared = block_on(prepare(&app, environ_of(Request::get("/"))));
+        assert_eq!(prepared.extensions().get::<u8>(), Some(&7));
+        assert_eq!(prepared.extensions_mut().remove::<u8>(), Some(7));
+        assert!(prepared.extensions().is_empty());
+        assert_eq!(
+            format!("{prepared:?}"),
+            "Prepared { status: 200, headers: {}, content_length: Some(2), failure: None, .. }"
+        );
+    }
+
+    #[test]
     fn bodiless_statuses_refuse_bytes() {
         for status in [
             StatusCode::NO_CONTENT,
             StatusCode::RESET_CONTENT,
             StatusCode::NOT_MODIFIED,
         ] {
+            // A body that announces bytes is refused on its head, without a poll.
+            let announced = prepared(Request::get("/"), status, &[], || {
+                Chunks(vec![Err("polled")], Some(1))
+            });
+            let failure = announced.failure().unwrap().to_string();
+            assert!(failure.starts_with("app broke REQ-RESP-6"), "{failure}");
             let prepared = prepared(Request::get("/"), status, &[], || {
                 Chunks(vec![Ok("x")], None)
             });
