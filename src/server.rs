@@ -771,7 +771,7 @@ mod tests {
     }
 
     #[test]
-    fn extensions_and_debug_form() {
+    fn extensions_and_debug_forms() {
         let app = app_fn(|_, start: StartResponse| async move {
             let mut response = start
                 .start(StatusCode::OK, HeaderMap::new())
@@ -786,6 +786,11 @@ mod tests {
         assert_eq!(
             format!("{prepared:?}"),
             "Prepared { status: 200, headers: {}, content_length: Some(2), failure: None, .. }"
+        );
+        let (_, _, body) = prepared.into_parts();
+        assert_eq!(
+            format!("{body:?}"),
+            "ResponseBody { first: Some(2), streaming: true }"
         );
     }
 
