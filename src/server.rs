@@ -727,6 +727,28 @@ mod tests {
     }
 
     #[test]
+    fn a_body_of_unknown_length_is_not_at_its_end_after_the_first_chunk() {
+        let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
+            Chunks(vec![Ok("a"), Ok("b")], None)
+        });
+        let (_, _, mut body) = prepared.into_parts();
+        let waker = crate::body::tests::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(
+            matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(Some(Ok(ref c))) if c == "a")
+        );
+        assert!(!body.is_end_stream(), "`b` is still to come");
+        assert!(
+            matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(Some(Ok(ref c))) if c == "b")
+        );
+        assert!(matches!(
+            Pin::new(&mut body).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
+        assert!(body.is_end_stream());
+    }
+
+    #[test]
     fn head_drops_the_body_and_keeps_its_length() {
         let prepared = prepared(Request::head("/"), StatusCode::OK, &[], || {
             Full::new("hello")
