@@ -727,6 +727,25 @@ mod tests {
     }
 
     #[test]
+    fn the_response_body_counts_its_length_down() {
+        let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
+            StreamBody::with_length(Chunks(vec![Ok("ab"), Ok("c")], None), 3)
+        });
+        let (_, _, mut body) = prepared.into_parts();
+        assert_eq!(
+            Body::content_length(&body),
+            Some(3),
+            "the polled chunk and the rest"
+        );
+        let waker = crate::body::tests::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let _ = Pin::new(&mut body).poll_next(&mut cx);
+        assert_eq!(Body::content_length(&body), Some(1));
+        let _ = Pin::new(&mut body).poll_next(&mut cx);
+        assert_eq!(Body::content_length(&body), Some(0));
+    }
+
+    #[test]
     fn a_body_of_unknown_length_is_not_at_its_end_after_the_first_chunk() {
         let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
             Chunks(vec![Ok("a"), Ok("b")], None)
