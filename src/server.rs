@@ -746,6 +746,39 @@ mod tests {
     }
 
     #[test]
+    fn a_body_found_complete_while_preparing_is_dropped_there() {
+        use futures_util::StreamExt;
+        use std::sync::Arc;
+        // REQ-SRV-8: the look past the declared end saw the end, so the app's body is closed
+        // before the server sends anything, whatever the server does next.
+        let alive = Arc::new(());
+        let probe = Arc::clone(&alive);
+        let prepared = prepared(
+            Request::get("/"),
+            StatusCode::OK,
+            &[("content-length", "2")],
+            move || {
+                let held = Arc::clone(&probe);
+                let chunks =
+                    ["ab", "", ""].map(|c| Ok::<_, Error>(Bytes::from_static(c.as_bytes())));
+                StreamBody::new(futures_util::stream::iter(chunks).map(move |chunk| {
+                    let _ = &held;
+                    chunk
+                }))
+            },
+        );
+        assert_eq!(Arc::strong_count(&alive), 1, "the app's body is gone");
+        let (_, _, mut body) = prepared.into_parts();
+        let waker = crate::body::tests::noop_waker();
+        let first = Pin::new(&mut body).poll_next(&mut Context::from_waker(&waker));
+        assert!(matches!(first, Poll::Ready(Some(Ok(ref c))) if c == "ab"));
+        assert!(
+            body.is_end_stream(),
+            "the empty chunks past the end were skipped"
+        );
+    }
+
+    #[test]
     fn a_body_of_unknown_length_is_not_at_its_end_after_the_first_chunk() {
         let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
             Chunks(vec![Ok("a"), Ok("b")], None)
