@@ -225,11 +225,11 @@ fn streamed_bytes_for_204_are_resp_6_and_empty_chunks_are_not() {
             .body(chunks(parts)))
     });
     assert_eq!(
-        serve(&app, TestRequest::get("/bytes").into_environ()),
+        serve(app, TestRequest::get("/bytes").into_environ()),
         ["REQ-RESP-6: a 204 response must have an empty body, got a chunk of 1 bytes"]
     );
     assert_eq!(
-        serve(&app, TestRequest::get("/empty").into_environ()),
+        serve(app, TestRequest::get("/empty").into_environ()),
         Vec::<String>::new()
     );
 }
