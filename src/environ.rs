@@ -1262,6 +1262,7 @@ pub(crate) mod tests {
         assert_eq!(split("example.com:8080"), Some((11, Some(8080))));
         assert_eq!(split("h:"), Some((1, None)));
         assert_eq!(split("h:65535"), Some((1, Some(65535))));
+        assert_eq!(split("h:09"), Some((1, Some(9))));
         assert_eq!(split("[::1]:8080"), Some((5, Some(8080))));
         assert_eq!(split("[::1]"), Some((5, None)));
         assert_eq!(split(""), Some((0, None)));

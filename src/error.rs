@@ -205,6 +205,25 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_the_wrapped_error() {
+        let error = Error::new(std::io::Error::new(std::io::ErrorKind::NotFound, "nope"));
+        let debug = format!("{error:?}");
+        assert!(
+            debug.contains("NotFound") && debug.contains("nope"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn source_is_the_wrapped_errors_source() {
+        let error = Error::new(crate::input::ReadError::Body(Error::msg(
+            "client went away",
+        )));
+        assert_eq!(error.source().unwrap().to_string(), "client went away");
+        assert!(Error::msg("alone").source().is_none());
+    }
+
+    #[test]
     fn is_send_sync_and_static() {
         fn check<T: Send + Sync + 'static>() {}
         check::<Error>();

@@ -550,6 +550,25 @@ mod tests {
         let input = Input::from("");
         assert!(input.is_end());
         assert!(collect(input).unwrap().is_empty());
+        assert!(!Input::from("x").is_end());
+        assert!(
+            !Input::from_body(Chunks(vec![Ok("x")], None)).is_end(),
+            "unknown length"
+        );
+    }
+
+    #[test]
+    fn every_conversion_keeps_the_bytes() {
+        let inputs = [
+            Input::from(Bytes::from_static(b"ab")),
+            Input::from("ab"),
+            Input::from(b"ab".to_vec()),
+            Input::from(String::from("ab")),
+        ];
+        for input in inputs {
+            assert_eq!(format!("{input:?}"), "Input { content_length: Some(2) }");
+            assert_eq!(collect(input).unwrap(), ["ab"]);
+        }
     }
 
     #[test]
@@ -582,6 +601,28 @@ mod tests {
     }
 
     #[test]
+    fn inspect_sees_every_chunk_and_keeps_the_length() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let input = Input::from_body(StreamBody::with_length(
+            Chunks(vec![Ok("ab"), Ok("c")], None),
+            3,
+        ))
+        .inspect(move |chunk| tx.send(chunk.clone()).unwrap());
+        assert_eq!(input.content_length(), Some(3));
+        assert_eq!(collect(input).unwrap(), ["ab", "c"]);
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["ab", "c"]);
+    }
+
+    #[test]
+    fn map_replaces_chunks_and_forgets_the_length_until_the_end() {
+        let mut input = Input::from("ab").map(|chunk| Ok(chunk.to_ascii_uppercase().into()));
+        assert_eq!(input.content_length(), None);
+        assert_eq!(block_on(input.chunk()).unwrap().unwrap(), "AB");
+        assert_eq!(input.content_length(), Some(0), "the body says it is done");
+        assert!(input.is_end());
+    }
+
+    #[test]
     fn read_to_end_reports_a_failing_body() {
         let mut input = Input::from_body(Chunks(vec![Ok("ab"), Err("client went away")], None));
         let error = block_on(input.read_to_end(100)).unwrap_err();
@@ -589,5 +630,9 @@ mod tests {
             panic!("expected a body error, got {error:?}");
         };
         assert_eq!(inner.to_string(), "client went away");
+        let source = std::error::Error::source(&error).expect("the body's error is the source");
+        assert_eq!(source.to_string(), "client went away");
+        let too_large = ReadError::TooLarge { limit: 1 };
+        assert!(std::error::Error::source(&too_large).is_none());
     }
 }

@@ -165,6 +165,7 @@ impl<'de> Deserialize<'de> for CgiVariables {
 
 #[cfg(test)]
 mod tests {
+    use crate::cgi::CgiVariables;
     use crate::environ::tests::{environ_of, try_environ_on};
     use crate::environ::{ConnectionInfo, ServerInfo};
     use crate::Environ;
@@ -192,6 +193,15 @@ mod tests {
         assert_eq!(back.headers().get_all("accept").iter().count(), 2);
         assert_eq!(back.remote_addr(), environ.remote_addr());
         assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    }
+
+    #[test]
+    fn cgi_variables_round_trip_through_json() {
+        let vars = CgiVariables::from_environ(&environ_of(http::Request::get("/a?b")));
+        let json = serde_json::to_string(&vars).unwrap();
+        let back: CgiVariables = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.get("QUERY_STRING"), Some("b"));
+        assert_eq!(back, vars);
     }
 
     #[test]

@@ -1045,6 +1045,80 @@ mod tests {
     }
 
     #[test]
+    fn the_response_body_counts_its_length_down() {
+        let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
+            StreamBody::with_length(Chunks(vec![Ok("ab"), Ok("c")], None), 3)
+        });
+        let (_, _, mut body) = prepared.into_parts();
+        assert_eq!(
+            Body::content_length(&body),
+            Some(3),
+            "the polled chunk and the rest"
+        );
+        let waker = crate::body::tests::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let _ = Pin::new(&mut body).poll_next(&mut cx);
+        assert_eq!(Body::content_length(&body), Some(1));
+        let _ = Pin::new(&mut body).poll_next(&mut cx);
+        assert_eq!(Body::content_length(&body), Some(0));
+    }
+
+    #[test]
+    fn a_body_found_complete_while_preparing_is_dropped_there() {
+        use futures_util::StreamExt;
+        use std::sync::Arc;
+        // REQ-SRV-8: the look past the declared end saw the end, so the app's body is closed
+        // before the server sends anything, whatever the server does next.
+        let alive = Arc::new(());
+        let probe = Arc::clone(&alive);
+        let prepared = prepared(
+            Request::get("/"),
+            StatusCode::OK,
+            &[("content-length", "2")],
+            move || {
+                let held = Arc::clone(&probe);
+                let chunks =
+                    ["ab", "", ""].map(|c| Ok::<_, Error>(Bytes::from_static(c.as_bytes())));
+                StreamBody::new(futures_util::stream::iter(chunks).map(move |chunk| {
+                    let _ = &held;
+                    chunk
+                }))
+            },
+        );
+        assert_eq!(Arc::strong_count(&alive), 1, "the app's body is gone");
+        let (_, _, mut body) = prepared.into_parts();
+        let waker = crate::body::tests::noop_waker();
+        let first = Pin::new(&mut body).poll_next(&mut Context::from_waker(&waker));
+        assert!(matches!(first, Poll::Ready(Some(Ok(ref c))) if c == "ab"));
+        assert!(
+            body.is_end_stream(),
+            "the empty chunks past the end were skipped"
+        );
+    }
+
+    #[test]
+    fn a_body_of_unknown_length_is_not_at_its_end_after_the_first_chunk() {
+        let prepared = prepared(Request::get("/"), StatusCode::OK, &[], || {
+            Chunks(vec![Ok("a"), Ok("b")], None)
+        });
+        let (_, _, mut body) = prepared.into_parts();
+        let waker = crate::body::tests::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(
+            matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(Some(Ok(ref c))) if c == "a")
+        );
+        assert!(!body.is_end_stream(), "`b` is still to come");
+        assert!(
+            matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(Some(Ok(ref c))) if c == "b")
+        );
+        assert!(matches!(
+            Pin::new(&mut body).poll_next(&mut cx),
+            Poll::Ready(None)
+        ));
+        assert!(body.is_end_stream());
+    }
+
+    #[test]
     fn head_drops_the_body_and_keeps_its_length() {
         let prepared = prepared(Request::head("/"), StatusCode::OK, &[], || {
             Full::new("hello")
@@ -1137,12 +1211,42 @@ mod tests {
     }
 
     #[test]
+    fn extensions_and_debug_forms() {
+        let app = app_fn(|_, start: StartResponse| async move {
+            let mut response = start
+                .start(StatusCode::OK, HeaderMap::new())
+                .body(Full::new("hi"));
+            response.extensions_mut().insert(7u8);
+            Ok(response)
+        });
+        let mut prepared = block_on(prepare(&app, environ_of(Request::get("/"))));
+        assert_eq!(prepared.extensions().get::<u8>(), Some(&7));
+        assert_eq!(prepared.extensions_mut().remove::<u8>(), Some(7));
+        assert!(prepared.extensions().is_empty());
+        assert_eq!(
+            format!("{prepared:?}"),
+            "Prepared { status: 200, headers: {}, content_length: Some(2), failure: None, .. }"
+        );
+        let (_, _, body) = prepared.into_parts();
+        assert_eq!(
+            format!("{body:?}"),
+            "ResponseBody { first: Some(2), streaming: true }"
+        );
+    }
+
+    #[test]
     fn bodiless_statuses_refuse_bytes() {
         for status in [
             StatusCode::NO_CONTENT,
             StatusCode::RESET_CONTENT,
             StatusCode::NOT_MODIFIED,
         ] {
+            // A body that announces bytes is refused on its head, without a poll.
+            let announced = prepared(Request::get("/"), status, &[], || {
+                Chunks(vec![Err("polled")], Some(1))
+            });
+            let failure = announced.failure().unwrap().to_string();
+            assert!(failure.starts_with("app broke REQ-RESP-6"), "{failure}");
             let prepared = prepared(Request::get("/"), status, &[], || {
                 Chunks(vec![Ok("x")], None)
             });

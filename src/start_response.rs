@@ -205,6 +205,21 @@ mod tests {
     use crate::body::Empty;
 
     #[test]
+    fn the_callback_keeps_extensions_status_and_headers() {
+        let mut extensions = Extensions::new();
+        extensions.insert(7u8);
+        let start = StartResponse::with_extensions(extensions);
+        assert_eq!(start.extensions().get::<u8>(), Some(&7));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-id", http::HeaderValue::from_static("7"));
+        let started = start.start(StatusCode::CREATED, headers);
+        assert_eq!(started.status(), StatusCode::CREATED);
+        assert_eq!(started.headers()["x-id"], "7");
+        let response = started.body(Empty);
+        assert_eq!(response.extensions().get::<u8>(), Some(&7));
+    }
+
+    #[test]
     fn respond_keeps_both_sets_of_extensions() {
         let mut start = StartResponse::new();
         start.extensions_mut().insert(1u8);

@@ -49,3 +49,14 @@ impl fmt::Display for Violation {
 }
 
 impl std::error::Error for Violation {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_is_the_text_given() {
+        let violation = Violation::new("REQ-RESP-2", format!("got `{}`", "connection"));
+        assert_eq!(violation.message(), "got `connection`");
+    }
+}

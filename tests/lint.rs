@@ -163,13 +163,30 @@ fn head_and_304_may_describe_the_get_answer() {
             .start(status, one_header(header::CONTENT_LENGTH, "1000"))
             .body(Empty))
     });
-    let linted = app.with(Lint::new());
+    let linted = (&app).with(Lint::new());
     let head = block_on(TestRequest::head("/").send(&linted));
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(head.header("content-length"), Some("1000"));
     let cached = block_on(TestRequest::get("/cached").send(&linted));
     assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(cached.body(), "");
+
+    // Even a caller that polls those bodies to their end hears nothing about the length.
+    let (lint, seen) = collecting();
+    let linted = app.with(lint);
+    for request in [TestRequest::head("/"), TestRequest::get("/cached")] {
+        let environ = request.into_environ();
+        block_on(async {
+            let response = linted.call(environ, StartResponse::new()).await.unwrap();
+            let (_, _, mut body) = response.into_parts();
+            assert!(body.next().await.is_none());
+        });
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
 }
 
 #[test]
@@ -196,6 +213,56 @@ fn body_for_205_is_resp_6() {
         violations(app, TestRequest::get("/")),
         ["REQ-RESP-6: a 205 response must have an empty body, got one of 4 bytes"]
     );
+}
+
+#[test]
+fn streamed_bytes_for_204_are_resp_6_and_empty_chunks_are_not() {
+    let app = app_fn(|environ: Environ, start: StartResponse| async move {
+        let parts: &[&str] = match environ.path_info() {
+            "/bytes" => &["", "x"],
+            _ => &[""],
+        };
+        Ok(start
+            .start(StatusCode::NO_CONTENT, HeaderMap::new())
+            .body(chunks(parts)))
+    });
+    assert_eq!(
+        serve(app, TestRequest::get("/bytes").into_environ()),
+        ["REQ-RESP-6: a 204 response must have an empty body, got a chunk of 1 bytes"]
+    );
+    assert_eq!(
+        serve(app, TestRequest::get("/empty").into_environ()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_body_debug_form_shows_the_count() {
+    let app = app_fn(|_, start: StartResponse| async move {
+        ok(
+            start,
+            one_header(header::CONTENT_LENGTH, "4"),
+            Full::new("four"),
+        )
+    });
+    let linted = app.with(Lint::new());
+    block_on(async {
+        let response = linted
+            .call(TestRequest::get("/").into_environ(), StartResponse::new())
+            .await
+            .unwrap();
+        let (_, _, mut body) = response.into_parts();
+        assert_eq!(
+            format!("{body:?}"),
+            "LintBody { produced: 0, declared: Some(4), state: Streaming, .. }"
+        );
+        body.next().await.unwrap().unwrap();
+        assert!(body.next().await.is_none());
+        assert_eq!(
+            format!("{body:?}"),
+            "LintBody { produced: 4, declared: Some(4), state: Ended, .. }"
+        );
+    });
 }
 
 /// Yields "abc" and then says it has more.
@@ -348,6 +415,12 @@ fn an_app_answering_with_its_request_body_is_not_blamed_for_the_lints_probe() {
 }
 
 #[test]
+fn debug_names_the_reaction() {
+    assert_eq!(format!("{:?}", Lint::new()), "Lint { reaction: Panic }");
+    assert_eq!(format!("{:?}", collecting().0), "Lint { reaction: Hook }");
+}
+
+#[test]
 fn panic_mode_panics_with_the_requirement_id() {
     let app = app_fn(|_, start: StartResponse| async move {
         ok(start, one_header(header::UPGRADE, "websocket"), Empty)
@@ -460,6 +533,9 @@ fn declared_length_disagreeing_with_the_headers_is_input_3() {
         serve(reader(), without_framing),
         ["REQ-INPUT-3: Input::content_length() must be Some(0) for a request without a body, got None"]
     );
+    // HTTP/2 frames a body without any header: an unknown length is then no violation.
+    let http2 = environ(Request::post("/").version(Version::HTTP_2), unknown());
+    assert_eq!(serve(reader(), http2), Vec::<String>::new());
     let chunked = environ(
         Request::post("/").header("transfer-encoding", "chunked"),
         Input::from("abc"),
