@@ -617,10 +617,7 @@ impl Suite<'_> {
         let _ = self.exchange(&get("/where"));
         let calls = self.probe.wait(IO_TIMEOUT, |calls| !calls.is_empty());
         match calls {
-            Ok(calls) if !calls[0].in_suite_process() => Err(Problem::Skip(format!(
-                "{check}: the app runs in another process, where the suite cannot hold what \
-                 the check's app needs"
-            ))),
+            Ok(calls) if !calls[0].in_suite_process() => Err(runs_elsewhere(check)),
             _ => Ok(()),
         }
     }
@@ -663,6 +660,15 @@ fn request(method: &str, target: &str, fields: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// A plain `GET`.
+/// The skip of a check whose app holds what only the suite's process has (a handle the server
+/// offered, a file, a flag), for a server that ran the app in another process.
+fn runs_elsewhere(check: &str) -> Problem {
+    Problem::Skip(format!(
+        "{check}: the app runs in another process, where the suite cannot hold what the \
+         check's app needs"
+    ))
+}
+
 fn get(target: &str) -> Vec<u8> {
     request("GET", target, "", b"")
 }

@@ -13,7 +13,7 @@ use rwgi::outcome::{Ending, Outcome};
 
 use super::client::Response;
 use super::probe::{self, Call, Gate, Offered, Script, Step};
-use super::{fail, get, request, Checked, Problem, Suite, IO_TIMEOUT};
+use super::{fail, get, request, runs_elsewhere, Checked, Problem, Suite, IO_TIMEOUT};
 use crate::server_suite::NOT_OFFERED;
 
 /// How long the check watches for a callback run a second time, once the response is over.
@@ -192,10 +192,7 @@ fn first_call(
         })?;
     let call = calls.into_iter().next().expect("one call");
     if !call.in_suite_process() {
-        return Err(Problem::Skip(format!(
-            "{extension}: the app runs in another process, where the suite cannot hold the \
-             server's handles"
-        )));
+        return Err(runs_elsewhere(extension));
     }
     if offered(&call.seen.offered) {
         Ok(call)
