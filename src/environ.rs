@@ -1025,7 +1025,12 @@ fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Ta
 /// `Host` that already says the same is left alone.
 fn take_host_from(authority: &http::uri::Authority, headers: &mut HeaderMap) {
     let text = authority.as_str();
-    let host = text.rsplit_once('@').map_or(text, |(_, host)| host);
+    // Looking for the rare `@` first: a forward byte search costs a fraction of `rsplit_once`'s
+    // backward one on a short authority.
+    let host = match text.as_bytes().contains(&b'@') {
+        true => text.rsplit_once('@').map_or(text, |(_, host)| host),
+        false => text,
+    };
     if headers
         .get(HOST)
         .is_some_and(|value| value.as_bytes() == host.as_bytes())

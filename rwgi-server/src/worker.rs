@@ -1103,11 +1103,7 @@ fn over_limits(
     incoming: &Incoming,
 ) -> Option<StatusCode> {
     // `METHOD SP target SP HTTP/1.1`: the version and spaces are 10 bytes.
-    let target = match parts.uri.path_and_query() {
-        Some(path) if parts.uri.scheme().is_none() => path.as_str().len(),
-        _ => parts.uri.to_string().len(),
-    };
-    if parts.method.as_str().len() + target + 10 > limits.line {
+    if parts.method.as_str().len() + target_len(&parts.uri) + 10 > limits.line {
         return Some(StatusCode::URI_TOO_LONG);
     }
     if parts
@@ -1125,6 +1121,24 @@ fn over_limits(
         return Some(StatusCode::PAYLOAD_TOO_LARGE);
     }
     None
+}
+
+/// The length of `uri` as its `Display` writes it, counted without writing it: an HTTP/2
+/// request always has a scheme and an authority, and formatting them cost an allocation.
+#[inline(always)]
+fn target_len(uri: &rwgi::http::Uri) -> usize {
+    match uri.path_and_query() {
+        // The origin form (and `*`), nearly every HTTP/1.1 request: its text as it came.
+        Some(path) if uri.scheme().is_none() => path.as_str().len(),
+        _ => {
+            uri.scheme_str().map_or(0, |scheme| scheme.len() + 3)
+                + uri
+                    .authority()
+                    .map_or(0, |authority| authority.as_str().len())
+                + uri.path().len()
+                + uri.query().map_or(0, |query| query.len() + 1)
+        }
+    }
 }
 
 /// The server's own short answer, sent without calling the app.
@@ -1426,6 +1440,25 @@ fn report(peer: Option<SocketAddr>, tracked: Option<&Tracked>, message: fmt::Arg
 mod tests {
     use super::*;
     use std::pin::pin;
+
+    #[test]
+    fn a_target_is_as_long_as_its_text() {
+        for target in [
+            "/",
+            "/a/b?x=1&y",
+            "/?",
+            "*",
+            "http://example.com",
+            "https://example.com:8443/p/q?r=s",
+            "http://user@example.com/",
+            "example.com:443",
+            "[::1]:8080",
+            "http://[::1]/x?",
+        ] {
+            let uri: rwgi::http::Uri = target.parse().unwrap();
+            assert_eq!(target_len(&uri), uri.to_string().len(), "{target}");
+        }
+    }
 
     #[tokio::test]
     async fn stopping_wakes_every_connection_and_closed_waits_for_the_last() {
