@@ -592,11 +592,20 @@ fn graceful_shutdown_lets_an_in_flight_response_finish() {
     assert!(idle.is_closed(), "idle connections close at once");
     release.notify_one();
     let response = busy.read_response(false);
-    response.assert_head(
-        200,
-        "OK",
-        &[("connection", "close"), ("content-length", "8")],
+    // The answer says `Connection: close` when the connection saw the stop before the answer
+    // was ready. It cannot when the whole answer was made in the poll that read the request,
+    // still running when the stop came (a loaded machine shows it): then it goes out as it
+    // was, and the connection closes after it all the same.
+    let connection = response.header("connection");
+    assert!(
+        matches!(connection, None | Some("close")),
+        "connection: {connection:?}"
     );
+    let expected: &[(&str, &str)] = match connection {
+        Some(_) => &[("connection", "close"), ("content-length", "8")],
+        None => &[("content-length", "8")],
+    };
+    response.assert_head(200, "OK", expected);
     assert_eq!(response.body, b"finally\n");
     assert!(busy.is_closed(), "closed once the response is done");
 
