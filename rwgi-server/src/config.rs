@@ -106,7 +106,7 @@ impl Default for Settings {
         Settings {
             bind: vec![Bind::Tcp("127.0.0.1:8000".to_owned())],
             workers: 1,
-            threads: default_threads(),
+            threads: threads_per_worker(1),
             backlog: 2048,
             timeout: Duration::from_secs(30),
             graceful_timeout: Duration::from_secs(30),
@@ -142,8 +142,13 @@ impl Default for Settings {
     }
 }
 
-fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+/// The default runtime threads of each of `workers` processes: the CPUs shared out among them,
+/// rounded up, so that every CPU has a thread to run and the workers together do not run
+/// many more threads than there are CPUs to switch between (two workers of two threads each
+/// on two CPUs cost about a tenth more CPU time per request than two of one, BENCHMARKS.md).
+fn threads_per_worker(workers: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    cpus.div_ceil(workers.max(1))
 }
 
 /// Why the settings cannot be used, or what to print instead of serving.
@@ -201,7 +206,7 @@ struct Options {
     #[arg(short = 'w', long, env = "RWGI_WORKERS", value_name = "N", value_parser = parse_at_least_one)]
     workers: Option<usize>,
 
-    /// Runtime threads per worker. [default: the number of CPUs]
+    /// Runtime threads per worker. [default: the CPUs shared out among the workers, rounded up]
     #[arg(long, env = "RWGI_THREADS", value_name = "N", value_parser = parse_at_least_one)]
     threads: Option<usize>,
 
@@ -515,7 +520,9 @@ impl Settings {
                 options.bind
             },
             workers: options.workers.unwrap_or(defaults.workers),
-            threads: options.threads.unwrap_or(defaults.threads),
+            threads: options
+                .threads
+                .unwrap_or_else(|| threads_per_worker(options.workers.unwrap_or(defaults.workers))),
             backlog: options.backlog.unwrap_or(defaults.backlog),
             timeout: options.timeout.unwrap_or(defaults.timeout),
             graceful_timeout: options
@@ -1157,6 +1164,20 @@ mod tests {
         assert_eq!(
             file("workers = \n").unwrap_err().to_string(),
             "invalid TOML in FILE line 1 (config): string values must be quoted, expected literal string"
+        );
+    }
+
+    #[test]
+    fn the_workers_share_out_the_cpus_unless_threads_is_set() {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(args(&[]).unwrap().threads, cpus);
+        assert_eq!(args(&["--workers", "2"]).unwrap().threads, cpus.div_ceil(2));
+        assert_eq!(args(&["--workers", "3"]).unwrap().threads, cpus.div_ceil(3));
+        // More workers than CPUs: one thread each, never none.
+        assert_eq!(args(&["--workers", "1000"]).unwrap().threads, 1);
+        assert_eq!(
+            args(&["--workers", "2", "--threads", "3"]).unwrap().threads,
+            3
         );
     }
 

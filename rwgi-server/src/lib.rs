@@ -35,7 +35,7 @@
 //! |---|---|---|---|---|
 //! | `bind` (repeatable) | `-b`, `--bind` | `RWGI_BIND` (comma-separated) | `127.0.0.1:8000` | `bind` |
 //! | `workers` | `-w`, `--workers` | `RWGI_WORKERS` | 1 | `workers` |
-//! | `threads` (runtime threads per worker) | `--threads` | `RWGI_THREADS` | CPUs | `threads` |
+//! | `threads` (runtime threads per worker) | `--threads` | `RWGI_THREADS` | CPUs ÷ workers, rounded up | `threads` |
 //! | `backlog` | `--backlog` | `RWGI_BACKLOG` | 2048 | `backlog` |
 //! | `timeout` (s; a silent worker is replaced) | `-t`, `--timeout` | `RWGI_TIMEOUT` | 30 | `timeout` |
 //! | `graceful_timeout` (s) | `--graceful-timeout` | `RWGI_GRACEFUL_TIMEOUT` | 30 | `graceful_timeout` |
