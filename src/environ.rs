@@ -29,7 +29,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{Entry, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::uri::Scheme;
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
@@ -1031,14 +1031,20 @@ fn take_host_from(authority: &http::uri::Authority, headers: &mut HeaderMap) {
         true => text.rsplit_once('@').map_or(text, |(_, host)| host),
         false => text,
     };
-    if headers
-        .get(HOST)
-        .is_some_and(|value| value.as_bytes() == host.as_bytes())
-    {
-        return;
-    }
+    // One lookup for the comparison and the insertion.
+    let entry = match headers.entry(HOST) {
+        Entry::Occupied(entry) if entry.get().as_bytes() == host.as_bytes() => return,
+        entry => entry,
+    };
     if let Ok(value) = HeaderValue::from_str(host) {
-        headers.insert(HOST, value);
+        match entry {
+            Entry::Occupied(mut entry) => {
+                entry.insert(value);
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(value);
+            }
+        }
     }
 }
 
