@@ -4,7 +4,9 @@
 //! 1. checks the request line and header fields against the limits, answering `414` or `431`
 //!    without calling the app, and a declared body against `limit_request_body` (`413`);
 //! 2. maps hyper's request head and body onto an [`Environ`] with [`Environ::from_parts`],
-//!    answering `400` without calling the app when the request breaks REQ-ENV-3 or REQ-ENV-6;
+//!    answering `400` without calling the app when the request breaks REQ-ENV-3, REQ-ENV-6 or
+//!    REQ-ENV-13 (a `Content-Length` hyper removed from beside `Transfer-Encoding` is put back
+//!    first, from what the `framing` module saw in the bytes under hyper);
 //! 3. mounts the app at the configured root path (REQ-PATH-6), answering `404` without calling
 //!    the app when the path lies outside it;
 //! 4. runs [`prepare_with`], which calls the app and applies the rules every server shares
