@@ -191,6 +191,7 @@ mod arbiter;
 mod config;
 mod deadline;
 mod files;
+mod framing;
 mod hooks;
 mod lifespan;
 mod listen;

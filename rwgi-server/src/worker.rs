@@ -4,7 +4,9 @@
 //! 1. checks the request line and header fields against the limits, answering `414` or `431`
 //!    without calling the app, and a declared body against `limit_request_body` (`413`);
 //! 2. maps hyper's request head and body onto an [`Environ`] with [`Environ::from_parts`],
-//!    answering `400` without calling the app when the request breaks REQ-ENV-3 or REQ-ENV-6;
+//!    answering `400` without calling the app when the request breaks REQ-ENV-3, REQ-ENV-6 or
+//!    REQ-ENV-13 (a `Content-Length` hyper removed from beside `Transfer-Encoding` is put back
+//!    first, from what the `framing` module saw in the bytes under hyper);
 //! 3. mounts the app at the configured root path (REQ-PATH-6), answering `404` without calling
 //!    the app when the path lies outside it;
 //! 4. runs [`prepare_with`], which calls the app and applies the rules every server shares
@@ -75,6 +77,7 @@ use crate::deadline::{
     bare_lf_after_last_chunk, body_error, too_large, BodyClock, BodyPace, WriteDeadline,
 };
 use crate::files::FileReader;
+use crate::framing::{HeadLimits, Refusal, Watched};
 use crate::hooks::{Ending, Hooks, Outcome, RequestInfo};
 use crate::listen::{Listener, SocketFile};
 use crate::log::{AccessLog, Record};
@@ -187,6 +190,11 @@ where
                 limit => limit,
             },
         },
+        head_limits: HeadLimits::new(
+            config.limit_request_line,
+            config.limit_request_fields,
+            config.limit_request_field_size,
+        ),
         max_requests: config.max_requests,
         served: AtomicU64::new(0),
         served_enough: Notify::new(),
@@ -330,6 +338,8 @@ struct Shared<A> {
     proxy_headers: Option<ProxyHeaders>,
     observers: Option<Arc<Observers>>,
     limits: Limits,
+    /// How far the framing tracker follows a request head.
+    head_limits: HeadLimits,
     max_requests: u64,
     served: AtomicU64,
     served_enough: Notify,
@@ -734,10 +744,13 @@ async fn serve_connection<A>(
         .offer(Trailers::new());
     // The connection's upgrade offer, if a request asks for one (the `upgrade` module).
     let handoff = Handoff::default();
+    // What the framing tracker tells the service: a request to refuse (the `framing` module).
+    let refusal = Arc::new(Refusal::default());
     // Requests borrow what the connection owns: no reference count changes per request.
     #[cfg(not(feature = "http2"))]
     let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
+        refusal.count(request.headers_mut());
         // hyper marks a request with an `Upgrade` header; an ordinary one has no extensions.
         if request.extensions().get::<OnUpgrade>().is_some() {
             handoff.offer(&mut request);
@@ -751,6 +764,7 @@ async fn serve_connection<A>(
     #[cfg(feature = "http2")]
     let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
+        refusal.count(request.headers_mut());
         mark_active();
         // Only HTTP/1.1 requests are marked (no extended CONNECT on HTTP/2).
         if request.extensions().get::<OnUpgrade>().is_some() {
@@ -774,7 +788,13 @@ async fn serve_connection<A>(
     else {
         return;
     };
-    let io = WriteDeadline::new(io, shared.write_timeout);
+    // Reads go through the framing tracker, writes through the write deadline: both inline
+    // into hyper's calls. An HTTP/2 connection's preface stops the tracker at once.
+    let io = Watched::new(
+        WriteDeadline::new(io, shared.write_timeout),
+        shared.head_limits,
+        Arc::clone(&refusal),
+    );
     // HTTP/1 alone: hyper's connection is `Unpin` and stays where it is, movable, so that its
     // socket can be taken back, after a `101` or to answer an HTTP/2 preface (`refuse_http2`).
     // The plain connection, not hyper's `with_upgrades()` wrapper, whose layout costs every

@@ -717,44 +717,194 @@ fn a_chunked_body_that_breaks_its_framing_is_the_clients_error_and_answered_400(
     server.assert_serving();
 }
 
-#[test]
-fn content_length_beside_transfer_encoding_is_read_as_chunked_and_the_connection_closed() {
-    // hyper removes the Content-Length of a request that has both (either order) before the
-    // server sees the head, decodes the body as chunked and closes the connection after the
-    // answer (RFC 9112 §6.3 allows this; REQ-ENV-13's second way): the app never sees the
-    // length a front end may have framed the body by, and nothing after the body is read.
-    let server = Fixture::start(config());
-    for (calls, framing) in [
-        "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n",
-        "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+/// The two orders of a request head with both `Content-Length` and `Transfer-Encoding`, with a
+/// chunked body.
+const BOTH: [&str; 2] = [
+    "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+     5\r\nhello\r\n0\r\n\r\n",
+    "POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\ncontent-length: 5\r\n\r\n\
+     5\r\nhello\r\n0\r\n\r\n",
+];
+
+/// Bytes a body may carry that look like the framing under test.
+const DECOY: &str = "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+/// Requests the server serves with `200`, framed every way hyper takes, and how many body bytes
+/// `/upload` reads from each (`None`: not an upload).
+fn valid_requests() -> Vec<(String, Option<usize>)> {
+    let smuggled = "0\r\n\r\nPOST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n";
+    vec![
+        (
+            "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello".to_owned(),
+            Some(5),
+        ),
+        (
+            format!(
+                "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{DECOY}",
+                DECOY.len()
+            ),
+            Some(DECOY.len()),
+        ),
+        ("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(), None),
+        (
+            format!(
+                "POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 5;name=\"a;b\"\r\nhello\r\n{:x} ; ext\r\n{DECOY}\r\n0\r\n\
+                 X-Trailer: {DECOY:?}\r\nX-Other: 1\r\n\r\n",
+                DECOY.len()
+            ),
+            Some(5 + DECOY.len()),
+        ),
+        (
+            format!(
+                "POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 {:X}\r\n{smuggled}\r\n0\r\n\r\n",
+                smuggled.len()
+            ),
+            Some(smuggled.len()),
+        ),
     ]
-    .into_iter()
-    .enumerate()
-    {
+}
+
+/// How a test client writes a request stream.
+#[derive(Clone, Copy, Debug)]
+enum Writes {
+    /// All of it at once.
+    One,
+    /// A byte per write.
+    Bytes,
+    /// Pieces of 1 to 13 bytes, a millisecond apart, so that the server reads them apart.
+    Odd,
+}
+
+/// Writes `bytes` to `stream` from a thread of its own, as `writes` says; write errors after
+/// the server closed the connection are expected.
+fn write_in(stream: &TcpStream, bytes: Vec<u8>, writes: Writes) -> std::thread::JoinHandle<()> {
+    let mut stream = stream.try_clone().unwrap();
+    stream.set_nodelay(true).unwrap();
+    std::thread::spawn(move || {
+        let sizes: Box<dyn Iterator<Item = usize>> = match writes {
+            Writes::One => Box::new(std::iter::once(bytes.len())),
+            Writes::Bytes => Box::new(std::iter::repeat(1)),
+            Writes::Odd => Box::new((1..=13).cycle()),
+        };
+        let mut rest = &bytes[..];
+        for size in sizes {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, after) = rest.split_at(size.min(rest.len()));
+            if stream.write_all(piece).is_err() {
+                break;
+            }
+            rest = after;
+            if matches!(writes, Writes::Odd) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    })
+}
+
+/// The status codes of the responses in `received`, in order.
+fn statuses(received: &[u8]) -> Vec<u16> {
+    let text = String::from_utf8_lossy(received);
+    text.match_indices("HTTP/1.1 ")
+        .filter_map(|(at, _)| text.get(at + 9..at + 12)?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn content_length_beside_transfer_encoding_is_refused_with_400_and_the_connection_closed() {
+    // hyper removes the Content-Length of such a head (either order) and reads the body as
+    // chunked; the server's framing tracker sees both fields and refuses it (REQ-ENV-13).
+    let server = Fixture::start(config());
+    for both in BOTH {
         let mut stream = server.socket();
-        let request = format!(
-            "POST /framing HTTP/1.1\r\nHost: h\r\n{framing}\r\n5\r\nhello\r\n0\r\n\r\n\
-             GET /hello HTTP/1.1\r\nHost: h\r\n\r\n"
-        );
+        let request = format!("{both}GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
         stream.write_all(request.as_bytes()).unwrap();
-        assert_eq!(
-            server.event(),
-            r#"content-length: [], transfer-encoding: ["chunked"], body Ok(b"hello")"#,
-            "{framing:?}"
-        );
         let response = String::from_utf8(read_until_closed(&mut stream)).unwrap();
-        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(
+            response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{both:?}: {response}"
+        );
         assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
-        assert_eq!(response.matches("HTTP/1.1 ").count(), 1, "{response}");
-        wait_until("the app's future is dropped", || {
-            server.calls_dropped() == calls + 1
-        });
+        assert!(response.ends_with("\r\n\r\nBad Request\n"), "{response}");
+        assert_eq!(
+            statuses(response.as_bytes()),
+            [400],
+            "nothing after it was served"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.calls_dropped(), 0, "the app was never called");
+    server.assert_serving();
+}
+
+#[test]
+fn a_pipelined_stream_is_served_up_to_the_head_with_both_fields_in_any_split() {
+    let server = Fixture::start(config());
+    let valid = valid_requests();
+    let mut calls = 0;
+    for writes in [Writes::One, Writes::Bytes, Writes::Odd] {
+        for (order, both) in BOTH.into_iter().enumerate() {
+            // The refused request first, in the middle, last; and none at all.
+            for at in [Some(0), Some(2), Some(valid.len()), None] {
+                let before = &valid[..at.unwrap_or(valid.len())];
+                let mut stream: Vec<u8> = Vec::new();
+                for (request, _) in before {
+                    stream.extend_from_slice(request.as_bytes());
+                }
+                if at.is_some() {
+                    stream.extend_from_slice(both.as_bytes());
+                }
+                // Served only if the refusal were missed. Written whole only: after the close,
+                // bytes still coming make the server's side reset the connection.
+                if at.is_none() || matches!(writes, Writes::One) {
+                    for (request, _) in &valid[..2] {
+                        stream.extend_from_slice(request.as_bytes());
+                    }
+                    stream.extend_from_slice(
+                        b"GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                    );
+                }
+                let case = format!("{writes:?}, order {order}, refused at {at:?}");
+                let mut socket = server.socket();
+                let writer = write_in(&socket, stream, writes);
+                let received = read_until_closed(&mut socket);
+                writer.join().unwrap();
+                let mut expected = vec![200; before.len()];
+                match at {
+                    Some(_) => expected.push(400),
+                    // The two after it and the closing request.
+                    None => expected.extend([200; 3]),
+                }
+                assert_eq!(statuses(&received), expected, "{case}");
+                let served = if at.is_some() { before } else { &valid[..] };
+                let served = served
+                    .iter()
+                    .chain(if at.is_some() { &[][..] } else { &valid[..2] });
+                for (_, read) in served {
+                    if let Some(read) = read {
+                        assert_eq!(server.event(), format!("read {read} bytes"), "{case}");
+                    }
+                }
+                calls += before.len() + if at.is_some() { 0 } else { 3 };
+                wait_until("the app's futures are dropped", || {
+                    server.calls_dropped() == calls
+                });
+            }
+        }
     }
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         server.calls_dropped(),
-        2,
-        "the request after the body was never served"
+        calls,
+        "the refused requests never reached the app"
+    );
+    assert!(
+        server.events.try_recv().is_err(),
+        "no upload after a refusal"
     );
     server.assert_serving();
 }
