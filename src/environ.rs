@@ -480,6 +480,45 @@ impl Environ {
         })
     }
 
+    /// The environ taken apart again, the inverse of [`from_parts`](Environ::from_parts): the
+    /// request head as `http` holds it, the body and the connection facts, moved, nothing
+    /// copied. For a bridge that hands the request on to an `http` service. The head carries
+    /// the whole target: the mount is not kept, so a bridge that needs it reads
+    /// [`script_name`](Environ::script_name) first.
+    ///
+    /// ```
+    /// use rwgi::http::{Method, Version};
+    /// use rwgi_conformance::test_client::TestRequest;
+    ///
+    /// let mut environ = TestRequest::post("/app/items?page=2")
+    ///     .header("accept", "text/plain")
+    ///     .body("name=rwgi")
+    ///     .mount("/app")
+    ///     .into_environ();
+    /// environ.extensions_mut().insert(7u8);
+    /// assert_eq!(environ.script_name(), "/app");
+    /// let (head, input, connection) = environ.into_parts();
+    /// assert_eq!(head.method, Method::POST);
+    /// assert_eq!(head.uri, "/app/items?page=2");
+    /// assert_eq!(head.version, Version::HTTP_11);
+    /// assert_eq!(head.headers["accept"], "text/plain");
+    /// assert_eq!(head.extensions.get::<u8>(), Some(&7));
+    /// assert_eq!(input.content_length(), Some(9));
+    /// assert_eq!(connection.scheme(), "http");
+    /// ```
+    #[inline]
+    pub fn into_parts(self) -> (http::request::Parts, Input, ConnectionInfo) {
+        let (mut head, ()) = Request::new(()).into_parts();
+        head.method = self.method;
+        head.uri = self.uri;
+        head.version = self.version;
+        // The default head's header map owns nothing (`HeaderMap::new` does not allocate):
+        // forgetting it spares every request its drop glue.
+        std::mem::forget(std::mem::replace(&mut head.headers, self.headers));
+        head.extensions = self.extensions;
+        (head, self.input, self.connection)
+    }
+
     /// The request method.
     pub fn method(&self) -> &Method {
         &self.method
@@ -1404,6 +1443,45 @@ pub(crate) mod tests {
             shown.starts_with("Environ {") && shown.contains("/x"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn an_environ_taken_apart_gives_back_what_built_it() {
+        let peer: SocketAddr = "192.0.2.7:50000".parse().unwrap();
+        let connection = ConnectionInfo::new(Scheme::HTTPS)
+            .peer_addr(peer)
+            .offer(2u16);
+        let request = Request::put("/app/items/1?x=y")
+            .version(Version::HTTP_10)
+            .header("host", "example.com")
+            .header("accept", "a")
+            .header("accept", "b")
+            .extension(3u8)
+            .body(Input::from("abc"))
+            .unwrap();
+        let mut environ = Environ::from_request(request, &connection).unwrap();
+        environ.mount("/app").unwrap();
+        let (head, input, moved) = environ.into_parts();
+        assert_eq!(head.method, Method::PUT);
+        assert_eq!(
+            head.uri, "/app/items/1?x=y",
+            "the whole target, not path_info"
+        );
+        assert_eq!(head.version, Version::HTTP_10);
+        assert_eq!(head.headers["host"], "example.com");
+        let accept: Vec<_> = head.headers.get_all("accept").iter().collect();
+        assert_eq!(accept, ["a", "b"]);
+        assert_eq!(head.headers.len(), 3);
+        assert_eq!(head.extensions.get::<u8>(), Some(&3));
+        assert_eq!(input.content_length(), Some(3));
+        assert!(
+            Arc::ptr_eq(&moved.inner, &connection.inner),
+            "moved, not copied"
+        );
+        let again = Environ::from_parts(head, input, &moved).unwrap();
+        assert_eq!(again.path_info(), "/app/items/1");
+        assert_eq!(again.remote_addr(), Some(peer));
+        assert_eq!(again.extension::<u16>(), Some(&2));
     }
 
     #[test]

@@ -21,13 +21,13 @@ use crate::{BoxError, OriginalUri, ScriptName};
 ///
 /// # The request the service gets
 ///
-/// - Method, version, headers and the environ's extensions, moved (REQ-BRIDGE-6).
+/// - Method, version, headers and the environ's extensions, moved, not copied (REQ-BRIDGE-6).
 /// - The target: when the environ is mounted (`script_name` not empty), the URI with
 ///   `script_name` stripped, `path_info` + query (`/` when `path_info` is empty), as axum's
 ///   `nest` strips its prefix; the full URI is in an [`OriginalUri`] extension and the prefix
 ///   in a [`ScriptName`] extension, and with the `axum` feature the full URI is also axum's
 ///   `OriginalUri`, so axum's extractor of that name sees what the client sent. Otherwise the
-///   URI as received (REQ-BRIDGE-4).
+///   URI as received, moved (REQ-BRIDGE-4).
 /// - The connection facts as a [`ConnectionInfo`](rwgi::environ::ConnectionInfo) extension,
 ///   and with the `axum` feature the client's address as
 ///   `axum::extract::ConnectInfo<SocketAddr>` (REQ-BRIDGE-6).
@@ -153,32 +153,37 @@ where
 }
 
 /// The environ as the `http::Request` a service expects (see [`ServiceApp`]).
-fn into_request(mut environ: Environ) -> http::Request<InputBody> {
-    let mut extensions = std::mem::take(environ.extensions_mut());
-    extensions.insert(environ.connection().clone());
-    axum_connect_info(&environ, &mut extensions);
-    let uri = if environ.script_name().is_empty() {
-        environ.uri().clone()
+// Inlined into the app's future, so that the request is built where it is kept.
+#[inline(always)]
+fn into_request(environ: Environ) -> http::Request<InputBody> {
+    #[cfg(feature = "axum")]
+    let peer = environ.remote_addr();
+    let mount = if environ.script_name().is_empty() {
+        None
     } else {
-        let original = environ.uri().clone();
-        let stripped = strip_script_name(&environ, &original);
-        extensions.insert(ScriptName::new(environ.script_name()));
-        axum_original_uri(&original, &mut extensions);
-        extensions.insert(OriginalUri(original));
-        stripped
+        let stripped = strip_script_name(&environ);
+        Some((stripped, ScriptName::new(environ.script_name())))
     };
-    let input = environ.take_input();
-    let mut request = http::Request::new(InputBody::new(input));
-    *request.method_mut() = environ.method().clone();
-    *request.uri_mut() = uri;
-    *request.version_mut() = environ.version();
-    *request.headers_mut() = std::mem::take(environ.headers_mut());
-    *request.extensions_mut() = extensions;
-    request
+    let (mut head, input, connection) = environ.into_parts();
+    let extensions = &mut head.extensions;
+    extensions.insert(connection);
+    #[cfg(feature = "axum")]
+    if let Some(peer) = peer {
+        extensions.insert(axum::extract::ConnectInfo(peer));
+    }
+    if let Some((stripped, script_name)) = mount {
+        let original = std::mem::replace(&mut head.uri, stripped);
+        extensions.insert(script_name);
+        #[cfg(feature = "axum")]
+        extensions.insert(axum::extract::OriginalUri(original.clone()));
+        extensions.insert(OriginalUri(original));
+    }
+    http::Request::from_parts(head, InputBody::new(input))
 }
 
 /// `path_info` + query, keeping the scheme and authority of an absolute-form target.
-fn strip_script_name(environ: &Environ, original: &Uri) -> Uri {
+fn strip_script_name(environ: &Environ) -> Uri {
+    let original = environ.uri();
     let path = match environ.path_info() {
         "" => "/",
         path => path,
@@ -195,24 +200,6 @@ fn strip_script_name(environ: &Environ, original: &Uri) -> Uri {
     }
     Uri::from_parts(parts).unwrap_or_else(|_| original.clone())
 }
-
-#[cfg(feature = "axum")]
-fn axum_connect_info(environ: &Environ, extensions: &mut http::Extensions) {
-    if let Some(peer) = environ.remote_addr() {
-        extensions.insert(axum::extract::ConnectInfo(peer));
-    }
-}
-
-#[cfg(not(feature = "axum"))]
-fn axum_connect_info(_: &Environ, _: &mut http::Extensions) {}
-
-#[cfg(feature = "axum")]
-fn axum_original_uri(original: &Uri, extensions: &mut http::Extensions) {
-    extensions.insert(axum::extract::OriginalUri(original.clone()));
-}
-
-#[cfg(not(feature = "axum"))]
-fn axum_original_uri(_: &Uri, _: &mut http::Extensions) {}
 
 /// The app's [`Input`] as the request body a service reads: an [`http_body::Body`] of data
 /// frames whose size hint is the length still to come, exact when known.

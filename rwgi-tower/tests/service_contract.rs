@@ -3,18 +3,22 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
 use rwgi::app::app_fn;
 use rwgi::body::Full as RwgiFull;
-use rwgi::http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use rwgi::environ::ConnectionInfo;
+use rwgi::http::uri::Scheme;
+use rwgi::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use rwgi::{Environ, StartResponse};
 use rwgi_conformance::test_client::TestRequest;
 use rwgi_tower::{AppService, InputBody, ServiceApp};
@@ -229,6 +233,59 @@ fn extensions_travel_both_ways() {
         futures_core::Stream::poll_next(Pin::new(&mut body), cx)
     }));
     assert_eq!(chunk.unwrap().unwrap(), "Some(RequestId(7))");
+}
+
+#[test]
+fn the_service_gets_the_whole_request() {
+    let service = tower::service_fn(|request: Request<InputBody>| async move {
+        let (head, body) = request.into_parts();
+        let body = body.collect().await?.to_bytes();
+        let accept: Vec<_> = head.headers.get_all("accept").iter().collect();
+        let facts = head.extensions.get::<ConnectionInfo>();
+        let peer = head.extensions.get::<ConnectInfo<SocketAddr>>();
+        let text = format!(
+            "{} {} {:?} {accept:?} {:?} {:?} {:?} {}",
+            head.method,
+            head.uri,
+            head.version,
+            head.extensions.get::<u8>(),
+            facts.map(|facts| facts.scheme().as_str()),
+            peer.map(|peer| peer.0),
+            String::from_utf8_lossy(&body),
+        );
+        Ok::<_, rwgi::Error>(Response::new(Full::new(Bytes::from(text))))
+    });
+    let peer: SocketAddr = "192.0.2.7:50000".parse().unwrap();
+    let mut environ = TestRequest::post("/items?x=y")
+        .version(Version::HTTP_10)
+        .header("accept", "a")
+        .header("accept", "b")
+        .body("abc")
+        .connection(ConnectionInfo::new(Scheme::HTTPS).peer_addr(peer))
+        .into_environ();
+    environ.extensions_mut().insert(3u8);
+    let response = rwgi_conformance::test_client::block_on(rwgi::App::call(
+        &ServiceApp::new(service),
+        environ,
+        StartResponse::new(),
+    ))
+    .expect("an answer");
+    let (_, _, mut body) = response.into_parts();
+    let chunk = rwgi_conformance::test_client::block_on(std::future::poll_fn(|cx| {
+        futures_core::Stream::poll_next(Pin::new(&mut body), cx)
+    }));
+    // axum's connect info is the `axum` feature's.
+    let connect_info = if cfg!(feature = "axum") {
+        "Some(192.0.2.7:50000)"
+    } else {
+        "None"
+    };
+    assert_eq!(
+        chunk.unwrap().unwrap(),
+        format!(
+            "POST /items?x=y HTTP/1.0 [\"a\", \"b\"] Some(3) Some(\"https\") {connect_info} abc"
+        )
+    );
 }
 
 /// A service that cannot even be cloned.
