@@ -1,6 +1,7 @@
 //! The request framing tracker of `rwgi-server` on fuzzer-chosen bytes, read in fuzzer-chosen
-//! pieces: it never panics, reads the bytes in pieces as in one, and flags a head only when
-//! the bytes hold both `Content-Length` and `Transfer-Encoding` and the length it reports.
+//! pieces, then handed fuzzer-chosen requests as hyper would hand them to the service: it
+//! never panics, answers the same whatever the reads, and refuses a request only when the
+//! bytes hold both `Content-Length` and `Transfer-Encoding` and the length it reports.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../rwgi-server/src/framing.rs"]
 mod framing;
 
-use framing::{HeadLimits, Tracker};
+use framing::{Declared, Tracker};
 
 /// Pieces of HTTP/1 streams, right and wrong, for inputs that get deep into the framing.
 const PIECES: [&[u8]; 16] = [
@@ -32,8 +33,8 @@ const PIECES: [&[u8]; 16] = [
     b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 ];
 
-fuzz_target!(|input: (Vec<(u8, Vec<u8>)>, Vec<u16>)| {
-    let (parts, cuts) = input;
+fuzz_target!(|input: (Vec<(u8, Vec<u8>)>, Vec<u16>, Vec<(u8, u8)>)| {
+    let (parts, cuts, requests) = input;
     // A part is one of the pieces, or raw bytes.
     let bytes: Vec<u8> = parts
         .into_iter()
@@ -42,32 +43,42 @@ fuzz_target!(|input: (Vec<(u8, Vec<u8>)>, Vec<u16>)| {
             None => raw,
         })
         .collect();
-    let limits = HeadLimits::new(1024, 20, 256);
-    let mut whole = Tracker::new(limits);
-    let flagged: Vec<_> = whole.feed(&bytes).into_iter().collect();
-
+    // What hyper read in each request: a body's length and the head's fields, or chunked, or
+    // not HTTP/1.
+    let requests: Vec<Declared> = requests
+        .into_iter()
+        .map(|(kind, n)| match kind % 4 {
+            0 => Declared::Chunked,
+            1 => Declared::Other,
+            _ => Declared::Length(u64::from(n % 16), usize::from(kind / 4 % 8)),
+        })
+        .collect();
+    let serve = |cuts: &[usize]| {
+        let mut tracker = Tracker::new(20);
+        let mut start = 0;
+        for &cut in cuts {
+            tracker.read(&bytes[start..cut]);
+            start = cut;
+        }
+        let answers: Vec<_> = requests.iter().map(|r| tracker.request(*r)).collect();
+        (answers, tracker.following())
+    };
+    let whole = serve(&[bytes.len()]);
     let mut cuts: Vec<usize> = cuts
         .into_iter()
         .map(|cut| usize::from(cut) % (bytes.len() + 1))
         .collect();
     cuts.push(bytes.len());
     cuts.sort_unstable();
-    let mut split = Tracker::new(limits);
-    let mut start = 0;
-    let mut in_pieces = Vec::new();
-    for cut in cuts {
-        in_pieces.extend(split.feed(&bytes[start..cut]));
-        start = cut;
-    }
-    assert_eq!(in_pieces, flagged, "the same flags whatever the reads");
-    assert_eq!(split.following(), whole.following());
+    assert_eq!(serve(&cuts), whole, "the same answers whatever the reads");
 
-    if let Some(flag) = flagged.first() {
-        assert!(flag.head >= 1);
+    let refused: Vec<_> = whole.0.iter().flatten().collect();
+    assert!(refused.len() <= 1, "the tracking stops at a refusal");
+    if let Some(length) = refused.first() {
         let text = bytes.to_ascii_lowercase();
         let has = |needle: &[u8]| text.windows(needle.len()).any(|window| window == needle);
         assert!(has(b"content-length") && has(b"transfer-encoding"));
-        assert!(flag.length.is_empty() || has(&flag.length.to_ascii_lowercase()));
-        assert!(!whole.following(), "the tracking stops at a flagged head");
+        assert!(length.is_empty() || has(&length.to_ascii_lowercase()));
+        assert!(!whole.1, "the tracking stops at a refused head");
     }
 });

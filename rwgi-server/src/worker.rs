@@ -77,7 +77,7 @@ use crate::deadline::{
     bare_lf_after_last_chunk, body_error, too_large, BodyClock, BodyPace, WriteDeadline,
 };
 use crate::files::FileReader;
-use crate::framing::{HeadLimits, Refusal, Watched};
+use crate::framing::{SharedTracker, Watched};
 use crate::hooks::{Ending, Hooks, Outcome, RequestInfo};
 use crate::listen::{Listener, SocketFile};
 use crate::log::{AccessLog, Record};
@@ -190,11 +190,7 @@ where
                 limit => limit,
             },
         },
-        head_limits: HeadLimits::new(
-            config.limit_request_line,
-            config.limit_request_fields,
-            config.limit_request_field_size,
-        ),
+        head_fields: config.limit_request_fields,
         max_requests: config.max_requests,
         served: AtomicU64::new(0),
         served_enough: Notify::new(),
@@ -338,8 +334,8 @@ struct Shared<A> {
     proxy_headers: Option<ProxyHeaders>,
     observers: Option<Arc<Observers>>,
     limits: Limits,
-    /// How far the framing tracker follows a request head.
-    head_limits: HeadLimits,
+    /// The most fields hyper parses in a head: the framing tracker parses as many.
+    head_fields: usize,
     max_requests: u64,
     served: AtomicU64,
     served_enough: Notify,
@@ -722,6 +718,16 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
+/// Hands the framing tracker a request hyper parsed, with the framing hyper read in it: the
+/// exact length of its body (none for a chunked one), and whether hyper may hand the connection
+/// over after it (`upgrade`).
+#[inline(always)]
+fn track(tracked: &SharedTracker, request: &mut Request<Incoming>, upgrade: bool) {
+    let length = request.body().size_hint().exact();
+    let version = request.version();
+    tracked.request(version, length, upgrade, request.headers_mut());
+}
+
 async fn serve_connection<A>(
     io: Plain,
     connection: ConnectionInfo,
@@ -744,15 +750,17 @@ async fn serve_connection<A>(
         .offer(Trailers::new());
     // The connection's upgrade offer, if a request asks for one (the `upgrade` module).
     let handoff = Handoff::default();
-    // What the framing tracker tells the service: a request to refuse (the `framing` module).
-    let refusal = Arc::new(Refusal::default());
+    // The framing tracker, which the service catches up with each request (the `framing`
+    // module).
+    let tracked = SharedTracker::new(shared.head_fields);
     // Requests borrow what the connection owns: no reference count changes per request.
     #[cfg(not(feature = "http2"))]
     let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
-        refusal.count(request.headers_mut());
         // hyper marks a request with an `Upgrade` header; an ordinary one has no extensions.
-        if request.extensions().get::<OnUpgrade>().is_some() {
+        let upgrade = request.extensions().get::<OnUpgrade>().is_some();
+        track(&tracked, &mut request, upgrade);
+        if upgrade {
             handoff.offer(&mut request);
         }
         respond(&shared, &connection, peer, request, &departure)
@@ -764,10 +772,11 @@ async fn serve_connection<A>(
     #[cfg(feature = "http2")]
     let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
-        refusal.count(request.headers_mut());
         mark_active();
         // Only HTTP/1.1 requests are marked (no extended CONNECT on HTTP/2).
-        if request.extensions().get::<OnUpgrade>().is_some() {
+        let upgrade = request.extensions().get::<OnUpgrade>().is_some();
+        track(&tracked, &mut request, upgrade);
+        if upgrade {
             handoff.offer(&mut request);
         }
         let shared = Arc::clone(&shared);
@@ -792,8 +801,7 @@ async fn serve_connection<A>(
     // into hyper's calls. An HTTP/2 connection's preface stops the tracker at once.
     let io = Watched::new(
         WriteDeadline::new(io, shared.write_timeout),
-        shared.head_limits,
-        Arc::clone(&refusal),
+        tracked.clone(),
     );
     // HTTP/1 alone: hyper's connection is `Unpin` and stays where it is, movable, so that its
     // socket can be taken back, after a `101` or to answer an HTTP/2 preface (`refuse_http2`).
