@@ -53,9 +53,6 @@ use rwgi::http::{Method, StatusCode, Uri, Version};
 ///     }
 /// }
 ///
-/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
-/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
-/// # });
 /// fn main() -> std::process::ExitCode {
 /// #   let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
 /// #       Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))

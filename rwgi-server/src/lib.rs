@@ -248,9 +248,6 @@ pub const SERVER_INFO: ServerInfo = ServerInfo::new("rwgi-server/0.1")
 /// Call it from `main` and return what it returns:
 ///
 /// ```no_run
-/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
-/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
-/// # });
 /// fn main() -> std::process::ExitCode {
 /// #   let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
 /// #       Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
@@ -281,9 +278,6 @@ pub fn run<A: App + 'static>(app: A) -> ExitCode {
 ///     }
 /// }
 ///
-/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
-/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
-/// # });
 /// fn main() -> std::process::ExitCode {
 /// #   let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
 /// #       Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
@@ -314,9 +308,6 @@ pub fn run_with<A: App + 'static>(app: A, hooks: Arc<dyn Hooks>) -> ExitCode {
 ///     }
 /// }
 ///
-/// # let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
-/// #     Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
-/// # });
 /// fn main() -> std::process::ExitCode {
 /// #   let app = rwgi::app::app_fn(|_, start: rwgi::StartResponse| async move {
 /// #       Ok(start.start(rwgi::http::StatusCode::OK, Default::default()).body(rwgi::body::Empty))
