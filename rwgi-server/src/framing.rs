@@ -39,6 +39,7 @@
 use std::io;
 use std::mem::{self, MaybeUninit};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 
@@ -46,6 +47,9 @@ use memchr::memmem::Finder;
 use rwgi::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use rwgi::http::{HeaderMap, HeaderValue, Version};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// How an HTTP/2 connection starts (RFC 9113 §3.4); enough of it to tell it from HTTP/1.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// The most header fields the tracker parses without allocating: hyper's own default.
 const INLINE_FIELDS: usize = 100;
@@ -146,6 +150,12 @@ impl Tracker {
     pub(crate) fn read(&mut self, bytes: &[u8]) {
         let rest = self.advance(bytes);
         if rest.is_empty() {
+            return;
+        }
+        if self.kept.len() == self.start && rest.starts_with(PREFACE) {
+            // An HTTP/2 connection (hyper's HTTP/1 parser refuses one): nothing to follow, and
+            // its frames are not kept until its first request says so.
+            self.stop();
             return;
         }
         if self.start > 0 {
@@ -510,18 +520,57 @@ fn read_chunk_size(buf: &[u8]) -> Parsed<u64> {
 /// A connection's [`Tracker`], shared by its reads ([`Watched`]) and its service. hyper calls
 /// both from the connection's task, one at a time: the lock is never contended.
 #[derive(Clone, Debug)]
-pub(crate) struct SharedTracker(Arc<Mutex<Tracker>>);
+pub(crate) struct SharedTracker(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    /// Set once the tracker stopped: an HTTP/2 connection, or one past an upgrade, then pays
+    /// a load per read and per request, not a lock.
+    off: AtomicBool,
+    tracker: Mutex<Tracker>,
+}
 
 impl SharedTracker {
     /// A tracker for a connection whose heads hyper parses with at most `fields` fields.
     pub(crate) fn new(fields: usize) -> Self {
-        SharedTracker(Arc::new(Mutex::new(Tracker::new(fields))))
+        SharedTracker(Arc::new(Shared {
+            off: AtomicBool::new(false),
+            tracker: Mutex::new(Tracker::new(fields)),
+        }))
     }
 
     #[inline(always)]
     fn lock(&self) -> MutexGuard<'_, Tracker> {
         // The tracker does not panic; if it did, its state is no worse than stopped.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0
+            .tracker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the tracker stopped following the connection.
+    #[inline(always)]
+    fn is_off(&self) -> bool {
+        self.0.off.load(Ordering::Relaxed)
+    }
+
+    /// Notes a stop of `tracker`, for the next calls to skip the lock.
+    #[inline(always)]
+    fn note(&self, tracker: &Tracker) {
+        if !tracker.following() {
+            self.0.off.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands the tracker the next bytes hyper reads.
+    #[inline(always)]
+    fn read(&self, bytes: &[u8]) {
+        if self.is_off() {
+            return;
+        }
+        let mut tracker = self.lock();
+        tracker.read(bytes);
+        self.note(&tracker);
     }
 
     /// Catches the tracker up with a request hyper hands the service: its `version`, its
@@ -537,6 +586,9 @@ impl SharedTracker {
         upgrade: bool,
         headers: &mut HeaderMap,
     ) {
+        if self.is_off() {
+            return;
+        }
         let declared = match length {
             _ if upgrade || (version != Version::HTTP_11 && version != Version::HTTP_10) => {
                 Declared::Other
@@ -544,7 +596,11 @@ impl SharedTracker {
             Some(length) => Declared::Length(length, headers.len()),
             None => Declared::Chunked,
         };
-        if let Some(length) = self.lock().request(declared) {
+        let mut tracker = self.lock();
+        let both = tracker.request(declared);
+        self.note(&tracker);
+        drop(tracker);
+        if let Some(length) = both {
             restore(headers, &length);
         }
     }
@@ -587,7 +643,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut this.io).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.tracked.lock().read(&buf.filled()[before..]);
+            this.tracked.read(&buf.filled()[before..]);
         }
         poll
     }
@@ -1106,6 +1162,33 @@ mod tests {
         let mut tracker = Tracker::new(200);
         tracker.read(&head);
         assert_eq!(tracker.request(Declared::Chunked), Some(b"0".to_vec()));
+    }
+
+    #[test]
+    fn a_stopped_tracker_is_known_without_its_lock() {
+        // An HTTP/2 connection stops it at its first bytes, before any request.
+        let shared = SharedTracker::new(100);
+        shared.read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0");
+        assert!(shared.is_off());
+        assert!(
+            shared.lock().kept.is_empty(),
+            "an HTTP/2 connection's frames are not kept"
+        );
+        // An HTTP/1 one goes on until a request hyper may hand the connection over after.
+        let shared = SharedTracker::new(100);
+        shared.read(b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET /ws HTTP/1.1\r\nHost: h\r\n\r\n");
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("h"));
+        shared.request(Version::HTTP_11, Some(0), false, &mut headers);
+        assert!(!shared.is_off());
+        shared.request(Version::HTTP_11, Some(0), true, &mut headers);
+        assert!(shared.is_off());
+        // Once stopped, a head with both fields is not looked at.
+        shared.read(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\n");
+        let mut headers = HeaderMap::new();
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        shared.request(Version::HTTP_11, None, false, &mut headers);
+        assert_eq!(headers.get(CONTENT_LENGTH), None);
     }
 
     #[test]
