@@ -13,7 +13,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rwgi::input::{InputError, InputErrorKind};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 /// The error for a body that stopped arriving for `body_timeout`.
@@ -296,32 +295,24 @@ impl Stall {
     }
 }
 
-/// A connection whose writes fail with [`io::ErrorKind::TimedOut`] once one has made no
-/// progress for `write_timeout`: hyper then drops the connection (and the response body).
-#[derive(Debug)]
-pub(crate) struct WriteDeadline<T> {
-    io: T,
-    stall: Stall,
-}
-
-impl<T> WriteDeadline<T> {
-    pub(crate) fn new(io: T, limit: Duration) -> Self {
-        WriteDeadline {
-            io,
-            stall: Stall::new(limit),
-        }
-    }
-
+impl Stall {
+    /// A write's `poll` as the connection returns it: one that has made no progress for the
+    /// limit fails with [`io::ErrorKind::TimedOut`] (`write_timeout`), and hyper then drops the
+    /// connection and the response body.
     #[inline]
-    fn check<R>(&mut self, poll: Poll<io::Result<R>>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+    pub(crate) fn check<R>(
+        &mut self,
+        poll: Poll<io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<R>> {
         match poll {
             Poll::Pending => {
-                if self.stall.expired(cx) {
+                if self.expired(cx) {
                     Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!(
                             "a response write made no progress for {:?} (write_timeout)",
-                            self.stall.limit()
+                            self.limit()
                         ),
                     )))
                 } else {
@@ -329,63 +320,9 @@ impl<T> WriteDeadline<T> {
                 }
             }
             ready => {
-                self.stall.progress();
+                self.progress();
                 ready
             }
         }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for WriteDeadline<T> {
-    #[inline(always)]
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
-    #[inline]
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.check(poll, cx)
-    }
-
-    #[inline]
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.check(poll, cx)
-    }
-
-    #[inline(always)]
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    #[inline]
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.io).poll_flush(cx);
-        this.check(poll, cx)
-    }
-
-    #[inline(always)]
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.io).poll_shutdown(cx);
-        this.check(poll, cx)
     }
 }

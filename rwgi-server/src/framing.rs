@@ -3,8 +3,8 @@
 //! head (either order) before the service sees it, reads the body as chunked, and closes the
 //! connection after the answer.
 //!
-//! [`Watched`] sits on the read side of an HTTP/1 connection, under hyper, and hands the bytes
-//! hyper reads to the connection's [`Tracker`]; the service hands it each request hyper parsed,
+//! The connection's reads ([`ConnectionIo`](crate::connection_io::ConnectionIo)), under hyper,
+//! hand the bytes hyper reads to the connection's [`Tracker`]; the service hands it each request hyper parsed,
 //! with the framing hyper read in it ([`SharedTracker::request`]). The tracker keeps the bytes
 //! it cannot place yet (a head, and what arrives behind it until its request's framing is
 //! known) and skips the rest: a `Content-Length` body by counting, a chunked one with
@@ -36,17 +36,13 @@
 //! uncontended locks: about 370 to 410 instructions for a small `GET`, about 570 for a
 //! 17-line browser head (`benches/icount.sh`).
 
-use std::io;
 use std::mem::{self, MaybeUninit};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll};
 
 use memchr::memmem::Finder;
 use rwgi::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use rwgi::http::{HeaderMap, HeaderValue, Version};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// How an HTTP/2 connection starts (RFC 9113 §3.4); enough of it to tell it from HTTP/1.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
@@ -517,7 +513,7 @@ fn read_chunk_size(buf: &[u8]) -> Parsed<u64> {
     }
 }
 
-/// A connection's [`Tracker`], shared by its reads ([`Watched`]) and its service. hyper calls
+/// A connection's [`Tracker`], shared by its reads and its service. hyper calls
 /// both from the connection's task, one at a time: the lock is never contended.
 #[derive(Clone, Debug)]
 pub(crate) struct SharedTracker(Arc<Shared>);
@@ -564,7 +560,7 @@ impl SharedTracker {
 
     /// Hands the tracker the next bytes hyper reads.
     #[inline(always)]
-    fn read(&self, bytes: &[u8]) {
+    pub(crate) fn read(&self, bytes: &[u8]) {
         if self.is_off() {
             return;
         }
@@ -616,71 +612,6 @@ fn restore(headers: &mut HeaderMap, length: &[u8]) {
         if let Ok(length) = HeaderValue::from_bytes(length) {
             headers.insert(CONTENT_LENGTH, length);
         }
-    }
-}
-
-/// A connection whose reads go through its [`SharedTracker`] tracker; writes pass through.
-#[derive(Debug)]
-pub(crate) struct Watched<T> {
-    io: T,
-    tracked: SharedTracker,
-}
-
-impl<T> Watched<T> {
-    pub(crate) fn new(io: T, tracked: SharedTracker) -> Self {
-        Watched { io, tracked }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    #[inline(always)]
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut this.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.tracked.read(&buf.filled()[before..]);
-        }
-        poll
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    #[inline(always)]
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    #[inline(always)]
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    #[inline(always)]
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    #[inline(always)]
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    #[inline(always)]
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

@@ -189,6 +189,7 @@
 
 mod arbiter;
 mod config;
+mod connection_io;
 mod deadline;
 mod files;
 mod framing;

@@ -73,11 +73,10 @@ use rwgi_middleware::ProxyHeaders;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::deadline::{
-    bare_lf_after_last_chunk, body_error, too_large, BodyClock, BodyPace, WriteDeadline,
-};
+use crate::connection_io::ConnectionIo;
+use crate::deadline::{bare_lf_after_last_chunk, body_error, too_large, BodyClock, BodyPace};
 use crate::files::FileReader;
-use crate::framing::{SharedTracker, Watched};
+use crate::framing::SharedTracker;
 use crate::hooks::{Ending, Hooks, Outcome, RequestInfo};
 use crate::listen::{Listener, SocketFile};
 use crate::log::{AccessLog, Record};
@@ -799,10 +798,7 @@ async fn serve_connection<A>(
     };
     // Reads go through the framing tracker, writes through the write deadline: both inline
     // into hyper's calls. An HTTP/2 connection's preface stops the tracker at once.
-    let io = Watched::new(
-        WriteDeadline::new(io, shared.write_timeout),
-        tracked.clone(),
-    );
+    let io = ConnectionIo::new(io, shared.write_timeout, tracked.clone());
     // HTTP/1 alone: hyper's connection is `Unpin` and stays where it is, movable, so that its
     // socket can be taken back, after a `101` or to answer an HTTP/2 preface (`refuse_http2`).
     // The plain connection, not hyper's `with_upgrades()` wrapper, whose layout costs every
@@ -901,7 +897,7 @@ async fn refuse_http2<T: tokio::io::AsyncWrite + Unpin>(mut io: T, peer: Option<
         "connection from {}: an HTTP/2 preface, answered 505",
         Peer(peer)
     );
-    // `write_timeout` bounds both, through the connection's `WriteDeadline`.
+    // `write_timeout` bounds both, through the connection's `ConnectionIo`.
     if io.write_all(ANSWER).await.is_ok() {
         let _ = io.shutdown().await;
     }
