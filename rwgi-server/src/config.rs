@@ -144,8 +144,9 @@ impl Default for Settings {
 
 /// The default runtime threads of each of `workers` processes: the CPUs shared out among them,
 /// rounded up, so that every CPU has a thread to run and the workers together do not run
-/// many more threads than there are CPUs to switch between (two workers of two threads each
-/// on two CPUs cost about a tenth more CPU time per request than two of one, BENCHMARKS.md).
+/// many more threads than there are CPUs to switch between (on two CPUs, two workers of two
+/// threads each cost `echo` about a tenth more CPU time per request than two of one; `hello`'s
+/// runs differed less than their spread: BENCHMARKS.md, "Workers").
 fn threads_per_worker(workers: usize) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     cpus.div_ceil(workers.max(1))
