@@ -762,12 +762,10 @@ async fn serve_connection<A>(
         if upgrade {
             handoff.offer(&mut request);
         }
-        respond(&shared, &connection, peer, request, &departure)
+        respond(&shared, &shared.app, &connection, peer, request, &departure)
     });
     // HTTP/2 runs each request as a task of its own, which must own what it uses. Only a new
     // request counts as activity for keep-alive there: its body goes out from its own task.
-    #[cfg(feature = "http2")]
-    let connection = Arc::new(connection);
     #[cfg(feature = "http2")]
     let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
@@ -778,8 +776,6 @@ async fn serve_connection<A>(
         if upgrade {
             handoff.offer(&mut request);
         }
-        let shared = Arc::clone(&shared);
-        let connection = Arc::clone(&connection);
         // An HTTP/2 stream can be reset alone: each request has a departure of its own, whose
         // handle the app finds before the connection's.
         let departure = if request.version() == rwgi::http::Version::HTTP_2 {
@@ -789,7 +785,16 @@ async fn serve_connection<A>(
         } else {
             departure.clone()
         };
-        async move { respond(&shared, &connection, peer, request, &departure).await }
+        // The answer's future owns its handle on the app, and hyper moves it into a task of
+        // its own: boxed, that move (and each one after) copies a pointer, not the future.
+        Box::pin(respond(
+            &shared,
+            OwnedApp(Arc::clone(&shared)),
+            &connection,
+            peer,
+            request,
+            &departure,
+        ))
     });
     #[cfg(feature = "tls")]
     let Some(io) = secure(io, shared.tls.as_ref(), shared.header_timeout).await
@@ -914,9 +919,11 @@ fn failed_body(error: &(dyn std::error::Error + 'static)) -> bool {
 /// The mapping happens here rather than inside the returned future, and the future is a plain
 /// combinator over [`prepare_with`]'s: hyper moves this future a few times per request, and an
 /// `async` block that awaited it would hold it twice (as captured and as awaited), which
-/// measured 245 instructions per request more.
-fn respond<'a, A: App>(
-    shared: &'a Shared<A>,
+/// measured 245 instructions per request more. The future holds `app` and nothing it borrows
+/// from the server: HTTP/1 passes a reference, HTTP/2 an owned [`OwnedApp`].
+fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
+    shared: &Shared<A>,
+    app: P,
     connection: &ConnectionInfo,
     peer: Option<SocketAddr>,
     request: Request<Incoming>,
@@ -1005,11 +1012,17 @@ fn respond<'a, A: App>(
     let head = environ.method() == Method::HEAD;
     if !shared.request_timeout.is_zero() {
         return EitherFuture::Right(EitherFuture::Right(Box::pin(answer_within(
-            shared, environ, head, peer, tracked, watch,
+            app,
+            shared.request_timeout,
+            environ,
+            head,
+            peer,
+            tracked,
+            watch,
         ))));
     }
     EitherFuture::Right(EitherFuture::Left(prepare_with(
-        &shared.app,
+        app,
         environ,
         move |prepared| Ok(send_answer(prepared, head, peer, tracked, watch)),
     )))
@@ -1022,6 +1035,24 @@ fn offer_outcome(tracked: &mut Tracked, environ: &mut Environ) {
     let (finisher, finished) = Finisher::pair();
     environ.extensions_mut().insert(finished);
     tracked.finisher = Some(finisher);
+}
+
+/// The server's app, owned through the server's shared state: what an HTTP/2 request's future
+/// calls, as it runs in a task of its own and cannot borrow from the connection.
+#[cfg(feature = "http2")]
+struct OwnedApp<A>(Arc<Shared<A>>);
+
+#[cfg(feature = "http2")]
+impl<A: App> App for OwnedApp<A> {
+    type Body = A::Body;
+
+    fn call(
+        &self,
+        environ: Environ,
+        start: rwgi::StartResponse,
+    ) -> impl Future<Output = Result<rwgi::Response<A::Body>, rwgi::Error>> + Send {
+        self.0.app.call(environ, start)
+    }
 }
 
 /// Tells a request's `Disconnect` handles that the client went away when it is dropped armed:
@@ -1080,15 +1111,15 @@ fn report_failure(peer: Option<SocketAddr>, tracked: Option<&Tracked>, failure: 
 /// dropped (with its request body) and the client gets `503`.
 #[cold]
 async fn answer_within<A: App>(
-    shared: &Shared<A>,
+    app: A,
+    limit: Duration,
     environ: Environ,
     head: bool,
     peer: Option<SocketAddr>,
     tracked: Option<Box<Tracked>>,
     mut watch: Watch,
 ) -> Result<Response<WireBody<A::Body>>, Infallible> {
-    let limit = shared.request_timeout;
-    let answer = prepare_with(&shared.app, environ, |prepared| prepared);
+    let answer = prepare_with(app, environ, |prepared| prepared);
     match tokio::time::timeout(limit, answer).await {
         Ok(prepared) => Ok(send_answer(prepared, head, peer, tracked, watch)),
         Err(_) => {
