@@ -24,6 +24,7 @@
 //! | `h:443` (CONNECT only)    | authority | `""`          | `""`        | `""`           |
 //! | `/app/a` mounted at `/app`| origin    | `/app`        | `/a`        | `""`           |
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ use http::uri::Scheme;
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
 use crate::cgi::CgiVariables;
+use crate::disconnect::Disconnect;
 use crate::limits::Limits;
 use crate::path::Segments;
 use crate::Input;
@@ -405,8 +407,11 @@ pub struct Environ {
     pub(crate) extensions: Extensions,
     pub(crate) input: Input,
     pub(crate) connection: ConnectionInfo,
-    /// How many bytes at the start of the path belong to `script_name`.
-    pub(crate) mount: usize,
+    /// The request's own disconnect handle ([`offer_disconnect`](Environ::offer_disconnect)).
+    pub(crate) disconnect: Option<Disconnect>,
+    /// How many bytes at the start of the path belong to `script_name`. Four bytes, so that
+    /// the environ stays at 256 bytes: it is moved between async layers on every request.
+    pub(crate) mount: u32,
 }
 
 impl Environ {
@@ -476,6 +481,7 @@ impl Environ {
             extensions: parts.extensions,
             input,
             connection: connection.clone(),
+            disconnect: None,
             mount: 0,
         })
     }
@@ -484,7 +490,10 @@ impl Environ {
     /// request head as `http` holds it, the body and the connection facts, moved, nothing
     /// copied. For a bridge that hands the request on to an `http` service. The head carries
     /// the whole target: the mount is not kept, so a bridge that needs it reads
-    /// [`script_name`](Environ::script_name) first.
+    /// [`script_name`](Environ::script_name) first. A `Disconnect` offered to the request
+    /// ([`offer_disconnect`](Environ::offer_disconnect)) goes into the head's extensions (unless
+    /// they hold one already, which [`extension`](Environ::extension) finds first), where an
+    /// environ made from them finds it again.
     ///
     /// ```
     /// use rwgi::http::{Method, Version};
@@ -516,6 +525,12 @@ impl Environ {
         // forgetting it spares every request its drop glue.
         std::mem::forget(std::mem::replace(&mut head.headers, self.headers));
         head.extensions = self.extensions;
+        // Where `extension` would find it: only if the extensions have none of their own.
+        if let Some(disconnect) = self.disconnect {
+            if head.extensions.get::<Disconnect>().is_none() {
+                head.extensions.insert(disconnect);
+            }
+        }
         (head, self.input, self.connection)
     }
 
@@ -567,13 +582,13 @@ impl Environ {
     /// Where the app is mounted: the raw path prefix that led to it, empty or starting with
     /// `/` and never ending with one (REQ-PATH-5).
     pub fn script_name(&self) -> &str {
-        &self.path()[..self.mount]
+        &self.path()[..self.mount as usize]
     }
 
     /// The rest of the path, raw, that the app routes on: empty or starting with `/`, or `*`
     /// for an asterisk-form target.
     pub fn path_info(&self) -> &str {
-        &self.path()[self.mount..]
+        &self.path()[self.mount as usize..]
     }
 
     /// The segments of [`path_info`](Environ::path_info), each decoded on its own (REQ-PATH-4).
@@ -690,8 +705,10 @@ impl Environ {
     }
 
     /// The value of type `T` the server offers this request: from the environ's extensions,
-    /// else from what the server offers the whole connection ([`ConnectionInfo::offer`]). How
-    /// an app looks for an extension (spec §14): absent means the server does not support it.
+    /// else the request's own [`Disconnect`] when `T` is that
+    /// ([`offer_disconnect`](Environ::offer_disconnect)), else from what the server offers the
+    /// whole connection ([`ConnectionInfo::offer`]). How an app looks for an extension (spec
+    /// §14): absent means the server does not support it.
     ///
     /// ```
     /// use rwgi::interim::FlushHead;
@@ -705,7 +722,36 @@ impl Environ {
     pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.extensions
             .get::<T>()
+            .or_else(|| {
+                let disconnect: &dyn Any = self.disconnect.as_ref()?;
+                disconnect.downcast_ref::<T>()
+            })
             .or_else(|| self.connection.offers().get::<T>())
+    }
+
+    /// Offers this request a [`Disconnect`] of its own, which
+    /// [`extension`](Environ::extension) finds before one the connection offers: for a server
+    /// that carries several requests on one connection at once (HTTP/2), where a request's
+    /// stream can be reset while the connection stays (REQ-DISC-1). Unlike an insert into the
+    /// [`extensions`](Environ::extensions), it allocates nothing.
+    ///
+    /// ```
+    /// use rwgi::disconnect::{Departure, Disconnect};
+    /// use rwgi::environ::ConnectionInfo;
+    /// use rwgi_conformance::test_client::TestRequest;
+    ///
+    /// let connection = Departure::new();
+    /// let stream = Departure::new();
+    /// let mut environ = TestRequest::get("/")
+    ///     .connection(ConnectionInfo::default().offer(connection.disconnect()))
+    ///     .into_environ();
+    /// environ.offer_disconnect(stream.disconnect());
+    /// stream.client_gone();
+    /// let found = environ.extension::<Disconnect>().unwrap();
+    /// assert!(found.is_gone(), "the stream's handle, not the connection's");
+    /// ```
+    pub fn offer_disconnect(&mut self, disconnect: Disconnect) {
+        self.disconnect = Some(disconnect);
     }
 
     /// The URL scheme of the request: `http` or `https`.
@@ -826,7 +872,7 @@ impl Environ {
         if !(rest.is_empty() || rest.starts_with('/')) {
             return Err(MountError::NotLeading);
         }
-        self.mount += prefix.len();
+        self.mount = self.mount_with(prefix)?;
         Ok(())
     }
 
@@ -860,6 +906,7 @@ impl Environ {
         ) {
             return Err(MountError::NoPath);
         }
+        let mount = self.mount_with(prefix)?;
         let target = match self.uri.path_and_query() {
             Some(path_and_query) => format!("{prefix}{path_and_query}"),
             None => prefix.to_owned(),
@@ -874,8 +921,17 @@ impl Environ {
             return Err(MountError::InvalidPrefix);
         }
         self.uri = uri;
-        self.mount += prefix.len();
+        self.mount = mount;
         Ok(())
+    }
+
+    /// The mount with `prefix` added. No `Uri` holds a path of 4 GiB, so the error is for
+    /// completeness: a prefix is never counted short.
+    fn mount_with(&self, prefix: &str) -> Result<u32, MountError> {
+        u32::try_from(prefix.len())
+            .ok()
+            .and_then(|len| self.mount.checked_add(len))
+            .ok_or(MountError::InvalidPrefix)
     }
 
     /// Replaces the connection facts, for middleware that knows better than the socket: a
@@ -1496,6 +1552,47 @@ pub(crate) mod tests {
         let withdrawn = connection.withdraw::<u16>();
         assert!(withdrawn.offers().get::<u16>().is_none());
         assert_eq!(withdrawn.offers().get::<u8>(), Some(&1));
+    }
+
+    #[test]
+    fn the_requests_own_disconnect_comes_between_its_extensions_and_the_connections() {
+        use crate::disconnect::Departure;
+
+        let (connection, own) = (Departure::new(), Departure::new());
+        let on = ConnectionInfo::default().offer(connection.disconnect());
+        let mut environ =
+            try_environ_on(Request::get("/").header("host", "h"), &on).expect("a valid request");
+        let found = |environ: &Environ, departure: &Departure| {
+            departure.client_gone();
+            environ.extension::<Disconnect>().unwrap().is_gone()
+        };
+        environ.offer_disconnect(own.disconnect());
+        // Other types are not answered by the request's disconnect.
+        assert_eq!(environ.extension::<u8>(), None);
+        assert!(
+            !found(&environ, &connection),
+            "the request's own, not the connection's"
+        );
+        assert!(found(&environ, &own));
+        let fresh = Departure::new();
+        environ.extensions_mut().insert(fresh.disconnect());
+        assert!(
+            !environ.extension::<Disconnect>().unwrap().is_gone(),
+            "the extensions' first"
+        );
+        // Taken apart, the offered one travels in the head's extensions unless one is there.
+        let (head, _, _) = environ.into_parts();
+        assert!(!head.extensions.get::<Disconnect>().unwrap().is_gone());
+        let other = Departure::new();
+        let on = ConnectionInfo::default().offer(other.disconnect());
+        let mut environ =
+            try_environ_on(Request::get("/").header("host", "h"), &on).expect("a valid request");
+        let own = Departure::new();
+        environ.offer_disconnect(own.disconnect());
+        let (head, input, connection_info) = environ.into_parts();
+        let again = Environ::from_parts(head, input, &connection_info).expect("the same request");
+        own.client_gone();
+        assert!(again.extension::<Disconnect>().unwrap().is_gone());
     }
 
     #[test]

@@ -762,7 +762,15 @@ async fn serve_connection<A>(
         if upgrade {
             handoff.offer(&mut request);
         }
-        respond(&shared, &shared.app, &connection, peer, request, &departure)
+        respond(
+            &shared,
+            &shared.app,
+            &connection,
+            peer,
+            request,
+            &departure,
+            false,
+        )
     });
     // HTTP/2 runs each request as a task of its own, which must own what it uses. Only a new
     // request counts as activity for keep-alive there: its body goes out from its own task.
@@ -776,15 +784,8 @@ async fn serve_connection<A>(
         if upgrade {
             handoff.offer(&mut request);
         }
-        // An HTTP/2 stream can be reset alone: each request has a departure of its own, whose
-        // handle the app finds before the connection's.
-        let departure = if request.version() == rwgi::http::Version::HTTP_2 {
-            let own = Departure::new();
-            request.extensions_mut().insert(own.disconnect());
-            own
-        } else {
-            departure.clone()
-        };
+        // An HTTP/2 stream can be reset alone: each request has a departure of its own.
+        let stream = (request.version() == rwgi::http::Version::HTTP_2).then(Departure::new);
         // The answer's future owns its handle on the app, and hyper moves it into a task of
         // its own: boxed, that move (and each one after) copies a pointer, not the future.
         Box::pin(respond(
@@ -793,7 +794,8 @@ async fn serve_connection<A>(
             &connection,
             peer,
             request,
-            &departure,
+            stream.as_ref().unwrap_or(&departure),
+            stream.is_some(),
         ))
     });
     #[cfg(feature = "tls")]
@@ -920,7 +922,9 @@ fn failed_body(error: &(dyn std::error::Error + 'static)) -> bool {
 /// combinator over [`prepare_with`]'s: hyper moves this future a few times per request, and an
 /// `async` block that awaited it would hold it twice (as captured and as awaited), which
 /// measured 245 instructions per request more. The future holds `app` and nothing it borrows
-/// from the server: HTTP/1 passes a reference, HTTP/2 an owned [`OwnedApp`].
+/// from the server: HTTP/1 passes a reference, HTTP/2 an owned [`OwnedApp`]. `departure` is
+/// the connection's, or the request's own when `own` (offered to the environ as such).
+#[allow(clippy::too_many_arguments)]
 fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
     shared: &Shared<A>,
     app: P,
@@ -928,6 +932,7 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
     peer: Option<SocketAddr>,
     request: Request<Incoming>,
     departure: &Departure,
+    own: bool,
 ) -> impl Future<Output = Result<Response<WireBody<A::Body>>, Infallible>> + Send + 'a {
     mark_active();
     if shared.max_requests != 0 {
@@ -1007,6 +1012,10 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
         if let Some(hooks) = &tracked.observers.hooks {
             hooks.before_request(&tracked.info());
         }
+    }
+    if own {
+        // Found before the connection's, and no allocation: the environ holds it itself.
+        environ.offer_disconnect(departure.disconnect());
     }
     let watch = Watch(Some(departure.clone()));
     let head = environ.method() == Method::HEAD;

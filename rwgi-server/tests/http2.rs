@@ -197,6 +197,9 @@ fn a_reset_stream_is_the_client_gone_and_its_head_came_first() {
             .await
             .expect("another response");
         assert_eq!(response.status(), StatusCode::OK);
+        // The next stream's handle is its own: the reset of the first is not its departure.
+        let next = received.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(!next.is_gone(), "REQ-DISC-2: the new stream is open");
     });
     server.shutdown();
 }
