@@ -471,7 +471,7 @@ impl Environ {
         check_target(&parts)?;
         let mut headers = parts.headers;
         if let Some(authority) = parts.uri.authority() {
-            take_host_from(authority, &mut headers);
+            take_host_from(authority, &mut headers)?;
         }
         Ok(Environ {
             method: parts.method,
@@ -1089,6 +1089,10 @@ fn check_target(parts: &http::request::Parts) -> Result<(), TargetError> {
 }
 
 fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), TargetError> {
+    if uri.authority().is_some() {
+        // `take_host_from` checks the `Host` it replaces, in the lookup it makes anyway.
+        return Ok(());
+    }
     // When no header name repeats, which is the usual request, one lookup settles it; and user
     // agents send `Host` as the first field (RFC 9110 §7.2), where it costs no hashing.
     let (host, repeated) = if headers.keys_len() == headers.len() {
@@ -1106,7 +1110,7 @@ fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Ta
             Some(_) => Ok(()),
             None => Err(TargetError::new(TargetErrorKind::InvalidHost)),
         },
-        (None, None) if version == Version::HTTP_11 && uri.authority().is_none() => {
+        (None, None) if version == Version::HTTP_11 => {
             Err(TargetError::new(TargetErrorKind::MissingHost))
         }
         (None, None) => Ok(()),
@@ -1117,8 +1121,12 @@ fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Ta
 /// §3.2.2 has a server ignore the received one), so every place an app reads the host names
 /// the same one. Rare over HTTP/1.1, but HTTP/2 gives every request an authority: the text is
 /// taken as it is (without user information, which RFC 9113 §8.3.1 forbids anyway), and a
-/// `Host` that already says the same is left alone.
-fn take_host_from(authority: &http::uri::Authority, headers: &mut HeaderMap) {
+/// `Host` that already says the same is left alone. A received `Host` is still checked as
+/// REQ-ENV-3 has it (RFC 9112 §3.2: repeated or invalid is refused, replaced or not).
+fn take_host_from(
+    authority: &http::uri::Authority,
+    headers: &mut HeaderMap,
+) -> Result<(), TargetError> {
     let text = authority.as_str();
     // Looking for the rare `@` first: a forward byte search costs a fraction of `rsplit_once`'s
     // backward one on a short authority.
@@ -1126,11 +1134,21 @@ fn take_host_from(authority: &http::uri::Authority, headers: &mut HeaderMap) {
         true => text.rsplit_once('@').map_or(text, |(_, host)| host),
         false => text,
     };
-    // One lookup for the comparison and the insertion.
-    let entry = match headers.entry(HOST) {
-        Entry::Occupied(entry) if entry.get().as_bytes() == host.as_bytes() => return,
-        entry => entry,
-    };
+    // One lookup for the checks, the comparison and the insertion.
+    let entry = headers.entry(HOST);
+    if let Entry::Occupied(received) = &entry {
+        let mut values = received.iter();
+        let first = values.next().map_or(&[][..], HeaderValue::as_bytes);
+        if values.next().is_some() {
+            return Err(TargetError::new(TargetErrorKind::DuplicateHost));
+        }
+        if split_host(first).is_none() {
+            return Err(TargetError::new(TargetErrorKind::InvalidHost));
+        }
+        if first == host.as_bytes() {
+            return Ok(());
+        }
+    }
     if let Ok(value) = HeaderValue::from_str(host) {
         match entry {
             Entry::Occupied(mut entry) => {
@@ -1141,6 +1159,7 @@ fn take_host_from(authority: &http::uri::Authority, headers: &mut HeaderMap) {
             }
         }
     }
+    Ok(())
 }
 
 /// Checks the body's framing (RFC 9112 §6.1, §6.3; REQ-ENV-13): `chunked` is the only transfer
