@@ -1068,7 +1068,9 @@ fn parse_port(digits: &[u8]) -> Option<Option<u16>> {
 }
 
 /// The target and `Host` rules every request must pass before it becomes an environ (REQ-ENV-3,
-/// REQ-ENV-6). Kept out of line so that building the environ itself inlines into the server.
+/// REQ-ENV-6); the `Host` of a target with an authority is checked where it is replaced
+/// ([`take_host_from`]). Kept out of line so that building the environ itself inlines into the
+/// server.
 #[inline(never)]
 fn check_target(parts: &http::request::Parts) -> Result<(), TargetError> {
     check_host(&parts.headers, &parts.uri, parts.version)?;
