@@ -28,7 +28,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http::header::{Entry, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::uri::Scheme;
@@ -228,6 +228,48 @@ struct ConnectionFacts {
     server: ServerInfo,
     /// What the server offers every request of the connection (spec §14).
     offers: Extensions,
+    /// The `Host` value last made from a request's authority (REQ-ENV-14).
+    host: LastHost,
+}
+
+/// The `Host` value last made from an authority on a connection: an HTTP/2 connection's
+/// requests nearly always name the same one, and sharing the value saves checking, copying and
+/// freeing it on each request.
+#[derive(Default)]
+struct LastHost(Mutex<Option<HeaderValue>>);
+
+impl fmt::Debug for LastHost {
+    // A memo, not a fact of the connection.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LastHost").finish_non_exhaustive()
+    }
+}
+
+impl Clone for LastHost {
+    // A connection made from another starts without one: it may be a different connection.
+    fn clone(&self) -> Self {
+        LastHost::default()
+    }
+}
+
+impl LastHost {
+    /// The `Host` value for `host`, or `None` when it cannot be a header value.
+    fn value(&self, host: &str) -> Option<HeaderValue> {
+        // Never waited for: a server that shares one `ConnectionInfo` among its connections
+        // makes the value afresh while another thread holds it.
+        let Ok(mut last) = self.0.try_lock() else {
+            return HeaderValue::from_str(host).ok();
+        };
+        if let Some(value) = last
+            .as_ref()
+            .filter(|value| value.as_bytes() == host.as_bytes())
+        {
+            return Some(value.clone());
+        }
+        let value = HeaderValue::from_str(host).ok()?;
+        *last = Some(value.clone());
+        Some(value)
+    }
 }
 
 impl ConnectionInfo {
@@ -240,6 +282,7 @@ impl ConnectionInfo {
                 peer_addr: None,
                 server: ServerInfo::default(),
                 offers: Extensions::new(),
+                host: LastHost::default(),
             }),
         }
     }
@@ -471,7 +514,7 @@ impl Environ {
         check_target(&parts)?;
         let mut headers = parts.headers;
         if let Some(authority) = parts.uri.authority() {
-            take_host_from(authority, &mut headers)?;
+            take_host_from(authority, &mut headers, &connection.inner.host)?;
         }
         Ok(Environ {
             method: parts.method,
@@ -1128,6 +1171,7 @@ fn check_host(headers: &HeaderMap, uri: &Uri, version: Version) -> Result<(), Ta
 fn take_host_from(
     authority: &http::uri::Authority,
     headers: &mut HeaderMap,
+    last: &LastHost,
 ) -> Result<(), TargetError> {
     let text = authority.as_str();
     // Looking for the rare `@` first: a forward byte search costs a fraction of `rsplit_once`'s
@@ -1151,7 +1195,7 @@ fn take_host_from(
             return Ok(());
         }
     }
-    if let Ok(value) = HeaderValue::from_str(host) {
+    if let Some(value) = last.value(host) {
         match entry {
             Entry::Occupied(mut entry) => {
                 entry.insert(value);
@@ -1164,10 +1208,18 @@ fn take_host_from(
     Ok(())
 }
 
+/// Up to this many field names, scanning them costs less than a hashed lookup.
+const FEW_FIELDS: usize = 8;
+
 /// Checks the body's framing (RFC 9112 §6.1, §6.3; REQ-ENV-13): `chunked` is the only transfer
 /// coding, applied once and as the last one, and never together with `Content-Length`. Each
 /// of these is a way to make a proxy and a server disagree about where a request ends.
 fn check_framing(headers: &HeaderMap) -> Result<(), TargetError> {
+    // Most requests have no `Transfer-Encoding`: among a few names, a scan rules it out for a
+    // fraction of what hashing the name to look it up costs.
+    if headers.keys_len() <= FEW_FIELDS && !headers.keys().any(|name| name == TRANSFER_ENCODING) {
+        return Ok(());
+    }
     let mut codings = headers.get_all(TRANSFER_ENCODING).iter().peekable();
     if codings.peek().is_none() {
         return Ok(());
@@ -1499,6 +1551,24 @@ pub(crate) mod tests {
                 http::StatusCode::BAD_REQUEST
             ))
         );
+        // Past a few field names, the check looks the coding up instead of scanning for it.
+        let many = |request: Builder| {
+            (0..FEW_FIELDS).fold(request, |request, n| request.header(format!("x-{n}"), "1"))
+        };
+        assert_eq!(
+            kind(many(post().header("transfer-encoding", "chunked"))),
+            None
+        );
+        assert_eq!(
+            kind(many(post().header("transfer-encoding", "gzip"))),
+            not_implemented
+        );
+        let both =
+            many(post().header("content-length", "5")).header("transfer-encoding", "chunked");
+        assert_eq!(
+            kind(both).map(|(kind, _)| kind),
+            Some(TargetErrorKind::LengthWithTransferCoding)
+        );
     }
 
     #[test]
@@ -1684,6 +1754,35 @@ pub(crate) mod tests {
         let same = environ_of(http::Request::get("http://h.example/a").header("host", "h.example"));
         assert_eq!(same.headers().get_all(HOST).iter().count(), 1);
         assert_eq!(same.headers()["host"], "h.example");
+    }
+
+    #[test]
+    fn each_request_on_a_connection_gets_its_own_authority_as_host() {
+        // The connection keeps the last `Host` it made; a request naming another authority
+        // must not get it.
+        let connection = ConnectionInfo::default();
+        let host_of = |target: &str| {
+            let request = http::Request::get(target).version(Version::HTTP_2);
+            try_environ_on(request, &connection)
+                .expect("a valid request")
+                .headers()[HOST]
+                .clone()
+        };
+        assert_eq!(host_of("http://a.example/1"), "a.example");
+        assert_eq!(host_of("http://a.example/2"), "a.example");
+        assert_eq!(host_of("http://b.example:8080/3"), "b.example:8080");
+        assert_eq!(host_of("http://a.example/4"), "a.example");
+        // A connection made from this one is another connection, and starts afresh.
+        let other = connection.clone().peer_addr("127.0.0.1:1".parse().unwrap());
+        assert!(other.inner.host.0.lock().unwrap().is_none());
+        // While another request holds the value, one is made without waiting for it.
+        let held = connection.inner.host.0.lock().unwrap();
+        let fresh = host_of("http://c.example/5");
+        assert_eq!(fresh, "c.example");
+        assert_eq!(
+            held.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"a.example"[..])
+        );
     }
 
     #[test]
