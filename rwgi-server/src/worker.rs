@@ -768,7 +768,7 @@ async fn serve_connection<A>(
             &connection,
             peer,
             request,
-            &departure,
+            departure.clone(),
             false,
         )
     });
@@ -786,6 +786,7 @@ async fn serve_connection<A>(
         }
         // An HTTP/2 stream can be reset alone: each request has a departure of its own.
         let stream = (request.version() == rwgi::http::Version::HTTP_2).then(Departure::new);
+        let own = stream.is_some();
         // The answer's future owns its handle on the app, and hyper moves it into a task of
         // its own: boxed, that move (and each one after) copies a pointer, not the future.
         Box::pin(respond(
@@ -794,8 +795,8 @@ async fn serve_connection<A>(
             &connection,
             peer,
             request,
-            stream.as_ref().unwrap_or(&departure),
-            stream.is_some(),
+            stream.unwrap_or_else(|| departure.clone()),
+            own,
         ))
     });
     #[cfg(feature = "tls")]
@@ -931,7 +932,7 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
     connection: &ConnectionInfo,
     peer: Option<SocketAddr>,
     request: Request<Incoming>,
-    departure: &Departure,
+    departure: Departure,
     own: bool,
 ) -> impl Future<Output = Result<Response<WireBody<A::Body>>, Infallible>> + Send + 'a {
     mark_active();
@@ -958,7 +959,9 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
     if let Some(status) = over_limits(&shared.limits, &parts, &incoming) {
         return EitherFuture::Left(ready(Ok(plain(status, peer, tracked))));
     }
-    let bodiless = incoming.is_end_stream();
+    // Read from the length hyper found, not from the body: an HTTP/2 body answers with its
+    // stream's lock held, and hyper gives a stream that ended with its head a length of zero.
+    let bodiless = incoming.size_hint().exact() == Some(0);
     let input = if bodiless {
         Input::empty()
     } else {
@@ -1017,7 +1020,7 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
         // Found before the connection's, and no allocation: the environ holds it itself.
         environ.offer_disconnect(departure.disconnect());
     }
-    let watch = Watch(Some(departure.clone()));
+    let watch = Watch(Some(departure));
     let head = environ.method() == Method::HEAD;
     if !shared.request_timeout.is_zero() {
         return EitherFuture::Right(EitherFuture::Right(Box::pin(answer_within(
