@@ -253,20 +253,23 @@ impl Clone for LastHost {
 }
 
 impl LastHost {
-    /// The `Host` value for `host`, or `None` when it cannot be a header value.
-    fn value(&self, host: &str) -> Option<HeaderValue> {
+    /// The `Host` value for `authority` (without its user information), or `None` when it
+    /// cannot be a header value.
+    fn value(&self, authority: &str) -> Option<HeaderValue> {
         // Never waited for: a server that shares one `ConnectionInfo` among its connections
         // makes the value afresh while another thread holds it.
         let Ok(mut last) = self.0.try_lock() else {
-            return HeaderValue::from_str(host).ok();
+            return HeaderValue::from_str(without_userinfo(authority)).ok();
         };
+        // Reused for an authority equal to it alone, which has no user information: one
+        // comparison settles it.
         if let Some(value) = last
             .as_ref()
-            .filter(|value| value.as_bytes() == host.as_bytes())
+            .filter(|value| value.as_bytes() == authority.as_bytes())
         {
             return Some(value.clone());
         }
-        let value = HeaderValue::from_str(host).ok()?;
+        let value = HeaderValue::from_str(without_userinfo(authority)).ok()?;
         *last = Some(value.clone());
         Some(value)
     }
@@ -1174,12 +1177,6 @@ fn take_host_from(
     last: &LastHost,
 ) -> Result<(), TargetError> {
     let text = authority.as_str();
-    // Looking for the rare `@` first: a forward byte search costs a fraction of `rsplit_once`'s
-    // backward one on a short authority.
-    let host = match text.as_bytes().contains(&b'@') {
-        true => text.rsplit_once('@').map_or(text, |(_, host)| host),
-        false => text,
-    };
     // One lookup for the checks, the comparison and the insertion.
     let entry = headers.entry(HOST);
     if let Entry::Occupied(received) = &entry {
@@ -1191,11 +1188,11 @@ fn take_host_from(
         if split_host(first).is_none() {
             return Err(TargetError::new(TargetErrorKind::InvalidHost));
         }
-        if first == host.as_bytes() {
+        if first == without_userinfo(text).as_bytes() {
             return Ok(());
         }
     }
-    if let Some(value) = last.value(host) {
+    if let Some(value) = last.value(text) {
         match entry {
             Entry::Occupied(mut entry) => {
                 entry.insert(value);
@@ -1206,6 +1203,19 @@ fn take_host_from(
         }
     }
     Ok(())
+}
+
+/// An authority's host and port: its text without the user information RFC 9112 §3.2.2 does
+/// not carry into `Host`.
+fn without_userinfo(authority: &str) -> &str {
+    // Looking for the rare `@` first: a forward byte search costs a fraction of `rsplit_once`'s
+    // backward one on a short authority.
+    match authority.as_bytes().contains(&b'@') {
+        true => authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host),
+        false => authority,
+    }
 }
 
 /// Up to this many field names, scanning them costs less than a hashed lookup.
@@ -1772,16 +1782,21 @@ pub(crate) mod tests {
         assert_eq!(host_of("http://a.example/2"), "a.example");
         assert_eq!(host_of("http://b.example:8080/3"), "b.example:8080");
         assert_eq!(host_of("http://a.example/4"), "a.example");
+        // User information is never part of the `Host`, kept or not.
+        assert_eq!(host_of("http://user@a.example/5"), "a.example");
+        assert_eq!(host_of("http://user@c.example/6"), "c.example");
+        assert_eq!(host_of("http://c.example/7"), "c.example");
+        assert_eq!(host_of("http://user@c.example/8"), "c.example");
         // A connection made from this one is another connection, and starts afresh.
         let other = connection.clone().peer_addr("127.0.0.1:1".parse().unwrap());
         assert!(other.inner.host.0.lock().unwrap().is_none());
         // While another request holds the value, one is made without waiting for it.
         let held = connection.inner.host.0.lock().unwrap();
-        let fresh = host_of("http://c.example/5");
-        assert_eq!(fresh, "c.example");
+        let fresh = host_of("http://d.example/9");
+        assert_eq!(fresh, "d.example");
         assert_eq!(
             held.as_ref().map(HeaderValue::as_bytes),
-            Some(&b"a.example"[..])
+            Some(&b"c.example"[..])
         );
     }
 

@@ -2,12 +2,17 @@
 //! tracker (the `framing` module), its writes fail once one has made no progress for
 //! `write_timeout` (the `deadline` module's [`Stall`]). One wrapper for both, so that each
 //! read and each write passes one layer.
+//!
+//! [`Replayed`] hands a connection to its next reader with the bytes already read from it in
+//! front: after the server read them to tell HTTP/2 from HTTP/1.1, or after hyper read past an
+//! upgraded request's head.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::deadline::Stall;
@@ -90,5 +95,73 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnectionIo<T> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_shutdown(cx);
         this.stall.check(poll, cx)
+    }
+}
+
+/// A connection's I/O that reads `read` first: bytes read from it before its present reader
+/// took it (to tell HTTP/2 from HTTP/1.1, or by hyper before an upgrade).
+pub(crate) struct Replayed<T> {
+    read: Bytes,
+    io: T,
+}
+
+impl<T> Replayed<T> {
+    pub(crate) fn new(io: T, read: Bytes) -> Self {
+        Replayed { read, io }
+    }
+
+    /// How many of the bytes read before are still to be read.
+    pub(crate) fn unread(&self) -> usize {
+        self.read.len()
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Replayed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = buf.remaining().min(self.read.len());
+            // The last of them lets go of the buffer they were read into.
+            let read = match n == self.read.len() {
+                true => std::mem::take(&mut self.read),
+                false => self.read.split_to(n),
+            };
+            buf.put_slice(&read);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Replayed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

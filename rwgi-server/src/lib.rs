@@ -157,9 +157,13 @@
 //!
 //! - `tls`: HTTPS with rustls on the TCP listeners, from the `certfile` and `keyfile` settings
 //!   (or [`Builder::tls`]).
-//! - `http2`: HTTP/2 beside HTTP/1.1 on every listener, told apart by the HTTP/2 preface (prior
-//!   knowledge), or chosen by ALPN with `tls`. Without it, a connection that opens with the
-//!   HTTP/2 preface gets `505 HTTP Version Not Supported` and is closed.
+//! - `http2`: HTTP/2 beside HTTP/1.1 on every listener. A connection that opens with the
+//!   HTTP/2 preface (prior knowledge, or after ALPN chose `h2` with `tls`) is served HTTP/2;
+//!   any other, HTTP/1.1 as without the feature. The wait for the opening bytes is bounded by
+//!   the header timeout. An HTTP/2 connection counts as started from its preface: a stop closes
+//!   it once its streams are done, and keep-alive after `keepalive` without a new request.
+//!   Without the feature, a connection that opens with the HTTP/2 preface gets
+//!   `505 HTTP Version Not Supported` and is closed.
 //!
 //! # Extensions
 //!

@@ -8,8 +8,8 @@
 //! the app's `101` went out, hyper ends the HTTP part of the connection, leaving it whole; the
 //! connection's task takes the I/O back (`Connection::into_parts`, with the bytes hyper had
 //! read past the request), runs the app's handler on it as an [`UpgradedIo`], and closes the
-//! connection when the handler ends. (With the `http2` feature, HTTP/1.1 connections go
-//! through hyper's own upgrade machinery instead, `serve_connection_with_upgrades`.)
+//! connection when the handler ends. The same with the `http2` feature: a connection that does
+//! not open with the HTTP/2 preface is served as without it.
 //!
 //! The upgraded connection stays one of the worker's open connections: it holds its
 //! `worker_connections` slot, and a graceful stop waits for it up to `graceful_timeout` like a
@@ -30,6 +30,7 @@ use rwgi::http::Request;
 use rwgi::upgrade::{offer, Acceptance, Io, Upgraded};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::connection_io::Replayed;
 use crate::worker::Peer;
 
 /// The I/O an upgrade handler gets from `rwgi-server`, inside the [`rwgi::upgrade::Upgraded`]:
@@ -51,9 +52,8 @@ use crate::worker::Peer;
 /// # }
 /// ```
 pub struct UpgradedIo {
-    /// Read from the connection but not yet by the handler.
-    read: Bytes,
-    io: Pin<Box<dyn Socket>>,
+    /// The connection, and what hyper read from it but did not parse.
+    io: Replayed<Pin<Box<dyn Socket>>>,
 }
 
 /// The connection's I/O, whatever its transport.
@@ -65,8 +65,7 @@ impl UpgradedIo {
     /// The connection `io`, with `read` already read from it.
     pub(crate) fn new<T: AsyncRead + AsyncWrite + Send + 'static>(io: T, read: Bytes) -> Self {
         UpgradedIo {
-            read,
-            io: Box::pin(io),
+            io: Replayed::new(Box::pin(io), read),
         }
     }
 }
@@ -74,7 +73,7 @@ impl UpgradedIo {
 impl fmt::Debug for UpgradedIo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UpgradedIo")
-            .field("read", &self.read.len())
+            .field("read", &self.io.unread())
             .finish_non_exhaustive()
     }
 }
@@ -113,13 +112,7 @@ impl AsyncRead for UpgradedIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.read.is_empty() {
-            let n = buf.remaining().min(self.read.len());
-            let read = self.read.split_to(n);
-            buf.put_slice(&read);
-            return Poll::Ready(Ok(()));
-        }
-        self.io.as_mut().poll_read(cx, buf)
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
@@ -129,30 +122,22 @@ impl AsyncWrite for UpgradedIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.io.as_mut().poll_write(cx, buf)
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.as_mut().poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.as_mut().poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
-}
-
-/// An offer made on a connection: the server's side of it, and (HTTP/2 builds, whose HTTP/1.1
-/// connections go through hyper's upgrade machinery) hyper's promise of the I/O.
-struct Pending {
-    #[cfg(feature = "http2")]
-    on_upgrade: OnUpgrade,
-    acceptance: Acceptance,
 }
 
 /// The connection's last upgrade offer, kept until hyper is done with the connection.
 #[derive(Default)]
 pub(crate) struct Handoff {
-    pending: Mutex<Option<Pending>>,
+    pending: Mutex<Option<Acceptance>>,
 }
 
 impl Handoff {
@@ -170,64 +155,25 @@ impl Handoff {
             return;
         };
         request.extensions_mut().insert(upgrade);
-        #[cfg(not(feature = "http2"))]
         drop(on_upgrade);
-        *self.lock() = Some(Pending {
-            #[cfg(feature = "http2")]
-            on_upgrade,
-            acceptance,
-        });
+        *self.lock() = Some(acceptance);
     }
 
     /// Once hyper is done with the connection: runs the app's handler on it, when the app took
     /// the last offer and its `101` went out (REQ-UPGRADE-3); `io` takes the connection's I/O
     /// back from hyper.
-    #[cfg(not(feature = "http2"))]
     pub(crate) async fn run(&self, peer: Option<SocketAddr>, io: impl FnOnce() -> UpgradedIo) {
-        let Some(handler) = self.handler() else {
+        let pending = self.lock().take();
+        let Some(handler) = pending.as_ref().and_then(Acceptance::take_handler) else {
             return;
         };
-        finish(handler.run(Upgraded::new(io())).await, peer);
-    }
-
-    /// Once hyper is done with the connection: runs the app's handler on it, when the app took
-    /// the last offer and its `101` went out (REQ-UPGRADE-3).
-    #[cfg(feature = "http2")]
-    pub(crate) async fn run(&self, peer: Option<SocketAddr>) {
-        let Some(Pending {
-            on_upgrade,
-            acceptance,
-        }) = self.lock().take()
-        else {
-            return;
-        };
-        let Some(handler) = acceptance.take_handler() else {
-            return;
-        };
-        match on_upgrade.await {
-            Ok(io) => {
-                let io = UpgradedIo::new(hyper_util::rt::TokioIo::new(io), Bytes::new());
-                finish(handler.run(Upgraded::new(io)).await, peer);
-            }
-            Err(error) => {
-                tracing::debug!("{}: the upgrade did not happen: {error}", Peer(peer));
-            }
+        if let Err(error) = handler.run(Upgraded::new(io())).await {
+            // A handler that panicked.
+            tracing::error!("{}: {error}", Peer(peer));
         }
     }
 
-    #[cfg(not(feature = "http2"))]
-    fn handler(&self) -> Option<rwgi::upgrade::Handler> {
-        self.lock().take()?.acceptance.take_handler()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Pending>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Acceptance>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Logs a handler that panicked.
-fn finish(ran: Result<(), rwgi::Error>, peer: Option<SocketAddr>) {
-    if let Err(error) = ran {
-        tracing::error!("{}: {error}", Peer(peer));
     }
 }

@@ -37,8 +37,6 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
-#[cfg(feature = "http2")]
-use std::pin::pin;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -50,8 +48,9 @@ use futures_core::Stream;
 use futures_util::future::{ready, Either as EitherFuture};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
-#[cfg(not(feature = "http2"))]
 use hyper::server::conn::http1;
+#[cfg(feature = "http2")]
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -74,6 +73,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::connection_io::ConnectionIo;
+#[cfg(feature = "http2")]
+use crate::connection_io::Replayed;
 use crate::deadline::{bare_lf_after_last_chunk, body_error, too_large, BodyClock, BodyPace};
 use crate::files::FileReader;
 use crate::framing::SharedTracker;
@@ -82,7 +83,6 @@ use crate::listen::{Listener, SocketFile};
 use crate::log::{AccessLog, Record};
 use crate::tls::Acceptor;
 use crate::upgrade::Handoff;
-#[cfg(not(feature = "http2"))]
 use crate::upgrade::UpgradedIo;
 
 /// How a server stops.
@@ -202,7 +202,7 @@ where
         },
         clock: AtomicU64::new(0),
         tls: config.tls.clone(),
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls", feature = "http2"))]
         header_timeout: config.header_timeout,
         body_pace: BodyPace::new(
             config.body_timeout,
@@ -345,8 +345,8 @@ struct Shared<A> {
     /// Seconds since the server started, advanced by the keep-alive ticker.
     clock: AtomicU64,
     tls: Option<Acceptor>,
-    /// Bounds a TLS handshake too.
-    #[cfg(feature = "tls")]
+    /// Bounds a TLS handshake, and the wait for the bytes that tell HTTP/2 from HTTP/1.1, too.
+    #[cfg(any(feature = "tls", feature = "http2"))]
     header_timeout: Duration,
     /// `body_timeout` and `min_body_rate`.
     body_pace: BodyPace,
@@ -371,39 +371,34 @@ fn mark_active() {
     ACTIVE.with(|active| active.set(true));
 }
 
-/// The HTTP stack: HTTP/1.1 alone, or (the `http2` feature) HTTP/1.1 and HTTP/2 on one
-/// listener, told apart by the HTTP/2 preface.
-#[cfg(not(feature = "http2"))]
-type Http = http1::Builder;
-
-/// The HTTP stack: HTTP/1.1 alone, or (the `http2` feature) HTTP/1.1 and HTTP/2 on one
-/// listener, told apart by the HTTP/2 preface.
-#[cfg(feature = "http2")]
-type Http = hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>;
-
-#[cfg(not(feature = "http2"))]
-fn http_builder(config: &ServeConfig) -> Http {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new());
-    http.header_read_timeout((!config.header_timeout.is_zero()).then_some(config.header_timeout));
-    http.keep_alive(!config.keepalive.is_zero());
-    http.max_headers(config.limit_request_fields);
-    http
+/// The HTTP stack: HTTP/1.1, and (the `http2` feature) HTTP/2 for a connection that opens
+/// with the HTTP/2 preface.
+struct Http {
+    http1: http1::Builder,
+    #[cfg(feature = "http2")]
+    http2: http2::Builder<hyper_util::rt::TokioExecutor>,
 }
 
-#[cfg(feature = "http2")]
 fn http_builder(config: &ServeConfig) -> Http {
-    let mut http = Http::new(hyper_util::rt::TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout((!config.header_timeout.is_zero()).then_some(config.header_timeout))
-        .keep_alive(!config.keepalive.is_zero())
-        .max_headers(config.limit_request_fields);
-    http.http2().timer(TokioTimer::new()).max_header_list_size(
-        u32::try_from(config.limit_request_fields * config.limit_request_field_size)
-            .unwrap_or(u32::MAX),
-    );
-    http
+    let mut http1 = http1::Builder::new();
+    http1.timer(TokioTimer::new());
+    http1.header_read_timeout((!config.header_timeout.is_zero()).then_some(config.header_timeout));
+    http1.keep_alive(!config.keepalive.is_zero());
+    http1.max_headers(config.limit_request_fields);
+    #[cfg(feature = "http2")]
+    let http2 = {
+        let mut http2 = http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        http2.timer(TokioTimer::new()).max_header_list_size(
+            u32::try_from(config.limit_request_fields * config.limit_request_field_size)
+                .unwrap_or(u32::MAX),
+        );
+        http2
+    };
+    Http {
+        http1,
+        #[cfg(feature = "http2")]
+        http2,
+    }
 }
 
 /// The request limits the server checks itself (hyper counts the header fields).
@@ -753,7 +748,6 @@ async fn serve_connection<A>(
     // module).
     let tracked = SharedTracker::new(shared.head_fields);
     // Requests borrow what the connection owns: no reference count changes per request.
-    #[cfg(not(feature = "http2"))]
     let service = service_fn(|mut request: Request<Incoming>| {
         started.store(true, Ordering::Relaxed);
         // hyper marks a request with an `Upgrade` header; an ordinary one has no extensions.
@@ -772,59 +766,90 @@ async fn serve_connection<A>(
             false,
         )
     });
-    // HTTP/2 runs each request as a task of its own, which must own what it uses. Only a new
-    // request counts as activity for keep-alive there: its body goes out from its own task.
-    #[cfg(feature = "http2")]
-    let service = service_fn(|mut request: Request<Incoming>| {
-        started.store(true, Ordering::Relaxed);
-        mark_active();
-        // Only HTTP/1.1 requests are marked (no extended CONNECT on HTTP/2).
-        let upgrade = request.extensions().get::<OnUpgrade>().is_some();
-        track(&tracked, &mut request, upgrade);
-        if upgrade {
-            handoff.offer(&mut request);
-        }
-        // An HTTP/2 stream can be reset alone: each request has a departure of its own.
-        let stream = (request.version() == rwgi::http::Version::HTTP_2).then(Departure::new);
-        let own = stream.is_some();
-        // The answer's future owns its handle on the app, and hyper moves it into a task of
-        // its own: boxed, that move (and each one after) copies a pointer, not the future.
-        Box::pin(respond(
-            &shared,
-            OwnedApp(Arc::clone(&shared)),
-            &connection,
-            peer,
-            request,
-            stream.unwrap_or_else(|| departure.clone()),
-            own,
-        ))
-    });
     #[cfg(feature = "tls")]
     let Some(io) = secure(io, shared.tls.as_ref(), shared.header_timeout).await
+    else {
+        return;
+    };
+    // The first bytes tell HTTP/2 from HTTP/1.1; read until they do (the whole preface, or a
+    // byte that differs from it: the first, for an HTTP/1.1 request).
+    #[cfg(feature = "http2")]
+    let mut io = io;
+    #[cfg(feature = "http2")]
+    let Some((opening, http2)) = read_opening(&mut io, shared.header_timeout).await
     else {
         return;
     };
     // Reads go through the framing tracker, writes through the write deadline: both inline
     // into hyper's calls. An HTTP/2 connection's preface stops the tracker at once.
     let io = ConnectionIo::new(io, shared.write_timeout, tracked.clone());
-    // HTTP/1 alone: hyper's connection is `Unpin` and stays where it is, movable, so that its
-    // socket can be taken back, after a `101` or to answer an HTTP/2 preface (`refuse_http2`).
+    // The opening bytes, read already: the tracker sees them now, hyper first.
+    #[cfg(feature = "http2")]
+    let io = {
+        tracked.read(&opening);
+        Replayed::new(io, opening)
+    };
+    #[cfg(feature = "http2")]
+    if http2 {
+        serve_http2(io, &shared, &connection, peer, &mut stopping, &started).await;
+        return;
+    }
+    // hyper's connection is `Unpin` and stays where it is, movable, so that its socket can be
+    // taken back, after a `101` or (without the `http2` feature) to answer an HTTP/2 preface.
     // The plain connection, not hyper's `with_upgrades()` wrapper, whose layout costs every
     // request (BENCHMARKS.md): after a `101` hyper leaves the connection whole.
-    #[cfg(not(feature = "http2"))]
-    let mut served = shared.http.serve_connection(TokioIo::new(io), service);
-    #[cfg(not(feature = "http2"))]
-    let mut http = Pin::new(&mut served);
-    #[cfg(feature = "http2")]
-    let mut http = pin!(shared
+    let mut served = shared
         .http
-        .serve_connection_with_upgrades(TokioIo::new(io), service));
+        .http1
+        .serve_connection(TokioIo::new(io), service);
+    let result = drive(
+        Pin::new(&mut served),
+        |http| http.graceful_shutdown(),
+        &mut stopping,
+        &started,
+        &shared,
+    )
+    .await;
+    if let Err(error) = result {
+        #[cfg(not(feature = "http2"))]
+        if error.is_parse_version_h2() {
+            refuse_http2(served.into_parts().io.into_inner(), peer).await;
+            return;
+        }
+        // A failing response body was already reported when it failed.
+        if !failed_body(&error) {
+            tracing::debug!("connection from {}: {error}", Peer(peer));
+        }
+    }
+    // A connection handed over after a `101`: the app's handler runs on it here, keeping the
+    // connection's slot and its place among the open connections.
+    handoff
+        .run(peer, move || {
+            let parts = served.into_parts();
+            UpgradedIo::new(parts.io.into_inner(), parts.read_buf)
+        })
+        .await;
+}
+
+/// Serves a connection until it ends, with keep-alive and graceful stop: `graceful` asks the
+/// connection to finish what is in flight and close.
+async fn drive<A, C, T, E>(
+    mut http: Pin<&mut C>,
+    graceful: impl Fn(Pin<&mut C>),
+    stopping: &mut Stopping,
+    started: &AtomicBool,
+    shared: &Shared<A>,
+) -> Result<T, E>
+where
+    A: App,
+    C: Future<Output = Result<T, E>>,
+{
     let mut stop = false;
     let mut draining = false;
     let keepalive = shared.keepalive;
     let mut last_active = shared.clock.load(Ordering::Relaxed);
-    let result = poll_fn(|cx| {
-        stop = stop || Pin::new(&mut stopping).poll(cx).is_ready();
+    poll_fn(|cx| {
+        stop = stop || Pin::new(&mut *stopping).poll(cx).is_ready();
         // Keep-alive: a connection with no request, response chunk or response end for
         // `keepalive` seconds (by the ticker's clock) closes as on a stop. Before its first
         // request, the header timeout bounds its wait instead.
@@ -836,7 +861,7 @@ async fn serve_connection<A>(
         // it unread, failing a request its client already sent (a worker recycled by
         // `max_requests` or replaced on `HUP` must fail none). The header timeout bounds the wait.
         if stop && !draining && started.load(Ordering::Relaxed) {
-            http.as_mut().graceful_shutdown();
+            graceful(http.as_mut());
             draining = true;
         }
         ACTIVE.with(|active| active.set(false));
@@ -846,40 +871,107 @@ async fn serve_connection<A>(
         }
         if poll.is_pending() && stop && !draining && started.load(Ordering::Relaxed) {
             // The first request arrived during this poll.
-            http.as_mut().graceful_shutdown();
+            graceful(http.as_mut());
             draining = true;
         }
         poll
     })
+    .await
+}
+
+/// How an HTTP/2 connection opens (RFC 9113 §3.4).
+#[cfg(feature = "http2")]
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The most bytes [`read_opening`] reads: a request head of the usual size, which hyper then
+/// takes from it, in one read; the rest of a longer one, hyper reads itself.
+#[cfg(feature = "http2")]
+const OPENING_READ: usize = 4096;
+
+/// Reads the first bytes of a connection until they show whether it opens with the HTTP/2
+/// preface: the bytes read, and whether it does. `None` when the client closes first, or sends
+/// nothing telling within `timeout` (zero: no limit), as hyper closes a connection whose
+/// request head does not come in time. One read, for an HTTP/1.1 request: its first byte
+/// already differs from the preface. The header timeout bounds this wait and then hyper's
+/// read of the head, each on its own.
+#[cfg(feature = "http2")]
+async fn read_opening<T>(io: &mut T, timeout: Duration) -> Option<(Bytes, bool)>
+where
+    T: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+
+    let read = async {
+        let mut opening = bytes::BytesMut::with_capacity(OPENING_READ);
+        loop {
+            if io.read_buf(&mut opening).await.ok()? == 0 {
+                return None;
+            }
+            let seen = opening.len().min(PREFACE.len());
+            if opening[..seen] != PREFACE[..seen] {
+                return Some((opening.freeze(), false));
+            }
+            if seen == PREFACE.len() {
+                return Some((opening.freeze(), true));
+            }
+        }
+    };
+    if timeout.is_zero() {
+        read.await
+    } else {
+        tokio::time::timeout(timeout, read).await.ok().flatten()
+    }
+}
+
+/// Serves HTTP/2 on a connection that opened with its preface: each stream's request runs as a
+/// task of its own, which must own what it uses, and has a departure of its own (a stream can
+/// be reset alone).
+#[cfg(feature = "http2")]
+async fn serve_http2<A, I>(
+    io: I,
+    shared: &Arc<Shared<A>>,
+    connection: &ConnectionInfo,
+    peer: Option<SocketAddr>,
+    stopping: &mut Stopping,
+    started: &AtomicBool,
+) where
+    A: App + 'static,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    // The preface was the client's first word: from here on, a stop closes the connection
+    // once its streams are done (hyper's GOAWAY tells the client which ones were taken), and
+    // keep-alive counts from it, where HTTP/1.1 waits for a first request.
+    started.store(true, Ordering::Relaxed);
+    let service = service_fn(|request: Request<Incoming>| {
+        // The answer's future owns its handle on the app, and hyper moves it into a task of
+        // its own: boxed, that move (and each one after) copies a pointer, not the future.
+        Box::pin(respond(
+            shared,
+            OwnedApp(Arc::clone(shared)),
+            connection,
+            peer,
+            request,
+            Departure::new(),
+            true,
+        ))
+    });
+    let served = std::pin::pin!(shared
+        .http
+        .http2
+        .serve_connection(TokioIo::new(io), service));
+    let result = drive(
+        served,
+        |http| http.graceful_shutdown(),
+        stopping,
+        started,
+        shared,
+    )
     .await;
     if let Err(error) = result {
-        #[cfg(not(feature = "http2"))]
-        if error.is_parse_version_h2() {
-            refuse_http2(served.into_parts().io.into_inner(), peer).await;
-            return;
-        }
-        // A failing response body was already reported when it failed.
-        #[cfg(not(feature = "http2"))]
-        let ours = failed_body(&error);
-        #[cfg(feature = "http2")]
-        let ours = error
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(|error| failed_body(error));
-        if !ours {
+        if !failed_body(&error) {
             tracing::debug!("connection from {}: {error}", Peer(peer));
         }
     }
-    // A connection handed over after a `101`: the app's handler runs on it here, keeping the
-    // connection's slot and its place among the open connections.
-    #[cfg(not(feature = "http2"))]
-    handoff
-        .run(peer, move || {
-            let parts = served.into_parts();
-            UpgradedIo::new(parts.io.into_inner(), parts.read_buf)
-        })
-        .await;
-    #[cfg(feature = "http2")]
-    handoff.run(peer).await;
 }
 
 /// Answers an HTTP/2 connection preface sent to this HTTP/1-only server with `505` and closes,

@@ -32,31 +32,47 @@ fn app() -> impl rwgi::App {
     })
 }
 
-#[test]
-fn https_is_served_with_certfile_and_keyfile() {
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
-        .threads(1)
-        .tls(fixture("localhost.crt"), fixture("localhost.key"))
-        .serve(app())
-        .expect("the server starts");
-    let address = server.local_addr().unwrap();
-
+/// A client that trusts the test CA, offering `alpn` protocols.
+fn connector(alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_file(fixture("ca.crt")).unwrap())
         .unwrap();
-    let config = ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Runs a client on a runtime of its own, which ends with it (and its connections with it: a
+/// graceful stop would wait for them).
+fn client<T>(client: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    let response = runtime.block_on(async {
+        .unwrap()
+        .block_on(client)
+}
+
+fn serve_tls() -> rwgi_server::ServerHandle {
+    Server::builder()
+        .bind("127.0.0.1:0")
+        .threads(1)
+        .tls(fixture("localhost.crt"), fixture("localhost.key"))
+        .serve(app())
+        .expect("the server starts")
+}
+
+#[test]
+fn https_is_served_with_certfile_and_keyfile() {
+    let server = serve_tls();
+    let address = server.local_addr().unwrap();
+    let connector = connector(&[]);
+    let response = client(async {
         let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         let mut tls = connector.connect(name, tcp).await.expect("the handshake");
@@ -79,6 +95,39 @@ fn https_is_served_with_certfile_and_keyfile() {
     let mut answer = Vec::new();
     let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
     assert!(!answer.starts_with(b"HTTP/1.1 200"));
+    server.shutdown();
+}
+
+/// With the `http2` feature, a client that negotiates `h2` (ALPN) is served HTTP/2 over TLS.
+#[cfg(feature = "http2")]
+#[test]
+fn http2_is_negotiated_over_tls() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let server = serve_tls();
+    let address = server.local_addr().unwrap();
+    client(async {
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = connector(&[b"h2", b"http/1.1"])
+            .connect(name, tcp)
+            .await
+            .expect("the handshake");
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .expect("the HTTP/2 handshake");
+        tokio::spawn(connection);
+        let request = rwgi::http::Request::get("https://localhost/two")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.expect("a response");
+        assert_eq!(response.version(), rwgi::http::Version::HTTP_2);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "https /two");
+    });
     server.shutdown();
 }
 

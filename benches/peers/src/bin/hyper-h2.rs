@@ -4,7 +4,9 @@
 //! header-read timer and the limit on header fields for HTTP/1.1, the timer and the same header
 //! list size for HTTP/2 (`limit_request_fields` × `limit_request_field_size`, 100 × 8190) — and
 //! nothing else. It answers every request `Hello, World!\n` as `text/plain`, like the `hello`
-//! example app. Built with `--features h2` (the other peers stay HTTP/1.1-only builds).
+//! example app. With `--app hello-h2` it serves HTTP/2 alone, on hyper's HTTP/2 connection with
+//! the same settings, telling no protocols apart: the plainest HTTP/2 server hyper makes. Built
+//! with `--features h2` (the other peers stay HTTP/1.1-only builds).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -41,6 +43,28 @@ fn main() {
         http.http2()
             .timer(TokioTimer::new())
             .max_header_list_size(100 * 8190);
+        // `--app hello-h2`: hyper's HTTP/2 connection alone, with the same settings, for a
+        // baseline that does not even tell the protocols apart.
+        match options.app.as_str() {
+            "hello" => {}
+            "hello-h2" => {
+                let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                http2
+                    .timer(TokioTimer::new())
+                    .max_header_list_size(100 * 8190);
+                loop {
+                    let (stream, _) = tokio::select! {
+                        accepted = listener.accept() => accepted?,
+                        _ = terminate.recv() => return Ok(()),
+                    };
+                    tokio::spawn(http2.serve_connection(TokioIo::new(stream), service_fn(hello)));
+                }
+            }
+            other => {
+                eprintln!("no app named {other:?} (hello, hello-h2)");
+                std::process::exit(2);
+            }
+        }
         loop {
             let (stream, _) = tokio::select! {
                 accepted = listener.accept() => accepted?,
