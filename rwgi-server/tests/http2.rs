@@ -295,6 +295,37 @@ fn the_opening_bytes_may_come_in_pieces() {
     server.shutdown();
 }
 
+/// A connection that does not show which protocol it speaks within the header timeout (nothing
+/// at all, or part of the preface) is closed, as an HTTP/1.1 head that does not come in time.
+#[test]
+fn the_opening_bytes_must_come_within_the_header_timeout() {
+    use std::io::{Read, Write};
+
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .threads(1)
+        .header_timeout(Duration::from_millis(300))
+        .serve(app())
+        .expect("the server starts");
+    for opening in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
+        let mut stream = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(opening).unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let closed = stream.read_to_end(&mut rest);
+        assert!(closed.is_ok() && rest.is_empty(), "{closed:?} {rest:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    server.shutdown();
+}
+
 /// With the `http2` feature, an HTTP/1.1 connection can still be upgraded (§14.10): it is
 /// served as without the feature, and handed over after the app's `101`.
 #[test]
