@@ -1049,7 +1049,7 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
         })
     });
     if let Some(status) = over_limits(&shared.limits, &parts, &incoming) {
-        return EitherFuture::Left(ready(Ok(plain(status, peer, tracked))));
+        return EitherFuture::Right(boxed(ready(Ok(plain(status, peer, tracked)))));
     }
     // Read from the length hyper found, not from the body: an HTTP/2 body answers with its
     // stream's lock held, and hyper gives a stream that ended with its head a length of zero.
@@ -1080,12 +1080,16 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
                 // The body was not read, and its framing may be what was wrong (REQ-ENV-13).
                 close_after(&mut response);
             }
-            return EitherFuture::Left(ready(Ok(response)));
+            return EitherFuture::Right(boxed(ready(Ok(response))));
         }
     };
     if environ.method() == Method::CONNECT {
         // No tunnel to offer: refused without calling the app (REQ-SRV-12).
-        return EitherFuture::Left(ready(Ok(plain(StatusCode::NOT_IMPLEMENTED, peer, tracked))));
+        return EitherFuture::Right(boxed(ready(Ok(plain(
+            StatusCode::NOT_IMPLEMENTED,
+            peer,
+            tracked,
+        )))));
     }
     // Before mounting: the prefix nginx removed goes back in front of the path first, so that
     // `root_path` mounts what follows it.
@@ -1094,7 +1098,11 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
     }
     if let Some(prefix) = shared.root_path.as_deref() {
         if environ.mount(prefix).is_err() {
-            return EitherFuture::Left(ready(Ok(plain(StatusCode::NOT_FOUND, peer, tracked))));
+            return EitherFuture::Right(boxed(ready(Ok(plain(
+                StatusCode::NOT_FOUND,
+                peer,
+                tracked,
+            )))));
         }
     }
     if let Some(running) = &shared.lifespan {
@@ -1115,7 +1123,7 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
     let watch = Watch(Some(departure));
     let head = environ.method() == Method::HEAD;
     if !shared.request_timeout.is_zero() {
-        return EitherFuture::Right(EitherFuture::Right(Box::pin(answer_within(
+        return EitherFuture::Right(boxed(answer_within(
             app,
             shared.request_timeout,
             environ,
@@ -1123,13 +1131,27 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
             peer,
             tracked,
             watch,
-        ))));
+        )));
     }
-    EitherFuture::Right(EitherFuture::Left(prepare_with(
-        app,
-        environ,
-        move |prepared| Ok(send_answer(prepared, head, peer, tracked, watch)),
-    )))
+    EitherFuture::Left(prepare_with(app, environ, move |prepared| {
+        Ok(send_answer(prepared, head, peer, tracked, watch))
+    }))
+}
+
+/// An answer other than [`prepare_with`]'s plain future: the server's own (rare), or one under
+/// `request_timeout`.
+type Boxed<'a, B> =
+    Pin<Box<dyn Future<Output = Result<Response<WireBody<B>>, Infallible>> + Send + 'a>>;
+
+/// Boxes an answer that is not the common one, so that the common future is not nested in
+/// two `Either`s: one level less measured about 31 fewer instructions per HTTP/1.1 request
+/// (the future is moved whole into hyper's slot); over HTTP/2, no change beyond the noise.
+fn boxed<'a, B, F>(answer: F) -> Boxed<'a, B>
+where
+    B: Body + Unpin,
+    F: Future<Output = Result<Response<WireBody<B>>, Infallible>> + Send + 'a,
+{
+    Box::pin(answer)
 }
 
 /// Puts a response outcome handle in the environ, whose callbacks run when `tracked` is
