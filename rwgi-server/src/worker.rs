@@ -816,10 +816,7 @@ async fn serve_connection<A>(
             refuse_http2(served.into_parts().io.into_inner(), peer).await;
             return;
         }
-        // A failing response body was already reported when it failed.
-        if !failed_body(&error) {
-            tracing::debug!("connection from {}: {error}", Peer(peer));
-        }
+        connection_failed(peer, &error);
     }
     // A connection handed over after a `101`: the app's handler runs on it here, keeping the
     // connection's slot and its place among the open connections.
@@ -968,9 +965,7 @@ async fn serve_http2<A, I>(
     )
     .await;
     if let Err(error) = result {
-        if !failed_body(&error) {
-            tracing::debug!("connection from {}: {error}", Peer(peer));
-        }
+        connection_failed(peer, &error);
     }
 }
 
@@ -1003,9 +998,13 @@ async fn refuse_http2<T: tokio::io::AsyncWrite + Unpin>(mut io: T, peer: Option<
     }
 }
 
-/// Whether hyper gave up on a connection because a response body failed (already reported).
-fn failed_body(error: &(dyn std::error::Error + 'static)) -> bool {
-    error.source().is_some_and(|source| source.is::<Error>())
+/// Logs why hyper gave up on a connection, unless a response body failed: that was reported
+/// when it failed.
+fn connection_failed(peer: Option<SocketAddr>, error: &hyper::Error) {
+    let failed_body = std::error::Error::source(error).is_some_and(|source| source.is::<Error>());
+    if !failed_body {
+        tracing::debug!("connection from {}: {error}", Peer(peer));
+    }
 }
 
 /// Answers one request: checks it and maps it onto an environ, then returns [`prepare_with`]'s
