@@ -695,6 +695,12 @@ fn requests_over_the_limits_are_answered_by_the_server() {
             "Request Header Fields Too Large",
         ),
         (
+            // The whole head is within the line limit, one field over the field limit.
+            format!("GET / HTTP/1.0\r\nX: {}\r\n\r\n", "v".repeat(38)),
+            431,
+            "Request Header Fields Too Large",
+        ),
+        (
             "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world".to_owned(),
             413,
             "Payload Too Large",

@@ -184,6 +184,9 @@ where
         limits: Limits {
             line: config.limit_request_line,
             field: config.limit_request_field_size,
+            lines: config
+                .limit_request_line
+                .min(config.limit_request_field_size),
             body: match config.limit_request_body {
                 0 => u64::MAX,
                 limit => limit,
@@ -406,6 +409,8 @@ fn http_builder(config: &ServeConfig) -> Http {
 struct Limits {
     line: usize,
     field: usize,
+    /// The smaller of the two: a head no longer than this has no line over either.
+    lines: usize,
     /// `u64::MAX` for no limit.
     body: u64,
 }
@@ -714,12 +719,12 @@ fn is_connection_error(error: &io::Error) -> bool {
 
 /// Hands the framing tracker a request hyper parsed, with the framing hyper read in it: the
 /// exact length of its body (none for a chunked one), and whether hyper may hand the connection
-/// over after it (`upgrade`).
+/// over after it (`upgrade`). Returns the length of its head, when the tracker placed it.
 #[inline(always)]
-fn track(tracked: &SharedTracker, request: &mut Request<Incoming>, upgrade: bool) {
+fn track(tracked: &SharedTracker, request: &mut Request<Incoming>, upgrade: bool) -> Option<usize> {
     let length = request.body().size_hint().exact();
     let version = request.version();
-    tracked.request(version, length, upgrade, request.headers_mut());
+    tracked.request(version, length, upgrade, request.headers_mut())
 }
 
 async fn serve_connection<A>(
@@ -752,7 +757,7 @@ async fn serve_connection<A>(
         started.store(true, Ordering::Relaxed);
         // hyper marks a request with an `Upgrade` header; an ordinary one has no extensions.
         let upgrade = request.extensions().get::<OnUpgrade>().is_some();
-        track(&tracked, &mut request, upgrade);
+        let head = track(&tracked, &mut request, upgrade);
         if upgrade {
             handoff.offer(&mut request);
         }
@@ -762,6 +767,7 @@ async fn serve_connection<A>(
             &connection,
             peer,
             request,
+            head,
             departure.clone(),
             false,
         )
@@ -948,6 +954,7 @@ async fn serve_http2<A, I>(
             connection,
             peer,
             request,
+            None,
             Departure::new(),
             true,
         ))
@@ -1014,8 +1021,9 @@ fn connection_failed(peer: Option<SocketAddr>, error: &hyper::Error) {
 /// combinator over [`prepare_with`]'s: hyper moves this future a few times per request, and an
 /// `async` block that awaited it would hold it twice (as captured and as awaited), which
 /// measured 245 instructions per request more. The future holds `app` and nothing it borrows
-/// from the server: HTTP/1 passes a reference, HTTP/2 an owned [`OwnedApp`]. `departure` is
-/// the connection's, or the request's own when `own` (offered to the environ as such).
+/// from the server: HTTP/1 passes a reference, HTTP/2 an owned [`OwnedApp`]. `head` is the
+/// length of the request's head when the framing tracker measured it. `departure` is the
+/// connection's, or the request's own when `own` (offered to the environ as such).
 #[allow(clippy::too_many_arguments)]
 fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
     shared: &Shared<A>,
@@ -1023,6 +1031,7 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
     connection: &ConnectionInfo,
     peer: Option<SocketAddr>,
     request: Request<Incoming>,
+    head: Option<usize>,
     departure: Departure,
     own: bool,
 ) -> impl Future<Output = Result<Response<WireBody<A::Body>>, Infallible>> + Send + 'a {
@@ -1047,7 +1056,7 @@ fn respond<'a, A: App, P: App<Body = A::Body> + 'a>(
             finisher: None,
         })
     });
-    if let Some(status) = over_limits(&shared.limits, &parts, &incoming) {
+    if let Some(status) = over_limits(&shared.limits, &parts, &incoming, head) {
         return EitherFuture::Right(boxed(ready(Ok(plain(status, peer, tracked)))));
     }
     // Read from the length hyper found, not from the body: an HTTP/2 body answers with its
@@ -1275,23 +1284,28 @@ fn count_request<A>(shared: &Shared<A>) {
 }
 
 /// The status for a request over a limit: its line (414), a header field (431), or its
-/// declared body (413).
+/// declared body (413). `head` is the length of the request's head as it came, if known.
 #[inline]
 fn over_limits(
     limits: &Limits,
     parts: &rwgi::http::request::Parts,
     incoming: &Incoming,
+    head: Option<usize>,
 ) -> Option<StatusCode> {
-    // `METHOD SP target SP HTTP/1.1`: the version and spaces are 10 bytes.
-    if parts.method.as_str().len() + target_len(&parts.uri) + 10 > limits.line {
-        return Some(StatusCode::URI_TOO_LONG);
-    }
-    if parts
-        .headers
-        .iter()
-        .any(|(name, value)| name.as_str().len() + value.len() + 2 > limits.field)
-    {
-        return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    // Every line of the head, CRLF included, is longer than what is counted of it below, so a
+    // head within both limits has nothing to count.
+    if !head.is_some_and(|head| head <= limits.lines) {
+        // `METHOD SP target SP HTTP/1.1`: the version and spaces are 10 bytes.
+        if parts.method.as_str().len() + target_len(&parts.uri) + 10 > limits.line {
+            return Some(StatusCode::URI_TOO_LONG);
+        }
+        if parts
+            .headers
+            .iter()
+            .any(|(name, value)| name.as_str().len() + value.len() + 2 > limits.field)
+        {
+            return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        }
     }
     if incoming
         .size_hint()
