@@ -394,6 +394,9 @@ pub(crate) struct Record {
 impl Record {
     /// Captures the request: only the headers `format` names are kept, and the start time only
     /// when `timed`.
+    // Inlined into the caller's `Box::new`, the record is built where it is kept: otherwise
+    // it is built apart and copied twice (about 65 instructions per request).
+    #[inline(always)]
     pub(crate) fn new(
         peer: Option<SocketAddr>,
         method: &Method,
