@@ -843,6 +843,11 @@ impl Builder {
     }
 
     /// How long a connection may take to send a request head; zero: no limit (default 10 s).
+    ///
+    /// Counted in whole seconds on the server's clock, which ticks once a second: a connection
+    /// that has not sent its first head within the time, rounded up, and at most one second
+    /// more, is closed without an answer. Between requests the time counts from the end of the
+    /// previous response, and bounds the keep-alive wait when shorter than `keepalive`.
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.settings.header_timeout = timeout;
         self

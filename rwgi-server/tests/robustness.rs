@@ -367,6 +367,39 @@ fn header_timeout_closes_a_connection_that_dribbles_its_head() {
 }
 
 #[test]
+fn header_timeout_bounds_a_later_head_when_keepalive_is_longer() {
+    let server = Fixture::start(
+        config()
+            .header_timeout(Duration::from_millis(500))
+            .keepalive(Duration::from_secs(30)),
+    );
+    let mut stream = server.socket();
+    stream
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let mut received = Vec::new();
+    while !received.ends_with(b"hello\n") {
+        let mut buffer = [0; 1024];
+        let n = stream.read(&mut buffer).unwrap();
+        assert_ne!(n, 0, "the first request is answered");
+        received.extend_from_slice(&buffer[..n]);
+    }
+    // The next head, dribbled: keep-alive would leave the connection open for 30 s.
+    let started = Instant::now();
+    for byte in b"GET /hello HTTP/1.1\r\nHost: h\r\nX-Slow: ".iter().cycle() {
+        if stream.write_all(&[*byte]).is_err() || started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rest = read_until_closed(&mut stream);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    server.assert_serving();
+}
+
+#[test]
 fn body_timeout_zero_waits_as_long_as_the_client_does() {
     let server = Fixture::start(config().body_timeout(Duration::ZERO));
     let mut stream = server.socket();
