@@ -325,6 +325,22 @@ impl ConnectionInfo {
         &self.inner.scheme
     }
 
+    /// The client's address, when the server gave one ([`peer_addr`](ConnectionInfo::peer_addr)):
+    /// what [`Environ::remote_addr`] reports for the connection's requests.
+    ///
+    /// ```
+    /// use rwgi::environ::ConnectionInfo;
+    /// use rwgi::http::uri::Scheme;
+    ///
+    /// let client = "192.0.2.7:4000".parse().unwrap();
+    /// let connection = ConnectionInfo::new(Scheme::HTTP).peer_addr(client);
+    /// assert_eq!(connection.remote_addr(), Some(client));
+    /// assert_eq!(ConnectionInfo::new(Scheme::HTTP).remote_addr(), None);
+    /// ```
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.inner.peer_addr
+    }
+
     /// Offers `value` to every request of the connection: an extension the server supports
     /// (spec §14), found by [`Environ::extension`] like a value in the environ's own
     /// extensions. A server makes the offer once per connection, so requests pay nothing for
