@@ -35,6 +35,9 @@ pub struct Options {
     pub workers: usize,
     /// `--app NAME`: what to serve.
     pub app: String,
+    /// `--header-timer on|off`: whether the hyper HTTP/1.1 servers arm hyper's header-read
+    /// timer (on by default: the protection `rwgi-server` has, by its own clock).
+    pub header_timer: bool,
 }
 
 impl Options {
@@ -44,6 +47,7 @@ impl Options {
             bind: "127.0.0.1:8000".to_owned(),
             workers: 1,
             app: default_app.to_owned(),
+            header_timer: true,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -55,6 +59,11 @@ impl Options {
                     _ => usage(&format!("--workers wants a positive number, got {value:?}")),
                 },
                 ("--app", Some(value)) => options.app = value,
+                ("--header-timer", Some(value)) => match value.as_str() {
+                    "on" => options.header_timer = true,
+                    "off" => options.header_timer = false,
+                    _ => usage(&format!("--header-timer wants on or off, got {value:?}")),
+                },
                 (flag, _) => usage(&format!("unknown flag or missing value: {flag}")),
             }
         }
@@ -63,7 +72,9 @@ impl Options {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: [--bind host:port] [--workers N] [--app NAME]");
+    eprintln!(
+        "{problem}\nusage: [--bind host:port] [--workers N] [--app NAME] [--header-timer on|off]"
+    );
     std::process::exit(2);
 }
 

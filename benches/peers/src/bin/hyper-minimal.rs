@@ -2,6 +2,7 @@
 //! timer) and nothing else: `#[tokio::main]`-style runtime, the accept loop, `service_fn`.
 //! Written apart from `raw-hyper` to check that the baseline does not flatter: with
 //! `--app typed` it also sets the `content-type` header the other hello servers send.
+//! `--header-timer off` leaves the timer out: hyper with no protection at all.
 
 use std::convert::Infallible;
 
@@ -33,6 +34,7 @@ async fn typed(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
 fn main() {
     let options = rwgi_bench_peers::Options::from_args("bare");
     let typed_answer = options.app == "typed";
+    let header_timer = options.header_timer;
     rwgi_bench_peers::run(options.workers, async move {
         let listener = TcpListener::bind(&options.bind).await?;
         let mut terminate = signal(SignalKind::terminate())?;
@@ -45,6 +47,9 @@ fn main() {
                 let io = TokioIo::new(stream);
                 let mut http = http1::Builder::new();
                 http.timer(TokioTimer::new());
+                if !header_timer {
+                    http.header_read_timeout(None);
+                }
                 let _ = if typed_answer {
                     http.serve_connection(io, service_fn(typed)).await
                 } else {

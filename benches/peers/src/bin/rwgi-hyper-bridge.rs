@@ -1,7 +1,8 @@
 //! The reference server's `hello` app served as a tower service through
 //! `rwgi_tower::AppService` on hyper's HTTP/1.1 connection with hyper-util's tokio glue and
-//! timer (the same HTTP stack and slow-client protection `rwgi-server` uses): what serving an
-//! rwgi app on plain hyper costs next to `rwgi-server`.
+//! header-read timer (the same HTTP stack, and the slow-client protection `rwgi-server` has by
+//! its own clock): what serving an rwgi app on plain hyper costs next to `rwgi-server`.
+//! `--header-timer off` serves without the timer.
 
 #[path = "../../../../examples/apps/hello.rs"]
 #[allow(dead_code)]
@@ -19,6 +20,9 @@ async fn serve(options: Options) -> std::io::Result<()> {
     let service = AppService::new(hello::Hello);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new());
+    if !options.header_timer {
+        http.header_read_timeout(None);
+    }
     loop {
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
