@@ -83,6 +83,36 @@ fn http2_and_http1_on_one_listener() {
     server.shutdown();
 }
 
+#[test]
+fn an_idle_http2_connection_waits_for_keepalive_not_the_header_timeout() {
+    // Between its streams an HTTP/2 connection is idle, not late with a head: the header
+    // timeout, which bounds an HTTP/1.1 connection's wait for its next head, does not close it.
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .threads(2)
+        .header_timeout(Duration::from_millis(500))
+        .keepalive(Duration::from_secs(30))
+        .serve(app())
+        .expect("the server starts");
+    let address = server.local_addr().unwrap();
+    with_http2(address, |mut sender| async move {
+        for n in 0..2 {
+            if n == 1 {
+                tokio::time::sleep(Duration::from_millis(2500)).await;
+            }
+            let request = Request::get(format!("http://127.0.0.1/idle/{n}"))
+                .body(frames(Vec::new()))
+                .unwrap();
+            let response = sender
+                .send_request(request)
+                .await
+                .expect("a response on the same connection");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    });
+    server.shutdown();
+}
+
 /// A request body of frames given up front.
 type Frames =
     StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
