@@ -70,14 +70,10 @@ fn http2_and_http1_on_one_listener() {
     // The client's connection ended with its runtime (a graceful stop would wait for it).
 
     // HTTP/1.1 on the same listener.
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    std::io::Write::write_all(
-        &mut stream,
-        b"GET /one HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    let mut response = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    let response = http1_answer(
+        address,
+        &[b"GET /one HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"],
+    );
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(response.ends_with("HTTP/1.1 /one"), "{response}");
     server.shutdown();
@@ -111,6 +107,37 @@ fn an_idle_http2_connection_waits_for_keepalive_not_the_header_timeout() {
         }
     });
     server.shutdown();
+}
+
+/// A client connection to `address` that gives up on a read after 10 s and sends each write
+/// at once.
+fn connect(address: std::net::SocketAddr) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Writes `pieces` 100 ms apart, so that each arrives in a read of its own.
+fn send_in_pieces(stream: &mut std::net::TcpStream, pieces: &[&[u8]]) {
+    for (n, piece) in pieces.iter().enumerate() {
+        if n > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::io::Write::write_all(stream, piece).unwrap();
+    }
+}
+
+/// The answer to an HTTP/1.1 request sent in `pieces` on a connection of its own, read to the
+/// connection's end.
+fn http1_answer(address: std::net::SocketAddr, pieces: &[&[u8]]) -> String {
+    let mut stream = connect(address);
+    send_in_pieces(&mut stream, pieces);
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    response
 }
 
 /// A request body of frames given up front.
@@ -269,7 +296,7 @@ fn a_raw_http2_preface_is_answered_with_settings() {
 /// or arrives a byte at a time is still HTTP/1.1, none of its bytes lost.
 #[test]
 fn the_opening_bytes_may_come_in_pieces() {
-    use std::io::{Read, Write};
+    use std::io::Read;
 
     let server = Server::builder()
         .bind("127.0.0.1:0")
@@ -277,22 +304,8 @@ fn the_opening_bytes_may_come_in_pieces() {
         .serve(app())
         .expect("the server starts");
     let address = server.local_addr().unwrap();
-    let connect = || {
-        let stream = std::net::TcpStream::connect(address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
-    };
-    let send_in_pieces = |stream: &mut std::net::TcpStream, pieces: &[&[u8]]| {
-        for piece in pieces {
-            stream.write_all(piece).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
 
-    let mut http2 = connect();
+    let mut http2 = connect(address);
     send_in_pieces(
         &mut http2,
         &[
@@ -306,14 +319,7 @@ fn the_opening_bytes_may_come_in_pieces() {
     assert_eq!(header[3], 0x4, "a SETTINGS frame: {header:?}");
     drop(http2);
 
-    // An HTTP/1.1 connection's answer, read to its end.
-    let answer = |pieces: &[&[u8]]| {
-        let mut stream = connect();
-        send_in_pieces(&mut stream, pieces);
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    };
+    let answer = |pieces: &[&[u8]]| http1_answer(address, pieces);
     let close = b"\r\nHost: h\r\nConnection: close\r\n\r\n";
     let response = answer(&[b"G", b"ET /pieces HTTP/1.1", close]);
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
