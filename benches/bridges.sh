@@ -3,6 +3,9 @@
 # each bridged server measured side by side with its baseline in one run:
 #   axum-bridge        axum's hello router hosted through ServiceApp on rwgi-server
 #     vs axum          the same router on axum::serve                      (budget: <= 1.10x)
+#     and axum-hyper   the same router on hyper + hyper-util with hyper's header-read timer:
+#                      axum with the slow-client protection rwgi-server has and axum::serve
+#                      has not
 #   rwgi-hyper-bridge  the rwgi hello app through AppService on hyper + hyper-util
 #     vs rwgi-hello    the same app on rwgi-server                         (budget: <= 1.05x)
 #   tower-bridge       a hand-written hello tower service through ServiceApp on rwgi-server:
@@ -17,7 +20,8 @@
 #
 # Usage: bash benches/bridges.sh
 # Knobs (environment): ROUNDS=3 ICOUNT_REQUESTS="2000 12000" CONNECTIONS=16 PORT=18500
-#                      SERVERS="axum axum-bridge rwgi-hello rwgi-hyper-bridge tower-bridge"
+#   SERVERS="axum axum-hyper axum-bridge rwgi-hello rwgi-hyper-bridge tower-bridge"
+#   APP=hello (or json: the axum servers' realistic route, requested as URL_PATH=/hello/world)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -29,7 +33,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS="$ROOT/benches/peers"
 BIN="$PEERS/target/release"
 WORK=$(mktemp -d /tmp/rwgi-bridges.XXXXXX)
-read -r -a SERVERS <<<"${SERVERS:-axum axum-bridge rwgi-hello rwgi-hyper-bridge tower-bridge}"
+read -r -a SERVERS <<<"${SERVERS:-axum axum-hyper axum-bridge rwgi-hello rwgi-hyper-bridge tower-bridge}"
+APP=${APP:-hello}
+URL_PATH=${URL_PATH:-/}
 
 SCRIPT=bridges.sh
 # shellcheck source=benches/common.sh
@@ -44,9 +50,11 @@ binary() {
 
 # count NAME REQUESTS: the server's instruction total after serving REQUESTS; sets ICOUNT.
 count() {
-  local name=$1 requests=$2 vglog="$WORK/$1.$2.log" out pid waited=0
+  local name=$1 requests=$2 vglog="$WORK/$1.$2.log" out pid waited=0 flags=(--workers 1)
+  # The axum servers serve APP.
+  [[ $name == axum* ]] && flags+=(--app "$APP")
   valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
-    --log-file="$vglog" "$(binary "$name")" --bind "$HOST:$PORT" --workers 1 \
+    --log-file="$vglog" "$(binary "$name")" --bind "$HOST:$PORT" "${flags[@]}" \
     >"$WORK/$name.out" 2>"$WORK/$name.err" &
   pid=$!
   PIDS+=("$pid")
@@ -56,7 +64,7 @@ count() {
     ((waited < 600)) || die "$name did not listen within 60 s"
     sleep 0.1
   done
-  out=$(timeout 300 h2load --h1 -n "$requests" -c "$CONNECTIONS" -t 1 "http://$HOST:$PORT/" 2>&1) ||
+  out=$(timeout 300 h2load --h1 -n "$requests" -c "$CONNECTIONS" -t 1 "http://$HOST:$PORT$URL_PATH" 2>&1) ||
     die "h2load failed: $out"
   grep -q "requests: $requests total, $requests started, $requests done, $requests succeeded" \
     <<<"$out" || die "$name: not every request succeeded: $(grep 'requests:' <<<"$out")"
@@ -84,7 +92,7 @@ done
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A MEDIAN
-echo "# rwgi-tower bridges, $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds, h2load --h1 -c $CONNECTIONS, ($N2 - $N1) requests"
+echo "# rwgi-tower bridges, $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds, h2load --h1 -c $CONNECTIONS, ($N2 - $N1) requests of $URL_PATH, axum app $APP"
 printf '%-20s %12s   %s\n' server "instr/req" "each round"
 for name in "${SERVERS[@]}"; do
   MEDIAN[$name]=$(median <"$WORK/$name.instr")
@@ -97,5 +105,6 @@ ratio() {
     'BEGIN { printf "%s: %.3fx (%+.0f instructions)\n", t, a / b, a - b }'
 }
 ratio axum-bridge axum "axum through the bridge on rwgi-server / axum::serve (budget 1.10x)"
+ratio axum-bridge axum-hyper "axum through the bridge on rwgi-server / axum on hyper with its header timer"
 ratio rwgi-hyper-bridge rwgi-hello "rwgi hello through the bridge on hyper / on rwgi-server (budget 1.05x)"
 ratio tower-bridge rwgi-hello "a hello tower service through ServiceApp on rwgi-server / rwgi hello on rwgi-server"

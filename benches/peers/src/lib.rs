@@ -109,8 +109,9 @@ pub fn serve_rwgi<A: rwgi::App + 'static>(options: &Options, app: A) {
     handle.shutdown();
 }
 
-/// The axum router `--app` names, shared by `axum-hello` (on `axum::serve`) and `axum-bridge`
-/// (through `rwgi_tower::ServiceApp` on `rwgi-server`): `hello`, axum's hello world on `GET /`,
+/// The axum router `--app` names, shared by `axum-hello` (on `axum::serve`), `axum-hyper` (on
+/// hyper with its header-read timer) and `axum-bridge` (through `rwgi_tower::ServiceApp` on
+/// `rwgi-server`): `hello`, axum's hello world on `GET /`,
 /// or `json`, the realistic app: `GET /hello/{name}` answering `{"greeting":"Hello, NAME!"}`
 /// as JSON, the route the example framework (`examples/apps/framework.rs`) serves the same way.
 pub fn axum_router(app: &str) -> axum::Router {
