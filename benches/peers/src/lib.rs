@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -94,6 +95,42 @@ pub fn run<F: Future<Output = std::io::Result<()>>>(workers: usize, server: F) {
             _ = tokio::signal::ctrl_c() => {},
         }
     });
+}
+
+/// Serves HTTP/1.1 on hyper's connection with hyper-util's tokio glue, one task per connection
+/// with `TCP_NODELAY`, and hyper's header-read timer unless `--header-timer off`: the hyper
+/// peers that serve a tower service. `service_for` makes a connection's service from its local
+/// and peer addresses.
+pub async fn serve_tower_http1<S, B>(
+    options: &Options,
+    service_for: impl Fn(Option<SocketAddr>, SocketAddr) -> S,
+) -> std::io::Result<()>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let listener = tokio::net::TcpListener::bind(&options.bind).await?;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new());
+    if !options.header_timer {
+        http.header_read_timeout(None);
+    }
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(service_for(stream.local_addr().ok(), peer));
+        let http = http.clone();
+        tokio::spawn(async move {
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
 }
 
 /// Serves `app` on `rwgi-server`, embedded (one process, access log off, `workers` runtime
