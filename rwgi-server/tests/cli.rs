@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     if std::env::var_os(CHILD_ENV).is_some() {
         return child();
     }
-    support::run_tests(&[
+    let code = support::run_tests(&[
         (
             "defaults_print_with_check_config",
             defaults_print_with_check_config,
@@ -69,7 +69,12 @@ fn main() -> ExitCode {
             "forwarded_headers_are_believed_only_from_listed_peers",
             forwarded_headers_are_believed_only_from_listed_peers,
         ),
-    ])
+    ]);
+    // A failure's files stay for a look; a pass leaves nothing behind.
+    if code == ExitCode::SUCCESS {
+        let _ = fs::remove_dir_all(scratch());
+    }
+    code
 }
 
 // ---- The program under test: an app author's `main` ----
@@ -206,8 +211,13 @@ fn effective(args: &[&str], env: &[(&str, &str)], key: &str) -> String {
         .to_owned()
 }
 
+/// This run's folder for the files its tests write.
+fn scratch() -> PathBuf {
+    std::env::temp_dir().join(format!("rwgi-cli-test-{}", std::process::id()))
+}
+
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rwgi-cli-test-{}", std::process::id()));
+    let dir = scratch();
     fs::create_dir_all(&dir).expect("a temporary directory");
     dir.join(name)
 }
