@@ -273,10 +273,7 @@ fn a_raw_http2_preface_is_answered_with_settings() {
         .threads(1)
         .serve(app())
         .expect("the server starts");
-    let mut stream = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = connect(server.local_addr().unwrap());
     stream
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .unwrap();
@@ -344,10 +341,7 @@ fn the_opening_bytes_must_come_within_the_header_timeout() {
         .serve(app())
         .expect("the server starts");
     for opening in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
-        let mut stream = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let mut stream = connect(server.local_addr().unwrap());
         stream.write_all(opening).unwrap();
         let started = std::time::Instant::now();
         let mut rest = Vec::new();
@@ -389,10 +383,7 @@ fn an_http1_upgrade_still_works_beside_http2() {
         .accesslog("off")
         .serve(app)
         .expect("the server starts");
-    let mut stream = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = connect(server.local_addr().unwrap());
     stream
         .write_all(
             b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nhello",
